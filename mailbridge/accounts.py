@@ -1,0 +1,72 @@
+"""The configured accounts at run time: each with its IMAP connection pool."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from mailbridge.config import AccountConfig, Config
+from mailbridge.errors import ImapError
+from mailbridge.imap import ImapEndpoint, ImapPool
+
+
+@dataclass(frozen=True)
+class AccountHealth:
+    """The outcome of one account's readiness check; ``error`` never holds a secret."""
+
+    account: AccountConfig
+    ok: bool
+    code: str | None = None
+    error: str | None = None
+
+
+def imap_endpoint(account: AccountConfig) -> ImapEndpoint:
+    """Returns the IMAP endpoint of ``account``, its password read now (password_env included).
+
+    Raises ConfigError when password_env names an unset variable.
+    """
+    imap = account.imap
+    return ImapEndpoint(
+        host=imap.host, port=imap.port, security=imap.security, username=imap.username,
+        password=imap.password_value(), timeout=imap.timeout_seconds, tls_verify=imap.tls_verify,
+        ca_file=imap.ca_file, label=account.email,
+    )
+
+
+class Accounts:
+    """Every configured account and its IMAP pool, looked up by id or email address."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._pools: dict[str, ImapPool] = {}
+        for account in config.accounts:
+            self._pools[str(account.id)] = ImapPool(
+                imap_endpoint(account), size=account.pool_size,
+                folder_overrides=account.folders.model_dump(),
+            )
+
+    def __iter__(self) -> Iterator[AccountConfig]:
+        return iter(self.config.accounts)
+
+    def find(self, ref: str) -> AccountConfig | None:
+        """The account whose id or email (case-insensitive) is ``ref``, else None."""
+        return self.config.account(ref)
+
+    def pool(self, account: AccountConfig) -> ImapPool:
+        return self._pools[str(account.id)]
+
+    async def check(self, account: AccountConfig) -> AccountHealth:
+        """Logs in to the account's IMAP server (or reuses a live connection) and says NOOP."""
+        try:
+            await self.pool(account).check()
+        except ImapError as exc:
+            return AccountHealth(account, ok=False, code=exc.code, error=exc.message)
+        return AccountHealth(account, ok=True)
+
+    async def check_all(self) -> list[AccountHealth]:
+        """Checks every account concurrently; returns one AccountHealth per account, in order."""
+        return list(await asyncio.gather(*(self.check(a) for a in self.config.accounts)))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.close() for p in self._pools.values()))

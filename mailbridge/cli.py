@@ -1,0 +1,153 @@
+"""Command line: ``python -m mailbridge serve | check-config | dev``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from mailbridge.config import Config, describe, load_config
+from mailbridge.errors import ConfigError
+
+log = logging.getLogger("mailbridge")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+async def _serve_until_signal(app: web.Application, host: str, port: int,
+                              on_ready: str | None = None) -> None:
+    """Serves ``app`` until SIGINT or SIGTERM, then shuts it down cleanly."""
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        if on_ready:
+            print(on_ready, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mailbridge.api import create_app
+
+    config = load_config(args.config)
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    app = create_app(config)
+    asyncio.run(_serve_until_signal(app, host, port,
+                                    on_ready=f"mailbridge listening on http://{host}:{port}"))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    print(f"{args.file}: OK")
+    print(describe(config))
+    return 0
+
+
+def dev_banner(config: Config, stack: object) -> str:
+    from mailbridge.devstack.stack import DEV_TOKEN, DEV_USERS, DevStack
+
+    assert isinstance(stack, DevStack)
+    p = stack.ports
+    api = f"http://127.0.0.1:{p.api}"
+    users = "\n".join(f"             {email} / {pw}" for email, pw in DEV_USERS.items())
+    accounts = "\n".join(f"             {a.email}  id {a.id}" for a in config.accounts)
+    imaps = f", implicit TLS on {p.imaps}" if p.imaps else ""
+    return f"""
+mailbridge dev stack is up (Ctrl-C stops all of it)
+  API        {api}
+  token      {DEV_TOKEN}   (read, write, send on every account)
+  accounts
+{accounts}
+  IMAP       127.0.0.1:{p.imap} (plain, or STARTTLS with a self-signed certificate{imaps})
+  SMTP       127.0.0.1:{p.smtp} (AUTH PLAIN/LOGIN required; everything is delivered locally,
+             mail to outside addresses lands in catchall@example.test's INBOX)
+  LMTP       127.0.0.1:{p.lmtp}
+  users      (IMAP and SMTP logins; point Thunderbird or mutt here)
+{users}
+  state      {stack.state_dir}   (`make clean-dev` wipes it)
+try:
+  curl -s {api}/readyz
+  curl -s -H 'Authorization: Bearer {DEV_TOKEN}' {api}/api/v1/accounts
+"""
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from mailbridge.api import create_app
+    from mailbridge.devstack.dovecot import DovecotFailed, DovecotMissing
+    from mailbridge.devstack.stack import DevPorts, DevStack, default_state_dir
+
+    stack = DevStack(default_state_dir(), ports=DevPorts.from_env())
+    if args.wipe:
+        stack.wipe()
+        print(f"wiped the dev stack state in {stack.state_dir}")
+        return 0
+    try:
+        # Started from the main thread on purpose: Dovecot is told to end when the thread that
+        # started it ends, which is what guarantees no process is left behind.
+        stack.start()
+    except (DovecotMissing, DovecotFailed) as exc:
+        print(f"mailbridge dev: {exc}", file=sys.stderr)
+        return 1
+    try:
+        config = stack.config()
+        app = create_app(config)
+        asyncio.run(_serve_until_signal(app, "127.0.0.1", stack.ports.api,
+                                        on_ready=dev_banner(config, stack)))
+    finally:
+        stack.stop()
+        print("mailbridge dev stack stopped", flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mailbridge", description=__doc__)
+    parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--config", required=True, help="path to the TOML configuration")
+    serve.add_argument("--host", default=None, help="override [server] host")
+    serve.add_argument("--port", type=int, default=None, help="override [server] port")
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    dev = sub.add_parser("dev", help="run a private Dovecot + dev SMTP server + the API (make run)")
+    dev.add_argument("--wipe", action="store_true",
+                     help="delete the dev stack's state (mail, users, logs) instead (make clean-dev)")
+    dev.set_defaults(func=cmd_dev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        print(f"configuration error:\n{exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result

@@ -1,0 +1,154 @@
+"""mailbridge's errors: one root class, one subclass per condition a caller acts on.
+
+Each class carries the HTTP meaning it has when it reaches the API (``status`` and a machine
+``code``); the API maps errors to responses in one place by walking the class hierarchy, so a
+module raises the most specific class it knows and never builds a response itself. Messages are
+written for the person reading them: they say what happened and, where there is one, what to do.
+They never carry a secret.
+"""
+
+from __future__ import annotations
+
+
+class MailbridgeError(Exception):
+    """Root of every error mailbridge raises on purpose."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(MailbridgeError):
+    """The configuration file is missing, unreadable or invalid.
+
+    The message names the file, the section and the key, e.g.
+    ``config.toml: [[accounts]] #2 (alice@example.test): imap.port: Input should be ...``.
+    """
+
+    code = "config_error"
+
+
+class ImapError(MailbridgeError):
+    """Anything that went wrong talking IMAP to an account's mail server."""
+
+    status = 502
+    code = "imap_error"
+
+    def __init__(self, message: str, *, account: str | None = None) -> None:
+        super().__init__(message)
+        self.account = account
+
+
+class ImapAuthError(ImapError):
+    """The server refused the configured username/password (LOGIN answered NO).
+
+    Retrying will not help; the account's credentials in the configuration must be fixed.
+    """
+
+    code = "imap_auth_failed"
+
+
+class ImapUnavailable(ImapError):
+    """The server could not be reached: connection refused, timed out, or dropped mid-command.
+
+    Raised also when an operation did not finish within its timeout. The connection involved has
+    been discarded; a later operation opens a new one, so retrying later may succeed.
+    """
+
+    status = 503
+    code = "imap_unavailable"
+
+
+class ImapProtocolError(ImapError):
+    """The server answered BAD, or NO to a command that should have worked, or something unparsable."""
+
+    code = "imap_protocol_error"
+
+
+class ImapCapabilityMissing(ImapError):
+    """An operation needs an IMAP extension (e.g. UIDPLUS, CONDSTORE, MOVE) the server lacks."""
+
+    code = "imap_capability_missing"
+
+
+class ImapNotFound(ImapError):
+    """A mailbox or a message (by UID) does not exist on the server."""
+
+    status = 404
+    code = "not_found"
+
+
+class RequestError(MailbridgeError):
+    """The caller's request cannot be served as it stands; ``field`` names the culprit if any."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidInput(RequestError):
+    """A value is malformed: wrong type, bad address, bad base64, a line break in a header...
+
+    Raised with ``status`` 400 for malformed input and 422 for well-formed input that cannot be
+    used (e.g. a draft with no recipient when sending).
+    """
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, *, field: str | None = None, status: int = 400) -> None:
+        super().__init__(message, field=field)
+        self.status = status
+
+
+class HeaderInjection(InvalidInput):
+    """A value that ends up in a mail header contains CR or LF (RFC 5322 header injection)."""
+
+    code = "header_injection"
+
+
+class PayloadTooLarge(RequestError):
+    """The request, a body, an attachment or the recipients exceed a configured limit."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(RequestError):
+    """No bearer token, or one that matches no configured token."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(RequestError):
+    """The token is valid but lacks the scope (read, write, send) the call needs."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(RequestError):
+    """No such draft, message or account (or one the token may not see)."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(RequestError):
+    """The draft changed meanwhile (another update won) or is being sent; retry with fresh data."""
+
+    status = 409
+    code = "conflict"
+
+
+class PreconditionFailed(RequestError):
+    """If-Match named a version of the draft that is no longer current; nothing was changed."""
+
+    status = 412
+    code = "precondition_failed"

@@ -1,0 +1,63 @@
+"""Shared fixtures: one real Dovecot + dev SMTP server per test session.
+
+Tests are isolated by account (a fresh mailbox user each), never by restarting Dovecot. The
+state lives under /var/tmp because Dovecot's unprivileged processes cannot enter pytest's
+0700 tmp folders (see shared/mail-stack-notes.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mailbridge.devstack.stack import DevPorts, DevStack
+from mailbridge.imap import ImapEndpoint
+
+
+@dataclass(frozen=True)
+class MailUser:
+    email: str
+    password: str
+    id: uuid.UUID
+
+
+@pytest.fixture(scope="session")
+def devstack() -> Iterator[DevStack]:
+    root = Path(tempfile.mkdtemp(prefix="mailbridge-test-", dir="/var/tmp"))
+    root.chmod(0o755)
+    stack = DevStack(root / "state", ports=DevPorts.free())
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        stack.wipe()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def user(devstack: DevStack) -> MailUser:
+    """A brand-new mailbox user on the shared Dovecot (its own Drafts, Sent, Trash)."""
+    u = MailUser(email=f"t{uuid.uuid4().hex[:12]}@example.test", password=uuid.uuid4().hex,
+                 id=uuid.uuid4())
+    devstack.add_user(u.email, u.password)
+    return u
+
+
+def make_endpoint(devstack: DevStack, user: MailUser, **kw: object) -> ImapEndpoint:
+    args: dict[str, object] = {"host": "127.0.0.1", "port": devstack.ports.imap, "security": "none",
+                               "username": user.email, "password": user.password, "timeout": 5.0,
+                               "label": user.email}
+    args.update(kw)
+    return ImapEndpoint(**args)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def endpoint(devstack: DevStack, user: MailUser) -> ImapEndpoint:
+    return make_endpoint(devstack, user)

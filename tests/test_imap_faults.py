@@ -1,0 +1,108 @@
+"""The IMAP layer when the server goes away: a private Dovecot that these tests kill and freeze."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailbridge.devstack.dovecot import Dovecot, free_port
+from mailbridge.errors import ImapUnavailable
+from mailbridge.imap import ImapConnection, ImapEndpoint, ImapPool
+
+TIMEOUT = 1.5
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    dv = Dovecot(Path("/var/tmp") / f"mailbridge-faults-{uuid.uuid4().hex[:8]}",
+                 imap_port=free_port(), lmtp_port=free_port(), users={"f@example.test": "pw"})
+    dv.start()
+    try:
+        yield dv
+    finally:
+        dv.resume()
+        dv.kill()
+        dv.wipe()
+
+
+def endpoint_of(dv: Dovecot) -> ImapEndpoint:
+    return ImapEndpoint(host="127.0.0.1", port=dv.imap_port, security="none",
+                        username="f@example.test", password="pw", timeout=TIMEOUT,
+                        label="f@example.test")
+
+
+async def busy(pool: ImapPool, i: int) -> str:
+    """One operation that keeps the server busy for a while: append then read back, repeatedly."""
+    try:
+        for _ in range(1000):
+            async with pool.connection() as conn:
+                await conn.append("Drafts", b"Subject: x\r\n\r\n" + b"y" * 20000 + b"\r\n")
+                await conn.select("Drafts")
+                await conn.uid_search("ALL")
+        return "finished"
+    except ImapUnavailable:
+        return "unavailable"
+
+
+async def test_server_killed_mid_flight_then_back(dovecot: Dovecot) -> None:
+    pool = ImapPool(endpoint_of(dovecot), size=4)
+    await pool.check()
+    tasks = [asyncio.create_task(busy(pool, i)) for i in range(12)]
+    await asyncio.sleep(0.3)  # let them get going
+    killed_at = time.monotonic()
+    dovecot.kill()
+    results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=TIMEOUT * 3)
+    took = time.monotonic() - killed_at
+    assert results == ["unavailable"] * 12
+    assert took < TIMEOUT * 2, f"failing took {took:.2f}s"
+    # while down: fails fast, does not hang
+    with pytest.raises(ImapUnavailable):
+        await pool.check()
+    dovecot.start()
+    # back: the very next operation succeeds on the same pool, no restart of anything
+    async with pool.connection() as conn:
+        info = await conn.select("Drafts")
+        assert info.exists > 0
+    await pool.close()
+
+
+async def test_server_frozen_each_operation_times_out(dovecot: Dovecot) -> None:
+    pool = ImapPool(endpoint_of(dovecot), size=2)
+    await pool.check()
+    dovecot.pause()
+    try:
+        async def one(i: int) -> float:
+            started = time.monotonic()
+            with pytest.raises(ImapUnavailable):
+                async with pool.connection() as conn:
+                    await conn.select("INBOX", force=True)
+            return time.monotonic() - started
+
+        durations = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(6))),
+                                           timeout=TIMEOUT * 4)
+        # the two in-flight ones time out; the queued ones give up waiting or connecting
+        assert max(durations) < TIMEOUT * 2.5, durations
+    finally:
+        dovecot.resume()
+    async with pool.connection() as conn:
+        assert (await conn.select("INBOX")).exists == 0
+    await pool.close()
+
+
+async def test_idle_connection_dropped_is_replaced(dovecot: Dovecot) -> None:
+    pool = ImapPool(endpoint_of(dovecot), size=1)
+    await pool.check()
+    dovecot.kill()
+    dovecot.start()
+    await asyncio.sleep(0.05)
+    # the idle connection died with the old server; run() notices and uses a new one
+    async def op(conn: ImapConnection) -> int:
+        return (await conn.select("Drafts")).exists
+
+    assert await pool.run(op) == 0
+    await pool.close()
