@@ -22,6 +22,7 @@ from mailbridge.errors import (
     ImapUnavailable,
 )
 from mailbridge.imap import ImapConnection, ImapEndpoint, ImapPool
+from mailbridge.imap.responses import parse_fetch
 
 
 def message(token: str, body: str | None = None, subject: str | None = None) -> bytes:
@@ -96,15 +97,20 @@ async def test_append_fetch_search_store_expunge(endpoint: ImapEndpoint) -> None
         assert esearch.uids == (appended.uid,) and esearch.count == 1
         # conditional STORE (RFC 7162): a stale modseq changes nothing and reports MODIFIED
         await conn.uid_store([appended.uid], "+FLAGS.SILENT", ["$Seen1"])
-        modified = await conn.uid_store([appended.uid], "+FLAGS.SILENT", ["\\Deleted"],
-                                        unchangedsince=item.modseq)
-        assert modified == (appended.uid,)
+        stale = await conn.uid_store([appended.uid], "+FLAGS", ["\\Deleted"],
+                                     unchangedsince=item.modseq)
+        assert stale.modified == (appended.uid,) and stale.changed == ()
         fresh = (await conn.uid_fetch([appended.uid], "(UID FLAGS MODSEQ)"))[0]
         assert fresh.flags is not None and "\\Deleted" not in fresh.flags
-        assert await conn.uid_store([appended.uid], "+FLAGS.SILENT", ["\\Deleted"],
-                                    unchangedsince=fresh.modseq) == ()
+        done = await conn.uid_store([appended.uid], "+FLAGS", ["\\Deleted"],
+                                    unchangedsince=fresh.modseq)
+        assert done.modified == () and done.changed == (appended.uid,)
         await conn.uid_expunge([appended.uid])
         assert (await conn.uid_search("ALL")).uids == ()
+        # a STORE on a UID that is gone changes nothing and says so by silence
+        gone = await conn.uid_store([appended.uid], "+FLAGS", ["\\Deleted"],
+                                    unchangedsince=fresh.modseq)
+        assert gone.modified == () and gone.changed == ()
     await pool.close()
 
 
@@ -244,6 +250,14 @@ async def test_fetch_over_5000_messages(devstack: DevStack, user: MailUser,
         assert all(it.flags is not None and "\\Seen" in it.flags for it in items)
         plain = await conn.uid_search("ALL")
         assert plain.uids == uids
+        # one single FETCH answering 5,000 messages x 2 literals: aioimaplib's own line handler
+        # recursed per line and hung here; the connection's protocol handles it in a loop
+        lines = await conn.command("FETCH", f"{uids[0]}:{uids[-1]}",
+                                   "(UID BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[TEXT])",
+                                   prefix="UID")
+        whole = parse_fetch(lines)
+        assert len(whole) == 5000
+        assert all(it.sections["TEXT"].startswith(b"body of bulk") for it in whole)
     await pool.close()
 
 

@@ -4,7 +4,7 @@ Only :mod:`mailbridge.imap.connection` imports aioimaplib; the rest of mailbridg
 package exports.
 """
 
-from mailbridge.imap.connection import FETCH_CHUNK, ImapConnection, ImapEndpoint
+from mailbridge.imap.connection import FETCH_CHUNK, ImapConnection, ImapEndpoint, StoreResult
 from mailbridge.imap.folders import SpecialFolders, discover
 from mailbridge.imap.pool import ImapPool
 from mailbridge.imap.responses import (
@@ -29,6 +29,7 @@ __all__ = [
     "SearchResult",
     "SelectInfo",
     "SpecialFolders",
+    "StoreResult",
     "discover",
     "uid_set",
 ]

@@ -72,9 +72,46 @@ aioimaplib.Commands.setdefault(
 
 
 class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
-    """aioimaplib's protocol with one repair: its ``_untagged_response`` removed *every* ``* ``
-    from an untagged line, also inside quoted strings (a filename "a * b" arrived as "a b").
-    This copy of that method (aioimaplib 2.0.3, GPL-3.0) removes only the leading prefix."""
+    """aioimaplib's protocol with two repairs (methods copied from aioimaplib 2.0.3, GPL-3.0):
+
+    - ``_handle_responses`` recursed once per reply line of a network read, so a read holding
+      about 1,000 lines raised RecursionError inside the event loop and the command hung; it
+      also copied the rest of the buffer for every line. Here it is the same state machine as
+      a loop over a memoryview.
+    - ``_untagged_response`` removed *every* ``* `` from an untagged line, also inside quoted
+      strings (a filename "a * b" arrived as "a b"); here only the leading prefix goes.
+    """
+
+    def _handle_responses(self, data: bytes, line_handler: Any, current_cmd: Any = None) -> None:
+        pos = 0
+        while True:
+            if pos >= len(data):
+                if self.pending_sync_command is not None:
+                    self.pending_sync_command.flush()
+                if current_cmd is not None and current_cmd.wait_data():
+                    raise aioimaplib.IncompleteRead(current_cmd)
+                return
+            if current_cmd is not None and current_cmd.wait_literal_data():
+                rest = current_cmd.append_literal_data(memoryview(data)[pos:])
+                pos = len(data) - len(rest)
+                if current_cmd.wait_literal_data():
+                    raise aioimaplib.IncompleteRead(current_cmd)
+            end = data.find(b"\r\n", pos)
+            if end < 0:
+                raise aioimaplib.IncompleteRead(current_cmd, data[pos:])
+            line = data[pos:end]
+            pos = end + 2
+            cmd = line_handler(line, current_cmd)
+            literal = aioimaplib.literal_data_re.match(line)
+            if literal:
+                if cmd is None:
+                    cmd = aioimaplib.Command("NIL", "unused")
+                cmd.begin_literal_data(int(literal.group("size")))
+                current_cmd = cmd
+            elif cmd is not None and cmd.wait_data():
+                current_cmd = cmd
+            else:
+                current_cmd = None
 
     def _untagged_response(self, line: bytes) -> Any:
         if line.startswith(b"* "):
@@ -106,8 +143,9 @@ class _Client(aioimaplib.IMAP4):  # type: ignore[misc]
             local_loop.create_connection(lambda: self.protocol, host, port, ssl=ssl_context))
 
 
-FETCH_CHUNK = 200
-"""UIDs per FETCH/STORE command: aioimaplib hits RecursionError near 1,000 reply lines."""
+FETCH_CHUNK = 500
+"""UIDs per FETCH/STORE command: bounds the size and duration of one reply (and the time the
+connection is held), not a library limit any more (see _Protocol)."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -135,6 +173,14 @@ class ImapEndpoint:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         return ctx
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """What a UID STORE did: ``modified`` = refused by UNCHANGEDSINCE, ``changed`` = confirmed."""
+
+    modified: tuple[int, ...]
+    changed: tuple[int, ...]
 
 
 class ImapConnection:
@@ -293,10 +339,10 @@ class ImapConnection:
             raise ImapUnavailable(f"IMAP connection to {self._where()} is closed",
                                   account=self.endpoint.label)
         proto = self._client.protocol
-        cls = aioimaplib.FetchCommand if name == "FETCH" else aioimaplib.Command
-        kwargs: dict[str, Any] = {"prefix": prefix, "untagged_resp_name": untagged, "loop": proto.loop}
-        cmd = cls(proto.new_tag(), *args, **kwargs) if cls is aioimaplib.FetchCommand \
-            else cls(name, proto.new_tag(), *args, **kwargs)
+        # A plain Command also for FETCH: aioimaplib's FetchCommand decides where a reply ends by
+        # counting parentheses, which a quoted "(" in a subject or filename throws off.
+        cmd = aioimaplib.Command(name, proto.new_tag(), *args, prefix=prefix,
+                                 untagged_resp_name=untagged, loop=proto.loop)
         what = f"{prefix} {name}".strip()
         async with self._lock:
             response = await self._race(proto.execute(cmd), what, timeout)
@@ -497,14 +543,16 @@ class ImapConnection:
         return result
 
     async def uid_store(self, uids: Iterable[int], action: str, flags: Iterable[str], *,
-                        unchangedsince: int | None = None) -> tuple[int, ...]:
-        """UID STORE ``action`` (``+FLAGS.SILENT``, ``-FLAGS.SILENT``, ``FLAGS.SILENT``...) ``flags``.
+                        unchangedsince: int | None = None) -> StoreResult:
+        """UID STORE ``action`` (``+FLAGS``, ``-FLAGS``, ``FLAGS``, with or without ``.SILENT``).
 
         With ``unchangedsince`` (RFC 7162 conditional STORE) messages whose MODSEQ is higher are
-        left alone. Returns the UIDs the server reported as MODIFIED (not changed), else ().
+        left alone and reported in ``modified``. ``changed`` lists the UIDs the server answered
+        a FETCH for (only without ``.SILENT``): a UID in neither no longer exists.
         """
         wanted = sorted(set(uids))
         modified: list[int] = []
+        changed: list[int] = []
         for i in range(0, len(wanted), FETCH_CHUNK):
             chunk = wanted[i:i + FETCH_CHUNK]
             args = [uid_set(chunk)]
@@ -514,7 +562,9 @@ class ImapConnection:
             args += [action, "(" + " ".join(flags) + ")"]
             lines = await self.command("STORE", *args, prefix="UID", untagged="FETCH")
             modified.extend(parse_modified(lines))
-        return tuple(modified)
+            keep = set(chunk)
+            changed.extend(it.uid for it in parse_fetch(lines) if it.uid in keep)
+        return StoreResult(modified=tuple(modified), changed=tuple(sorted(set(changed))))
 
     async def uid_expunge(self, uids: Iterable[int]) -> None:
         """UID EXPUNGE (RFC 4315): removes only these \\Deleted messages. Needs UIDPLUS."""

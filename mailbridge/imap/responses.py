@@ -19,8 +19,9 @@ one place where those ``lines`` are read. Their shape, as captured from Dovecot 
 - The last element is the text of the tagged status line (``b'[APPENDUID 17 5] Append
   completed.'``); the parsers read response codes from it and never parse it as data.
 
-aioimaplib also deletes every ``* `` from the first line of each untagged reply, including inside
-quoted strings (a mailbox ``"a * b"`` arrives as ``"a b"``); no parser can undo that.
+Stock aioimaplib also deletes every ``* `` from the first line of each untagged reply, including
+inside quoted strings (a mailbox ``"a * b"`` arrives as ``"a b"``); no parser can undo that, so
+:mod:`mailbridge.imap.connection` runs a protocol subclass that removes only the prefix.
 
 Every parser raises :class:`mailbridge.errors.ImapProtocolError` on input it cannot read, with a
 short description that never quotes the payload.
