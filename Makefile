@@ -14,6 +14,10 @@ run: deps
 test: deps
 	$(PY) -m pytest
 
+# Benchmarks against a fresh dev stack (mail on tmpfs where possible); prints figures + JSON.
+bench: deps
+	$(PY) -m bench
+
 lint: deps
 	$(PY) -m ruff check mailbridge tests
 	$(PY) -m mypy

@@ -152,3 +152,76 @@ class PreconditionFailed(RequestError):
 
     status = 412
     code = "precondition_failed"
+
+
+class SmtpError(MailbridgeError):
+    """Anything that went wrong submitting a message over SMTP (RFC 5321, RFC 6409).
+
+    ``reply_code`` and ``reply`` are the server's reply (code and text) when there was one, else
+    None and ``""`` (connection refused, timeout, TLS failure). The message quotes the reply and
+    says whether anything may have been delivered; it never contains the password.
+    """
+
+    status = 502
+    code = "smtp_error"
+
+    def __init__(
+        self, message: str, *, reply_code: int | None = None, reply: str = "", account: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reply_code = reply_code
+        self.reply = reply
+        self.account = account
+
+
+class SmtpRejected(SmtpError):
+    """The server refused the message for good: a 5xx reply to MAIL FROM, RCPT TO (every
+    recipient) or DATA. Nothing was delivered; sending it again unchanged will fail again.
+
+    Raised also when the message cannot be submitted to this server at all (a non-ASCII address
+    and no SMTPUTF8). When only some recipients are refused, nothing is raised: the send result
+    lists them, because the others did get the message.
+    """
+
+    code = "smtp_rejected"
+
+
+class SmtpTemporaryFailure(SmtpError):
+    """The server answered 4xx (try again later) to MAIL FROM, RCPT TO, DATA or AUTH.
+
+    Nothing was delivered, so sending again later is safe.
+    """
+
+    status = 503
+    code = "smtp_temporary_failure"
+
+
+class SmtpUnavailable(SmtpError):
+    """The message could not be handed over: connection refused or dropped, timeout, TLS failure
+    (untrusted certificate, STARTTLS configured but not offered), a greeting other than 220 — all
+    before the end of the message data was sent. Nothing was delivered; retrying later is safe.
+    """
+
+    status = 503
+    code = "smtp_unavailable"
+
+
+class SmtpAuthFailed(SmtpError):
+    """The server refused the configured username/password (e.g. 535), requires AUTH that is not
+    configured (530), or offers no AUTH mechanism mailbridge can use on this connection.
+
+    Retrying will not help; the account's SMTP settings must be fixed.
+    """
+
+    code = "smtp_auth_failed"
+
+
+class SmtpOutcomeUnknown(SmtpError):
+    """The whole message was sent, then the connection dropped or timed out before the server's
+    final reply to DATA: the server may or may not have accepted (and delivered) it.
+
+    Do NOT retry automatically — that may deliver the message twice. Check the recipients' side
+    (or the Sent folder) or ask the user.
+    """
+
+    code = "smtp_outcome_unknown"

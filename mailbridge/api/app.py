@@ -3,38 +3,83 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from mailbridge.accounts import Accounts
-from mailbridge.api import health
-from mailbridge.api.keys import ACCOUNTS, CONFIG
+from mailbridge.api import exante, health, jasni
+from mailbridge.api.keys import ACCOUNTS, AUTH, CONFIG, DRAFTS
+from mailbridge.api.schemas import ExanteError, ExanteErrorBody, JasniError
+from mailbridge.auth import Authenticator
 from mailbridge.config import Config
-from mailbridge.errors import MailbridgeError
+from mailbridge.drafts import DraftService
+from mailbridge.errors import MailbridgeError, RequestError, Unauthorized
 
 log = logging.getLogger("mailbridge.api")
+
+WWW_AUTHENTICATE = 'Bearer realm="mailbridge"'
+
+# Machine codes for the errors aiohttp itself raises (no route, wrong method, body too large...).
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 406: "not_acceptable", 408: "request_timeout",
+               411: "length_required", 413: "payload_too_large", 414: "uri_too_long",
+               415: "unsupported_media_type", 431: "headers_too_large", 501: "not_implemented"}
+
+
+def _in(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def error_response(path: str, status: int, code: str, message: str, field: str | None = None,
+                   headers: Mapping[str, str] | None = None) -> web.Response:
+    """An error in the shape of the dialect ``path`` belongs to.
+
+    ``/api/v1``: ``{"success": false, "error", "code"}`` (+ ``field`` when known); everything
+    else (``/api/email`` and the rest): ``{"error": {"code", "message", "field"}}``.
+    """
+    if _in(path, jasni.PREFIX):
+        body = JasniError(error=message, code=code, field=field).model_dump(
+            mode="json", by_alias=True, exclude_none=True)
+    else:
+        body = ExanteError(error=ExanteErrorBody(code=code, message=message, field=field)
+                           ).model_dump(mode="json")
+    return web.json_response(body, status=status, headers=headers)
 
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turns a MailbridgeError into a JSON error with the status its class names.
+    """Turns every error into a JSON error in the shape of the request's dialect.
 
-    Anything else becomes a 500 whose body says nothing about the cause (the log has it).
+    A MailbridgeError gets the status and code its class names (401 adds WWW-Authenticate);
+    aiohttp's own HTTP errors (no such route, method not allowed, request too large) keep their
+    status and headers. Anything else becomes a 500 whose body says nothing about the cause (the
+    log has it).
     """
+    path = request.path
     try:
         return await handler(request)
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items()
+                   if k.lower() not in ("content-type", "content-length")}
+        if isinstance(exc, web.HTTPRequestEntityTooLarge):
+            message = "the request body is larger than this service accepts"
+        else:
+            message = exc.reason
+        return error_response(path, exc.status, _HTTP_CODES.get(exc.status, "http_error"),
+                              message, headers=headers)
     except MailbridgeError as exc:
-        return web.json_response({"error": {"code": exc.code, "message": exc.message}},
-                                 status=exc.status)
+        field = exc.field if isinstance(exc, RequestError) else None
+        challenge = {"WWW-Authenticate": WWW_AUTHENTICATE} if isinstance(exc, Unauthorized) else None
+        if exc.status >= 500:
+            log.warning("%s %s: %s: %s", request.method, path, exc.code, exc.message)
+        return error_response(path, exc.status, exc.code, exc.message, field, challenge)
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return web.json_response({"error": {"code": "internal_error",
-                                            "message": "internal error; see the service log"}},
-                                 status=500)
+        log.exception("unhandled error on %s %s", request.method, path)
+        return error_response(path, 500, "internal_error", "internal error; see the service log")
 
 
 def create_app(config: Config) -> web.Application:
@@ -46,6 +91,8 @@ def create_app(config: Config) -> web.Application:
                           client_max_size=config.server.limits.max_request_bytes)
     app[CONFIG] = config
     app[ACCOUNTS] = Accounts(config)
+    app[DRAFTS] = DraftService(app[ACCOUNTS])
+    app[AUTH] = Authenticator(config)
 
     async def close_pools(app: web.Application) -> AsyncIterator[None]:
         yield
@@ -53,4 +100,6 @@ def create_app(config: Config) -> web.Application:
 
     app.cleanup_ctx.append(close_pools)
     health.add_routes(app)
+    jasni.add_routes(app)
+    exante.add_routes(app)
     return app

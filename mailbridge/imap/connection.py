@@ -177,7 +177,8 @@ class ImapEndpoint:
 
 @dataclass(frozen=True)
 class StoreResult:
-    """What a UID STORE did: ``modified`` = refused by UNCHANGEDSINCE, ``changed`` = confirmed."""
+    """What a UID STORE did: ``modified`` = refused by UNCHANGEDSINCE (RFC 7162), ``changed`` =
+    UIDs a FETCH was answered for (see ImapConnection.uid_store)."""
 
     modified: tuple[int, ...]
     changed: tuple[int, ...]
@@ -445,13 +446,19 @@ class ImapConnection:
         lines = await self.command("STATUS", mailbox_arg(name), f"({' '.join(items)})")
         return parse_status(lines)
 
-    async def select(self, name: str, *, force: bool = False) -> SelectInfo:
+    async def select(self, name: str, *, force: bool = False, sync: bool = True) -> SelectInfo:
         """SELECT ``name`` (with CONDSTORE when the server has it) unless it is selected already.
 
+        When it is, and ``sync`` is true, sends NOOP instead: Dovecot brings a session's view
+        of the mailbox up to date with other sessions' changes (new messages, flags, expunges)
+        only between commands, and a SEARCH runs on that view, so an operation that starts on a
+        pooled connection must sync first or it may miss what another connection just did.
         Returns the mailbox's SelectInfo (UIDVALIDITY, EXISTS, HIGHESTMODSEQ...). Raises
         ImapNotFound when the mailbox does not exist.
         """
         if self.selected == name and self.select_info is not None and not force:
+            if sync:
+                await self.noop()
             return self.select_info
         self.selected = None
         self.select_info = None
@@ -548,7 +555,9 @@ class ImapConnection:
 
         With ``unchangedsince`` (RFC 7162 conditional STORE) messages whose MODSEQ is higher are
         left alone and reported in ``modified``. ``changed`` lists the UIDs the server answered
-        a FETCH for (only without ``.SILENT``): a UID in neither no longer exists.
+        a FETCH for (only without ``.SILENT``); that may include unsolicited FETCHes reporting
+        other sessions' changes, so a UID in ``modified`` was not changed whatever ``changed``
+        says, and a UID in neither no longer exists.
         """
         wanted = sorted(set(uids))
         modified: list[int] = []

@@ -126,17 +126,28 @@ class ImapPool:
 
         await self.run(noop)
 
-    async def folders(self, *, refresh: bool = False) -> SpecialFolders:
-        """The account's Drafts/Sent/Trash names, discovered once (LIST) and then cached."""
+    async def folders(self, *, refresh: bool = False,
+                      conn: ImapConnection | None = None) -> SpecialFolders:
+        """The account's Drafts/Sent/Trash names, discovered once (LIST) and then cached.
+
+        Pass ``conn`` when calling with a pooled connection in hand: discovery then runs on it
+        instead of waiting for another connection of the same pool (which, with every
+        connection held by such callers, would never come).
+        """
+        if self._folders is not None and not refresh:
+            return self._folders
         async with self._folders_lock:
             if self._folders is None or refresh:
-                mailboxes = await self.run(lambda c: c.list_mailboxes())
+                if conn is not None:
+                    mailboxes = await conn.list_mailboxes()
+                else:
+                    mailboxes = await self.run(lambda c: c.list_mailboxes())
                 self._folders = discover(mailboxes, self.folder_overrides)
             return self._folders
 
-    async def folder(self, role: str) -> str:
+    async def folder(self, role: str, conn: ImapConnection | None = None) -> str:
         """The name of the ``role`` folder (drafts, sent, trash); ImapNotFound when it has none."""
-        name = (await self.folders()).get(role)
+        name = (await self.folders(conn=conn)).get(role)
         if name is None:
             raise ImapNotFound(f"the account {self.label} has no {role} folder (none is marked "
                                f"\\{role.capitalize()} and none has a usual name); set "

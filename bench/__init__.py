@@ -1,0 +1,1 @@
+"""mailbridge benchmarks (`make bench`): figures measured against baselines in the same run."""

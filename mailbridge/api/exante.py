@@ -1,0 +1,202 @@
+"""Dialect 2 (Exante style) under ``/api/email``: snake_case, no envelope.
+
+Errors are ``{"error": {"code", "message", "field"}}`` (rendered by the error middleware of
+:mod:`mailbridge.api.app`). ``uid`` is always the draft's stable UUID. A draft is found in
+whichever account of the token holds it; ``?from_account_id=`` narrows the search to one account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+
+from mailbridge.api.common import (
+    EXANTE_NAMES,
+    DraftInput,
+    NotAvailableYet,
+    RawAttachment,
+    authorize,
+    draft_changes,
+    draft_content,
+    format_address,
+    idempotency_key,
+    if_match,
+    limits_of,
+    parse_draft_id,
+    query_cursor,
+    query_limit,
+    query_text,
+    read_json_object,
+    resolve_account,
+    validate_body,
+    with_etag,
+)
+from mailbridge.api.keys import DRAFTS
+from mailbridge.api.schemas import ExanteAttachmentOut, ExanteDraft, ExanteDraftList, ExanteDraftUpsert
+from mailbridge.auth import Principal
+from mailbridge.drafts import DraftQuery, DraftService, StoredMessage
+from mailbridge.errors import InvalidInput, NotFound
+from mailbridge.model import Status
+
+PREFIX = "/api/email"
+
+# wire name -> DraftContent field
+_CONTENT_FIELDS = {"to": "to", "cc": "cc", "bcc": "bcc", "subject": "subject",
+                   "body_text": "text", "body_html": "html", "attachments": "attachments",
+                   "context_type": "context_type", "context_id": "context_id",
+                   "planned_send_at": "planned_send_at"}
+
+
+def message_id(value: str | None) -> str | None:
+    if not value:
+        return None
+    bare = value.strip().strip("<>")
+    return f"<{bare}>" if bare else None
+
+
+def render_draft(m: StoredMessage) -> ExanteDraft:
+    c = m.content
+    return ExanteDraft(
+        uid=m.id, from_account_id=m.account.id, from_email=m.account.email,
+        to=[format_address(a) for a in c.to], cc=[format_address(a) for a in c.cc],
+        bcc=[format_address(a) for a in c.bcc],
+        subject=c.subject, body_text=c.text, body_html=c.html,
+        attachments=[ExanteAttachmentOut(filename=a.filename, content_type=a.content_type,
+                                         size=a.size) for a in m.attachments],
+        context_type=c.context_type, context_id=c.context_id,
+        planned_send_at=c.planned_send_at, status=m.status, last_error=m.last_error,
+        message_id=message_id(m.parsed.message_id), created_at=m.created_at,
+        updated_at=m.updated_at,
+    )
+
+
+def record(m: StoredMessage, status: int = 200) -> web.Response:
+    body = render_draft(m).model_dump(mode="json")
+    return with_etag(web.json_response(body, status=status), m)
+
+
+def _input(body: ExanteDraftUpsert) -> DraftInput:
+    values: dict[str, Any] = {}
+    for wire, name in _CONTENT_FIELDS.items():
+        if wire in body.model_fields_set:
+            values[name] = getattr(body, wire)
+    if body.attachments is not None:
+        values["attachments"] = [RawAttachment(a.filename, a.content_type, a.data_base64)
+                                 for a in body.attachments]
+    return DraftInput(values, EXANTE_NAMES)
+
+
+async def find_draft(drafts: DraftService, principal: Principal, ref: UUID,
+                     hint: str | None) -> StoredMessage:
+    """The draft ``ref`` in the account ``hint`` names, else in whichever of the token's accounts
+    holds it (asked concurrently).
+
+    NotFound when none does; when none does and an account could not be asked, that account's
+    error (e.g. ImapUnavailable), since the draft may be there.
+    """
+    if hint is not None or len(principal.accounts) == 1:
+        account = resolve_account(principal, hint, "from_account_id")
+        return await drafts.get(account, ref)
+    results = await asyncio.gather(*(drafts.get(a, ref) for a in principal.accounts),
+                                   return_exceptions=True)
+    failure: BaseException | None = None
+    for result in results:
+        if isinstance(result, StoredMessage):
+            return result
+        if not isinstance(result, NotFound):
+            failure = failure or result
+    if failure is not None:
+        raise failure
+    raise NotFound(f"no draft {ref}", field="uid")
+
+
+def _path_ref(request: web.Request) -> UUID:
+    return parse_draft_id(request.match_info["uid"])
+
+
+async def upsert_draft(request: web.Request) -> web.Response:
+    """POST /api/email/drafts: without ``uid`` create (201), with ``uid`` update the fields given
+    (200); the draft record either way, with its ETag.
+
+    Create honours Idempotency-Key (a retry returns the first draft, again 201); update honours
+    If-Match (412 when stale, nothing changed). A draft cannot move to another account.
+    """
+    principal = authorize(request, "write")
+    body = validate_body(ExanteDraftUpsert, await read_json_object(request))
+    drafts = request.app[DRAFTS]
+    if body.uid is None:
+        account = resolve_account(principal, body.from_account_id, "from_account_id")
+        key = idempotency_key(request, principal)
+        content = draft_content(_input(body), limits_of(request))
+        draft, _created = await drafts.create(account, content, idempotency_key=key)
+        return record(draft, status=201)
+    changes = draft_changes(_input(body), limits_of(request))
+    current = await find_draft(drafts, principal, body.uid, None)
+    if body.from_account_id is not None:
+        wanted = resolve_account(principal, body.from_account_id, "from_account_id")
+        if wanted.id != current.account.id:
+            raise InvalidInput("a draft cannot move to another account; create a new draft "
+                               "there and delete this one", field="from_account_id", status=422)
+    draft = await drafts.replace(current.account, body.uid, changes, if_match=if_match(request))
+    return record(draft)
+
+
+async def get_draft(request: web.Request) -> web.Response:
+    """GET /api/email/drafts/{uid} -> the draft record (ETag)."""
+    principal = authorize(request, "read")
+    ref = _path_ref(request)
+    draft = await find_draft(request.app[DRAFTS], principal, ref,
+                             query_text(request, "from_account_id"))
+    return record(draft)
+
+
+async def list_drafts(request: web.Request) -> web.Response:
+    """GET /api/email/drafts?from_account_id=&context_type=&context_id=&status=&limit=&cursor=
+    -> {items, next_cursor}, newest first; ``next_cursor`` null on the last page."""
+    principal = authorize(request, "read")
+    account = resolve_account(principal, query_text(request, "from_account_id"),
+                              "from_account_id")
+    status_text = query_text(request, "status")
+    try:
+        status = Status(status_text) if status_text is not None else None
+    except ValueError:
+        raise InvalidInput(f"status must be one of: {', '.join(s.value for s in Status)}",
+                           field="status") from None
+    query = DraftQuery(limit=query_limit(request), cursor=query_cursor(request),
+                       context_type=query_text(request, "context_type"),
+                       context_id=query_text(request, "context_id"), status=status)
+    page = await request.app[DRAFTS].list(account, query)
+    body = ExanteDraftList(items=[render_draft(m) for m in page.items],
+                           next_cursor=page.next_cursor)
+    return web.json_response(body.model_dump(mode="json"))
+
+
+async def delete_draft(request: web.Request) -> web.Response:
+    """DELETE /api/email/drafts/{uid} -> 204; If-Match honoured."""
+    principal = authorize(request, "write")
+    ref = _path_ref(request)
+    drafts = request.app[DRAFTS]
+    current = await find_draft(drafts, principal, ref, query_text(request, "from_account_id"))
+    await drafts.delete(current.account, ref, if_match=if_match(request))
+    return web.Response(status=204)
+
+
+async def send_draft(request: web.Request) -> web.Response:
+    """POST /api/email/drafts/{uid}/send: not served yet (501)."""
+    authorize(request, "send")
+    raise NotAvailableYet("sending is not available yet")
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post(f"{PREFIX}/drafts", upsert_draft)
+    r.add_get(f"{PREFIX}/drafts", list_drafts)
+    r.add_get(f"{PREFIX}/drafts/{{uid}}", get_draft)
+    r.add_delete(f"{PREFIX}/drafts/{{uid}}", delete_draft)
+    r.add_post(f"{PREFIX}/drafts/{{uid}}/send", send_draft)
+
+
+__all__ = ["PREFIX", "add_routes", "find_draft", "render_draft"]

@@ -1,0 +1,283 @@
+"""Dialect 1 (Jasni style) under ``/api/v1``: envelope ``{"success": true, "data": ...}``, camelCase.
+
+Each handler adapts: authenticate, parse the request (:mod:`mailbridge.api.common`), one
+DraftService call, render. Errors are rendered by the error middleware of
+:mod:`mailbridge.api.app` as ``{"success": false, "error", "code", "field"}``.
+
+``{uid}`` in a path is the integer IMAP UID of the message holding the draft (it changes on every
+update; the old one then answers 404); the draft's stable UUID is accepted too. ``account`` (the
+account's email address or id) may be omitted when the token may use exactly one account.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from mailbridge.api.common import (
+    JASNI_NAMES,
+    DraftInput,
+    NotAvailableYet,
+    RawAttachment,
+    authorize,
+    draft_changes,
+    draft_content,
+    idempotency_key,
+    if_match,
+    limits_of,
+    parse_ref,
+    parse_uid,
+    query_folder,
+    query_limit,
+    query_text,
+    read_json_object,
+    resolve_account,
+    validate_body,
+    with_etag,
+)
+from mailbridge.api.keys import ACCOUNTS, DRAFTS
+from mailbridge.api.schemas import (
+    JasniAccount,
+    JasniAccountList,
+    JasniAddress,
+    JasniAttachmentOut,
+    JasniDraft,
+    JasniDraftCreate,
+    JasniDraftData,
+    JasniDraftDeleted,
+    JasniDraftList,
+    JasniDraftSaved,
+    JasniDraftSummary,
+    JasniDraftUpdate,
+    JasniEmail,
+    JasniEmailData,
+    JasniEmailList,
+    JasniEmailSummary,
+)
+from mailbridge.auth import Principal
+from mailbridge.config import AccountConfig
+from mailbridge.drafts import DraftQuery, StoredMessage
+from mailbridge.errors import ImapNotFound
+from mailbridge.model import Address
+
+PREFIX = "/api/v1"
+
+_CONTENT_FIELDS = ("to", "cc", "bcc", "subject", "text", "html", "attachments", "in_reply_to",
+                   "references", "context_type", "context_id", "planned_send_at")
+
+
+# ----------------------------------------------------------------------------- rendering
+
+def ok(data: BaseModel, status: int = 200) -> web.Response:
+    """The success envelope (:class:`~mailbridge.api.schemas.JasniOk`) around ``data``."""
+    body = {"success": True, "data": data.model_dump(mode="json", by_alias=True)}
+    return web.json_response(body, status=status)
+
+
+def message_id(value: str | None) -> str | None:
+    """A Message-ID as it appears in the header: ``<id>``."""
+    if not value:
+        return None
+    bare = value.strip().strip("<>")
+    return f"<{bare}>" if bare else None
+
+
+def _address(a: Address) -> JasniAddress:
+    return JasniAddress(address=a.email, name=a.name or None)
+
+
+def _summary(m: StoredMessage) -> dict[str, Any]:
+    c = m.content
+    return {
+        "uid": m.uid, "message_id": message_id(m.parsed.message_id),
+        "from_": _address(m.parsed.sender) if m.parsed.sender is not None else None,
+        "to": [_address(a) for a in c.to], "subject": c.subject,
+        "date": m.parsed.date or m.internaldate, "seen": m.seen,
+        "has_attachments": m.has_attachments, "snippet": m.snippet, "flags": list(m.flags),
+    }
+
+
+def _full(m: StoredMessage, *, with_bcc: bool) -> dict[str, Any]:
+    c = m.content
+    return {
+        **_summary(m), "cc": [_address(a) for a in c.cc],
+        "bcc": [_address(a) for a in c.bcc] if with_bcc else None,
+        "text": c.text, "html": c.html,
+        "attachments": [JasniAttachmentOut(filename=a.filename, content_type=a.content_type,
+                                           size=a.size) for a in m.attachments],
+        "in_reply_to": message_id(c.in_reply_to),
+        "references": " ".join(filter(None, map(message_id, c.references))) or None,
+    }
+
+
+def _draft_extra(m: StoredMessage) -> dict[str, Any]:
+    c = m.content
+    return {"id": m.id, "status": m.status, "context_type": c.context_type,
+            "context_id": c.context_id, "planned_send_at": c.planned_send_at}
+
+
+def render_draft_summary(m: StoredMessage) -> JasniDraftSummary:
+    return JasniDraftSummary(**_summary(m), **_draft_extra(m), text=m.content.text,
+                             html=m.content.html)
+
+
+def render_draft(m: StoredMessage) -> JasniDraft:
+    return JasniDraft(**_full(m, with_bcc=True), **_draft_extra(m))
+
+
+def render_email_summary(m: StoredMessage) -> JasniEmailSummary:
+    return JasniEmailSummary(**_summary(m))
+
+
+def render_email(m: StoredMessage, *, with_bcc: bool) -> JasniEmail:
+    return JasniEmail(**_full(m, with_bcc=with_bcc))
+
+
+def _input(body: JasniDraftCreate | JasniDraftUpdate) -> DraftInput:
+    values: dict[str, Any] = {}
+    for name in _CONTENT_FIELDS:
+        if name in body.model_fields_set:
+            values[name] = getattr(body, name)
+    if body.attachments is not None:
+        values["attachments"] = [RawAttachment(a.filename, a.content_type, a.content)
+                                 for a in body.attachments]
+    return DraftInput(values, JASNI_NAMES)
+
+
+def _account(principal: Principal, ref: str | None) -> AccountConfig:
+    return resolve_account(principal, ref, "account")
+
+
+# ----------------------------------------------------------------------------- drafts
+
+async def create_draft(request: web.Request) -> web.Response:
+    """POST /api/v1/emails/drafts -> 201 {uid, id, account, message} (ETag of the draft).
+
+    With an Idempotency-Key, a retry returns the draft the first call created, again with 201.
+    """
+    principal = authorize(request, "write")
+    body = validate_body(JasniDraftCreate, await read_json_object(request))
+    account = _account(principal, body.account)
+    key = idempotency_key(request, principal)
+    content = draft_content(_input(body), limits_of(request))
+    draft, _created = await request.app[DRAFTS].create(account, content, idempotency_key=key)
+    saved = JasniDraftSaved(uid=draft.uid, id=draft.id, account=account.email,
+                            message="Draft saved")
+    return with_etag(ok(saved, status=201), draft)
+
+
+async def list_drafts(request: web.Request) -> web.Response:
+    """GET /api/v1/emails/drafts?account=&limit= -> {drafts, total, account}, newest first."""
+    principal = authorize(request, "read")
+    account = _account(principal, query_text(request, "account"))
+    limit = query_limit(request)
+    page = await request.app[DRAFTS].list(account, DraftQuery(limit=limit))
+    data = JasniDraftList(drafts=[render_draft_summary(m) for m in page.items], total=page.total,
+                          account=account.email)
+    return ok(data)
+
+
+async def get_draft(request: web.Request) -> web.Response:
+    """GET /api/v1/emails/drafts/{uid}?account= -> {draft} (ETag of the draft)."""
+    principal = authorize(request, "read")
+    account = _account(principal, query_text(request, "account"))
+    ref = parse_ref(request.match_info["uid"], integers=True)
+    draft = await request.app[DRAFTS].get(account, ref)
+    return with_etag(ok(JasniDraftData(draft=render_draft(draft))), draft)
+
+
+async def update_draft(request: web.Request) -> web.Response:
+    """PUT /api/v1/emails/drafts/{uid} -> {uid (the new UID), id, account, message}.
+
+    Omitted fields are kept, null clears a field, ``attachments`` given replace the list.
+    If-Match is honoured (412 when stale, nothing changed).
+    """
+    principal = authorize(request, "write")
+    ref = parse_ref(request.match_info["uid"], integers=True)
+    body = validate_body(JasniDraftUpdate, await read_json_object(request))
+    account = _account(principal, body.account or query_text(request, "account"))
+    changes = draft_changes(_input(body), limits_of(request))
+    draft = await request.app[DRAFTS].replace(account, ref, changes, if_match=if_match(request))
+    saved = JasniDraftSaved(uid=draft.uid, id=draft.id, account=account.email,
+                            message="Draft updated")
+    return with_etag(ok(saved), draft)
+
+
+async def delete_draft(request: web.Request) -> web.Response:
+    """DELETE /api/v1/emails/drafts/{uid}?account= -> {uid, account, message}; If-Match honoured."""
+    principal = authorize(request, "write")
+    account = _account(principal, query_text(request, "account"))
+    ref = parse_ref(request.match_info["uid"], integers=True)
+    draft = await request.app[DRAFTS].delete(account, ref, if_match=if_match(request))
+    return ok(JasniDraftDeleted(uid=draft.uid, account=account.email, message="Draft deleted"))
+
+
+async def send_draft(request: web.Request) -> web.Response:
+    """POST /api/v1/emails/drafts/{uid}/send: not served yet (501)."""
+    authorize(request, "send")
+    raise NotAvailableYet("sending is not available yet")
+
+
+# ----------------------------------------------------------------------------- any folder
+
+async def list_emails(request: web.Request) -> web.Response:
+    """GET /api/v1/emails?account=&folder=INBOX&limit=50 -> {emails, folder, total, account}."""
+    principal = authorize(request, "read")
+    account = _account(principal, query_text(request, "account"))
+    folder = query_folder(request)
+    limit = query_limit(request)
+    page = await request.app[DRAFTS].list_folder(account, folder, limit)
+    data = JasniEmailList(emails=[render_email_summary(m) for m in page.items], folder=folder,
+                          total=page.total, account=account.email)
+    return ok(data)
+
+
+async def get_email(request: web.Request) -> web.Response:
+    """GET /api/v1/emails/{uid}?account=&folder=INBOX -> {email}; bcc only in Drafts and Sent."""
+    principal = authorize(request, "read")
+    account = _account(principal, query_text(request, "account"))
+    folder = query_folder(request)
+    uid = parse_uid(request.match_info["uid"])
+    message = await request.app[DRAFTS].get_message(account, folder, uid)
+    with_bcc = await _holds_own_mail(request, account, folder)
+    return ok(JasniEmailData(email=render_email(message, with_bcc=with_bcc)))
+
+
+async def _holds_own_mail(request: web.Request, account: AccountConfig, folder: str) -> bool:
+    """True for the account's Drafts and Sent folders, where Bcc is the sender's own data."""
+    pool = request.app[ACCOUNTS].pool(account)
+    for role in ("drafts", "sent"):
+        try:
+            if await pool.folder(role) == folder:
+                return True
+        except ImapNotFound:
+            continue
+    return False
+
+
+# ----------------------------------------------------------------------------- accounts
+
+async def list_accounts(request: web.Request) -> web.Response:
+    """GET /api/v1/accounts -> {accounts: [{id, email, name}], total}: those the token may use."""
+    principal = authorize(request, "read")
+    accounts = [JasniAccount(id=a.id, email=a.email, name=a.display_name)
+                for a in principal.accounts]
+    return ok(JasniAccountList(accounts=accounts, total=len(accounts)))
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get(f"{PREFIX}/accounts", list_accounts)
+    r.add_post(f"{PREFIX}/emails/drafts", create_draft)
+    r.add_get(f"{PREFIX}/emails/drafts", list_drafts)
+    r.add_get(f"{PREFIX}/emails/drafts/{{uid}}", get_draft)
+    r.add_put(f"{PREFIX}/emails/drafts/{{uid}}", update_draft)
+    r.add_delete(f"{PREFIX}/emails/drafts/{{uid}}", delete_draft)
+    r.add_post(f"{PREFIX}/emails/drafts/{{uid}}/send", send_draft)
+    r.add_get(f"{PREFIX}/emails", list_emails)
+    r.add_get(f"{PREFIX}/emails/{{uid}}", get_email)
+
+
+__all__ = ["PREFIX", "add_routes", "ok"]

@@ -1,0 +1,414 @@
+"""The JSON both API dialects accept and return, as pydantic models.
+
+Request models forbid unknown fields, so a misspelt field is an error naming it rather than a
+silently ignored value. They check shapes and types only; what a value means (an address, base64,
+a line break in a header, the configured size limits) is checked by
+:mod:`mailbridge.api.common`, which turns a validated request into a
+:class:`~mailbridge.model.DraftContent`.
+
+Dialect 1 (Jasni, ``/api/v1``) is camelCase on the wire: its models use snake_case attribute names
+with camelCase aliases, and responses are dumped with ``model_dump(mode="json", by_alias=True)``.
+Dialect 2 (Exante, ``/api/email``) is snake_case throughout.
+
+The OpenAPI document is built from these models (validation schemas of the request models,
+serialization schemas of the response models).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    WrapValidator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+from pydantic_core.core_schema import ValidatorFunctionWrapHandler
+
+from mailbridge.model import Status
+
+__all__ = [
+    "ExanteAttachmentIn",
+    "ExanteAttachmentOut",
+    "ExanteDraft",
+    "ExanteDraftList",
+    "ExanteDraftUpsert",
+    "ExanteError",
+    "ExanteErrorBody",
+    "JasniAccount",
+    "JasniAccountList",
+    "JasniAddress",
+    "JasniAttachmentIn",
+    "JasniAttachmentOut",
+    "JasniDraft",
+    "JasniDraftCreate",
+    "JasniDraftData",
+    "JasniDraftDeleted",
+    "JasniDraftList",
+    "JasniDraftSaved",
+    "JasniDraftSummary",
+    "JasniDraftUpdate",
+    "JasniEmail",
+    "JasniEmailData",
+    "JasniEmailList",
+    "JasniEmailSummary",
+    "JasniError",
+    "JasniOk",
+    "JasniSendRequest",
+    "parse_rfc3339",
+    "rfc3339",
+]
+
+
+# ----------------------------------------------------------------------------- shared types
+
+def rfc3339(value: datetime) -> str:
+    """``value`` as RFC 3339: UTC as ``...Z``, any other offset kept; whole seconds."""
+    value = value.replace(microsecond=0)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if value.utcoffset() == UTC.utcoffset(None):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.isoformat()
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?"
+                      r"([Zz]|[+-]\d{2}:\d{2})\Z")
+
+
+def parse_rfc3339(value: Any) -> Any:
+    """An RFC 3339 date-time string with an offset -> aware datetime; ValueError otherwise.
+
+    An aware datetime passes (models built in code); numbers (Unix times) and anything else are
+    refused: the contract is a string with an explicit offset.
+    """
+    if isinstance(value, datetime) and value.utcoffset() is not None:
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a string: an RFC 3339 date-time with an offset")
+    if not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset, "
+                         "e.g. 2026-05-01T09:00:00+02:00 or 2026-05-01T07:00:00Z")
+    text = value.replace("z", "Z").replace("t", "T")
+    if "." in text:  # Python keeps microseconds only
+        head, _, rest = text.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits):]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("is not a valid date-time (RFC 3339)") from None
+    if parsed.tzinfo is None:  # excluded by the pattern; kept for the type checker
+        raise ValueError("must have an offset (Z or +hh:mm)")
+    return parsed
+
+
+PlannedTime = Annotated[datetime, BeforeValidator(parse_rfc3339)]
+"""An RFC 3339 date-time with an offset (``Z`` or ``+hh:mm``) on input."""
+
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(rfc3339, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+"""An RFC 3339 date-time on output (UTC as ``Z``)."""
+
+
+def _string_or_list(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise PydanticCustomError("string_or_list", "must be a string or a list of strings")
+
+
+StringOrList = Annotated[str | list[str], WrapValidator(_string_or_list)]
+"""One string (dialect 1: comma-separated addresses, space-separated Message-IDs) or a list."""
+
+
+def _string_list(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise PydanticCustomError("string_list", "must be a list of strings")
+
+
+StringList = Annotated[list[str], WrapValidator(_string_list)]
+
+ContextValue = Annotated[str, Field(max_length=256)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _CamelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, validate_by_alias=True,
+                              validate_by_name=False)
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
+
+
+class _CamelResponse(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True)
+
+
+# ----------------------------------------------------------------------------- dialect 1: Jasni
+
+class JasniAttachmentIn(_CamelRequest):
+    """An attachment to store: its bytes base64-encoded (RFC 4648, standard alphabet, padded)."""
+
+    filename: Annotated[str, Field(min_length=1, max_length=255)]
+    content_type: str | None = None
+    """MIME type such as ``application/pdf``; guessed from the filename when omitted."""
+    content: str
+
+
+class _JasniDraftFields(_CamelRequest):
+    to: StringOrList | None = None
+    """One address, a comma-separated list, or a list; ``Name <a@b>`` accepted."""
+    cc: StringOrList | None = None
+    bcc: StringOrList | None = None
+    subject: str | None = None
+    text: str | None = None
+    html: str | None = None
+    attachments: list[JasniAttachmentIn] | None = None
+    in_reply_to: str | None = None
+    """Message-ID of the message this replies to (with or without angle brackets)."""
+    references: StringOrList | None = None
+    """Message-IDs of the thread: a space-separated string or a list."""
+    context_type: ContextValue | None = None
+    context_id: ContextValue | None = None
+    planned_send_at: PlannedTime | None = None
+    """When set the draft is scheduled; null clears it."""
+
+
+class JasniDraftCreate(_JasniDraftFields):
+    """POST /api/v1/emails/drafts."""
+
+    account: str | None = None
+    """The account's email address or id; may be omitted when the token sees one account."""
+
+
+class JasniDraftUpdate(_JasniDraftFields):
+    """PUT /api/v1/emails/drafts/{uid}: only the fields given change (null clears one)."""
+
+    account: str | None = None
+
+
+class JasniSendRequest(_CamelRequest):
+    """POST /api/v1/emails/drafts/{uid}/send."""
+
+    account: str | None = None
+
+
+class JasniAddress(_CamelResponse):
+    address: str
+    name: str | None = None
+
+
+class JasniAttachmentOut(_CamelResponse):
+    filename: str
+    content_type: str
+    size: int
+
+
+class JasniEmailSummary(_CamelResponse):
+    """A list entry of GET /api/v1/emails."""
+
+    uid: int
+    message_id: str | None
+    from_: JasniAddress | None = Field(alias="from")
+    to: list[JasniAddress]
+    subject: str
+    date: Timestamp | None
+    seen: bool
+    has_attachments: bool
+    snippet: str
+    flags: list[str]
+
+
+class JasniEmail(JasniEmailSummary):
+    """GET /api/v1/emails/{uid}: the whole message (bcc only for Drafts and Sent)."""
+
+    cc: list[JasniAddress]
+    bcc: list[JasniAddress] | None
+    text: str | None
+    html: str | None
+    attachments: list[JasniAttachmentOut]
+    in_reply_to: str | None
+    references: str | None
+    """Space-separated Message-IDs, as in the header."""
+
+
+class _JasniDraftExtra(_CamelResponse):
+    id: UUID
+    """The draft's stable id: never changes while the draft lives (the uid does)."""
+    status: Status
+    context_type: str | None
+    context_id: str | None
+    planned_send_at: Timestamp | None
+
+
+class JasniDraftSummary(JasniEmailSummary, _JasniDraftExtra):
+    """A list entry of GET /api/v1/emails/drafts."""
+
+    text: str | None
+    html: str | None
+
+
+class JasniDraft(JasniEmail, _JasniDraftExtra):
+    """GET /api/v1/emails/drafts/{uid}: the whole draft."""
+
+
+class JasniDraftSaved(_CamelResponse):
+    """data of a create (201) or update (200)."""
+
+    uid: int
+    id: UUID
+    account: str
+    message: str
+
+
+class JasniDraftDeleted(_CamelResponse):
+    uid: int
+    account: str
+    message: str
+
+
+class JasniDraftList(_CamelResponse):
+    drafts: list[JasniDraftSummary]
+    total: int
+    account: str
+
+
+class JasniDraftData(_CamelResponse):
+    draft: JasniDraft
+
+
+class JasniEmailList(_CamelResponse):
+    emails: list[JasniEmailSummary]
+    folder: str
+    total: int
+    account: str
+
+
+class JasniEmailData(_CamelResponse):
+    email: JasniEmail
+
+
+class JasniAccount(_CamelResponse):
+    id: UUID
+    email: str
+    name: str
+
+
+class JasniAccountList(_CamelResponse):
+    accounts: list[JasniAccount]
+    total: int
+
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class JasniOk(_CamelResponse, Generic[T]):
+    """The success envelope of dialect 1."""
+
+    success: Literal[True] = True
+    data: T
+
+
+class JasniError(_CamelResponse):
+    """The error envelope of dialect 1; ``field`` names the culprit when known."""
+
+    success: Literal[False] = False
+    error: str
+    code: str
+    field: str | None = None
+
+
+# ----------------------------------------------------------------------------- dialect 2: Exante
+
+class ExanteAttachmentIn(_Request):
+    filename: Annotated[str, Field(min_length=1, max_length=255)]
+    content_type: str | None = None
+    """MIME type such as ``application/pdf``; guessed from the filename when omitted."""
+    data_base64: str
+
+
+class ExanteDraftUpsert(_Request):
+    """POST /api/email/drafts: create (no ``uid``) or update the fields given (``uid``)."""
+
+    uid: UUID | None = None
+    """The draft's stable id: present = update it, absent = create a new draft."""
+    from_account_id: str | None = None
+    """Account id (or email); required on create unless the token sees exactly one account."""
+    to: StringList | None = None
+    cc: StringList | None = None
+    bcc: StringList | None = None
+    subject: str | None = None
+    body_text: str | None = None
+    body_html: str | None = None
+    attachments: list[ExanteAttachmentIn] | None = None
+    context_type: ContextValue | None = None
+    context_id: ContextValue | None = None
+    planned_send_at: PlannedTime | None = None
+    """RFC 3339 with offset; null clears it (the draft is no longer scheduled)."""
+
+
+class ExanteAttachmentOut(_Response):
+    filename: str
+    content_type: str
+    size: int
+
+
+class ExanteDraft(_Response):
+    """The draft record of dialect 2."""
+
+    uid: UUID
+    """The stable id of the draft (not the IMAP UID)."""
+    from_account_id: UUID
+    from_email: str
+    to: list[str]
+    cc: list[str]
+    bcc: list[str]
+    subject: str
+    body_text: str | None
+    body_html: str | None
+    attachments: list[ExanteAttachmentOut]
+    context_type: str | None
+    context_id: str | None
+    planned_send_at: Timestamp | None
+    status: Status
+    last_error: str | None
+    message_id: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ExanteDraftList(_Response):
+    items: list[ExanteDraft]
+    next_cursor: str | None
+
+
+class ExanteErrorBody(_Response):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ExanteError(_Response):
+    """The error shape of dialect 2 (and of paths outside both dialects)."""
+
+    error: ExanteErrorBody

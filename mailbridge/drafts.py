@@ -1,0 +1,800 @@
+"""DraftService: drafts as messages in the account's IMAP Drafts folder.
+
+The mail server is the database. A draft is one message in Drafts with ``\\Draft \\Seen``;
+mailbridge's bookkeeping (stable id, timestamps, context link, schedule) travels in
+X-Mailbridge-* headers of that message, so any number of instances and any mail client see one
+truth. This module holds no state but a cache of where a stable id was last seen, which is
+checked against the server before it is used.
+
+Replacing a draft appends the new version first and removes the old one only if it is unchanged
+since it was read (RFC 7162 conditional STORE), so a concurrent edit (another request, another
+instance, Thunderbird) is detected and nothing is ever lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import dataclasses
+import email.parser
+import email.policy
+import quopri
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from mailbridge.accounts import Accounts
+from mailbridge.config import AccountConfig
+from mailbridge.errors import (
+    Conflict,
+    ImapNotFound,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+)
+from mailbridge.imap import FetchItem, ImapConnection, ImapPool
+from mailbridge.imap.bodystructure import (
+    BodyPart,
+    attachment_name,
+    choose_parts,
+    decoded_size_estimate,
+    parse_bodystructure,
+)
+from mailbridge.imap.utf7 import quote_astring
+from mailbridge.mime import (
+    HEADER_CONTEXT_ID,
+    HEADER_CONTEXT_TYPE,
+    HEADER_ID,
+    HEADER_PLANNED_SEND_AT,
+    build_message,
+    make_message_id,
+    parse_message,
+    set_header,
+    snippet,
+)
+from mailbridge.model import (
+    Address,
+    AttachmentInfo,
+    DraftContent,
+    DraftState,
+    ParsedMessage,
+    Status,
+)
+
+HEADER_IDEMPOTENCY = "X-Mailbridge-Idempotency-Key"
+HEADER_REPLACES = "X-Mailbridge-Replaces"
+"""On a new version: which version (``<uidvalidity.uid>``) it replaces. Concurrent replacers of
+one version are arbitrated by UID order, the one order the server guarantees: the copy with the
+lowest UID wins. (Dovecot 2.3's conditional STORE alone is no compare-and-set: two sessions'
+simultaneous ``UNCHANGEDSINCE`` STOREs can both succeed.)"""
+KEYWORD_SENDING = "$MailbridgeSending"
+KEYWORD_FAILED = "$MailbridgeFailed"
+KEYWORD_PENDING = "$MailbridgePending"
+"""On a new version between its APPEND and the removal of the version it replaces. Readers
+never build on a pending copy: two replacers could otherwise each remove a different
+predecessor and both survive."""
+NOT_PENDING = ("NOT", "KEYWORD", KEYWORD_PENDING)
+ADOPT_AFTER_SECONDS = 1.0
+"""How long a reader waits for a pending copy to be committed before it adopts it as the
+current version (its writer died between removing the old version and committing)."""
+DRAFT_FLAGS = ("\\Draft", "\\Seen")
+
+ID_NAMESPACE = UUID("6d61696c-6272-6964-6765-000000000001")
+"""uuid5 namespace of the stable ids given to drafts that other mail clients wrote."""
+
+# A message in Drafts counts as a draft when it has \Draft, or Thunderbird's or Apple Mail's
+# draft marker header (RFC 3501 SEARCH keys).
+DRAFT_CRITERIA = ("OR", "OR", "DRAFT", "HEADER", "X-Mozilla-Draft-Info", '""',
+                  "HEADER", "X-Uniform-Type-Identifier", '"com.apple.mail-draft"')
+
+# Headers of a message that a replace keeps although DraftContent has no field for them: mail
+# client draft markers and settings, and mailbridge's own idempotency key.
+KEPT_HEADER_PREFIXES = ("x-mozilla-", "x-uniform-type-identifier", "x-apple-", "user-agent",
+                        "x-mailer", "reply-to", "disposition-notification-to",
+                        "return-receipt-to", HEADER_IDEMPOTENCY.lower())
+
+CONTENT_FIELDS = frozenset(f.name for f in dataclasses.fields(DraftContent))
+
+_header_parser = email.parser.BytesHeaderParser(policy=email.policy.default)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message as it stands on the server (a draft, or any message of a folder).
+
+    ``parsed.content.attachments`` hold the bytes only when ``complete`` (loaded whole);
+    ``attachments`` always describes them.
+    """
+
+    account: AccountConfig
+    folder: str
+    uid: int
+    uidvalidity: int
+    modseq: int | None
+    flags: tuple[str, ...]
+    size: int
+    internaldate: datetime | None
+    parsed: ParsedMessage
+    attachments: tuple[AttachmentInfo, ...]
+    kept_headers: tuple[tuple[str, str], ...]
+    complete: bool
+
+    @property
+    def content(self) -> DraftContent:
+        return self.parsed.content
+
+    @property
+    def id(self) -> UUID:
+        """The stable id: X-Mailbridge-Id, else derived from the Message-ID (or the UID)."""
+        if self.parsed.state is not None:
+            return self.parsed.state.id
+        return foreign_id(self.parsed.message_id, self.uidvalidity, self.uid)
+
+    @property
+    def seen(self) -> bool:
+        return _has_flag(self.flags, "\\Seen")
+
+    @property
+    def has_attachments(self) -> bool:
+        return any(not a.inline for a in self.attachments)
+
+    @property
+    def snippet(self) -> str:
+        return snippet(self.parsed.content)
+
+    @property
+    def created_at(self) -> datetime:
+        if self.parsed.state is not None:
+            return self.parsed.state.created_at
+        return self.parsed.date or self.internaldate or utcnow()
+
+    @property
+    def updated_at(self) -> datetime:
+        if self.parsed.state is not None:
+            return self.parsed.state.updated_at
+        return self.internaldate or self.parsed.date or utcnow()
+
+    @property
+    def last_error(self) -> str | None:
+        return self.parsed.state.last_error if self.parsed.state is not None else None
+
+    @property
+    def status(self) -> Status:
+        if _has_flag(self.flags, KEYWORD_SENDING):
+            return Status.SENDING
+        if _has_flag(self.flags, KEYWORD_FAILED):
+            return Status.FAILED
+        if self.content.planned_send_at is not None:
+            return Status.SCHEDULED
+        return Status.DRAFT
+
+    @property
+    def etag(self) -> str:
+        """Changes whenever the message changes: replaced (new UID) or flags touched (MODSEQ)."""
+        return f'"{self.uidvalidity}.{self.uid}.{self.modseq or 0}"'
+
+
+Draft = StoredMessage
+
+
+@dataclass(frozen=True)
+class DraftQuery:
+    """Filters and paging of a draft list; every filter is evaluated by IMAP SEARCH."""
+
+    limit: int = 50
+    cursor: str | None = None
+    context_type: str | None = None
+    context_id: str | None = None
+    status: Status | None = None
+    recipient: str | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list, newest first; ``next_cursor`` is None on the last page."""
+
+    items: list[StoredMessage]
+    total: int
+    next_cursor: str | None
+
+
+def foreign_id(message_id: str | None, uidvalidity: int, uid: int) -> UUID:
+    """The stable id of a draft another client wrote: from its Message-ID when it has one."""
+    if message_id:
+        return uuid.uuid5(ID_NAMESPACE, message_id.strip().strip("<>").lower())
+    return uuid.uuid5(ID_NAMESPACE, f"uid:{uidvalidity}:{uid}")
+
+
+def _has_flag(flags: Iterable[str], flag: str) -> bool:
+    return any(f.lower() == flag.lower() for f in flags)
+
+
+def etag_matches(if_match: str, etag: str) -> bool:
+    """RFC 9110 If-Match: ``*`` or a comma-separated list of entity tags (weak ones ignored)."""
+    candidates = [c.strip() for c in if_match.split(",")]
+    return any(c == "*" or c == etag for c in candidates)
+
+
+def encode_cursor(uidvalidity: int, before_uid: int) -> str:
+    return base64.urlsafe_b64encode(f"{uidvalidity}:{before_uid}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        validity, before = raw.split(":")
+        return int(validity), int(before)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor is not one this service handed out", field="cursor") from None
+
+
+def _search_string(value: str) -> str:
+    """A SEARCH argument: quoted; RFC 3501 strings are sent as UTF-8 with CHARSET UTF-8."""
+    try:
+        return quote_astring(value)
+    except ValueError:
+        raise InvalidInput("line breaks are not allowed in a filter", field="filter") from None
+
+
+def _needs_utf8(criteria: Sequence[str]) -> bool:
+    return any(not c.isascii() for c in criteria)
+
+
+def _decode_part(raw: bytes, part: BodyPart) -> str:
+    """A text part's bytes (as the server stores them) decoded to text, CRLF -> LF."""
+    encoding = (part.encoding or "7BIT").upper()
+    data = raw
+    try:
+        if encoding == "BASE64":
+            data = base64.b64decode(raw, validate=False)
+        elif encoding == "QUOTED-PRINTABLE":
+            data = quopri.decodestring(raw)
+    except (ValueError, binascii.Error):
+        data = raw
+    charset = part.charset or "us-ascii"
+    try:
+        text = data.decode(charset, errors="replace")
+    except (LookupError, UnicodeError, ValueError):
+        # unknown names, and codec names that are no charsets (idna, punycode, undefined...)
+        text = data.decode("utf-8", errors="replace")
+    return text.replace("\r\n", "\n")
+
+
+def _kept_headers(header_block: bytes) -> tuple[tuple[str, str], ...]:
+    msg = _header_parser.parsebytes(header_block)
+    kept = []
+    for name, value in msg.raw_items():
+        if name.lower().startswith(KEPT_HEADER_PREFIXES):
+            kept.append((name, str(value).replace("\r\n", "").replace("\n", "").strip()))
+    return tuple(kept)
+
+
+def _header_block(raw: bytes) -> bytes:
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        end = raw.find(b"\n\n")
+    return raw if end < 0 else raw[:end + 2]
+
+
+class KeyedLocks:
+    """One asyncio.Lock per key, kept only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: object) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class DraftService:
+    """Create, read, list, replace and delete drafts of the configured accounts."""
+
+    def __init__(self, accounts: Accounts, *, cache_size: int = 10_000) -> None:
+        self.accounts = accounts
+        self._locations: OrderedDict[tuple[UUID, UUID], tuple[int, int]] = OrderedDict()
+        self._cache_size = cache_size
+        self._key_locks = KeyedLocks()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _pool(self, account: AccountConfig) -> ImapPool:
+        return self.accounts.pool(account)
+
+    def _remember(self, account: AccountConfig, draft_id: UUID, uidvalidity: int, uid: int) -> None:
+        key = (account.id, draft_id)
+        self._locations[key] = (uidvalidity, uid)
+        self._locations.move_to_end(key)
+        while len(self._locations) > self._cache_size:
+            self._locations.popitem(last=False)
+
+    def _forget(self, account: AccountConfig, draft_id: UUID) -> None:
+        self._locations.pop((account.id, draft_id), None)
+
+    @staticmethod
+    def _sender(account: AccountConfig) -> Address:
+        return Address(email=account.email, name=account.display_name)
+
+    @staticmethod
+    def _items(conn: ImapConnection, *extra: str) -> str:
+        modseq = " MODSEQ" if conn.condstore_enabled else ""
+        return f"(UID FLAGS{modseq} INTERNALDATE RFC822.SIZE {' '.join(extra)})"
+
+    async def _folder(self, account: AccountConfig, role: str = "drafts",
+                      conn: ImapConnection | None = None) -> str:
+        return await self._pool(account).folder(role, conn)
+
+    # ------------------------------------------------------------ reading
+
+    def _from_full(self, account: AccountConfig, folder: str, uidvalidity: int,
+                   item: FetchItem) -> StoredMessage:
+        raw = item.sections.get("", b"")
+        parsed = parse_message(raw)
+        return StoredMessage(
+            account=account, folder=folder, uid=item.uid or 0, uidvalidity=uidvalidity,
+            modseq=item.modseq, flags=item.flags or (), size=item.size or len(raw),
+            internaldate=item.internaldate, parsed=parsed,
+            attachments=tuple(AttachmentInfo(a.filename, a.content_type, a.size, a.inline,
+                                             a.content_id)
+                              for a in parsed.content.attachments),
+            kept_headers=_kept_headers(_header_block(raw)), complete=True,
+        )
+
+    async def _fetch_full(self, conn: ImapConnection, account: AccountConfig, folder: str,
+                          uid: int) -> StoredMessage | None:
+        info = await conn.select(folder, sync=False)
+        items = await conn.uid_fetch([uid], self._items(conn, "BODY.PEEK[]"))
+        if not items or _has_flag(items[0].flags or (), "\\Deleted"):
+            return None
+        return self._from_full(account, folder, info.uidvalidity, items[0])
+
+    async def _fetch_summaries(self, conn: ImapConnection, account: AccountConfig, folder: str,
+                               uidvalidity: int, uids: Sequence[int]) -> list[StoredMessage]:
+        """Headers, structure and text bodies of ``uids`` (no attachment bytes): two FETCHes."""
+        if not uids:
+            return []
+        items = await conn.uid_fetch(uids, self._items(conn, "BODYSTRUCTURE BODY.PEEK[HEADER]"))
+        plans: list[tuple[FetchItem, ParsedMessage, BodyPart | None, BodyPart | None,
+                          tuple[AttachmentInfo, ...]]] = []
+        wanted: dict[tuple[str, ...], list[int]] = {}
+        for item in items:
+            header = item.sections.get("HEADER", b"")
+            parsed = parse_message(header + (b"" if header.endswith(b"\r\n\r\n") else b"\r\n"))
+            text = html = None
+            infos: tuple[AttachmentInfo, ...] = ()
+            if item.bodystructure is not None:
+                choice = choose_parts(parse_bodystructure(item.bodystructure))
+                text, html = choice.text, choice.html
+                infos = tuple(
+                    AttachmentInfo(attachment_name(p, i + 1), p.content_type,
+                                   decoded_size_estimate(p), inline=p.disposition == "inline"
+                                   or (p.content_id is not None and p.disposition != "attachment"),
+                                   content_id=p.content_id.strip("<>") if p.content_id else None)
+                    for i, p in enumerate(choice.attachments))
+            plans.append((item, parsed, text, html, infos))
+            parts = tuple(p.part for p in (text, html) if p is not None)
+            if parts and item.uid is not None:
+                wanted.setdefault(parts, []).append(item.uid)
+        bodies: dict[tuple[int, str], bytes] = {}
+        for parts, group in wanted.items():
+            sections = " ".join(f"BODY.PEEK[{p}]" for p in parts)
+            for got in await conn.uid_fetch(group, f"(UID {sections})"):
+                for p in parts:
+                    bodies[(got.uid or 0, p)] = got.sections.get(p, b"")
+        result = []
+        for item, parsed, text, html, infos in plans:
+            uid = item.uid or 0
+            content = dataclasses.replace(
+                parsed.content,
+                text=_decode_part(bodies.get((uid, text.part), b""), text) if text else None,
+                html=_decode_part(bodies.get((uid, html.part), b""), html) if html else None,
+            )
+            result.append(StoredMessage(
+                account=account, folder=folder, uid=uid, uidvalidity=uidvalidity,
+                modseq=item.modseq, flags=item.flags or (), size=item.size or 0,
+                internaldate=item.internaldate,
+                parsed=dataclasses.replace(parsed, content=content), attachments=infos,
+                kept_headers=_kept_headers(item.sections.get("HEADER", b"")), complete=False,
+            ))
+        return result
+
+    async def _locate(self, conn: ImapConnection, account: AccountConfig, folder: str,
+                      ref: UUID | int) -> int | None:
+        """The UID in ``folder`` of the live draft ``ref`` (a stable id or a UID), else None.
+
+        By UID: that message, if it is a draft and not deleted. By stable id: the cached UID
+        when the server confirms it (same UIDVALIDITY, still there, same id), else UID SEARCH on
+        X-Mailbridge-Id, else (drafts other clients wrote) the Message-ID derived ids.
+        """
+        info = await conn.select(folder)
+        if isinstance(ref, int):
+            found = await conn.uid_search("UID", str(ref), "UNDELETED", *NOT_PENDING,
+                                          *DRAFT_CRITERIA)
+            return ref if ref in found.uids else None
+        cached = self._locations.get((account.id, ref))
+        if cached is not None and cached[0] == info.uidvalidity:
+            fields = f"HEADER.FIELDS ({HEADER_ID.upper()} MESSAGE-ID)"
+            items = await conn.uid_fetch([cached[1]], f"(UID FLAGS BODY.PEEK[{fields}])")
+            if items and not any(_has_flag(items[0].flags or (), f)
+                                 for f in ("\\Deleted", KEYWORD_PENDING)):
+                head = _header_parser.parsebytes(items[0].sections.get(fields, b""))
+                stable = head.get(HEADER_ID)
+                if stable is not None:
+                    still = str(stable).strip() == str(ref)
+                else:
+                    mid = head.get("Message-ID")
+                    still = foreign_id(str(mid) if mid else None, info.uidvalidity, cached[1]) == ref
+                if still:
+                    return cached[1]
+        self._forget(account, ref)
+        uid = await self._locate_by_id(conn, ref)
+        if uid is not None:
+            self._remember(account, ref, info.uidvalidity, uid)
+            return uid
+        foreign = await conn.uid_search("UNDELETED", *NOT_PENDING, "NOT", "HEADER", HEADER_ID, '""',
+                                        *DRAFT_CRITERIA)
+        if foreign.uids:
+            items = await conn.uid_fetch(foreign.uids, "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+            for it in sorted(items, key=lambda i: -(i.uid or 0)):
+                mid = _message_id_of(it.sections.get("HEADER.FIELDS (MESSAGE-ID)", b""))
+                if it.uid and foreign_id(mid, info.uidvalidity, it.uid) == ref:
+                    self._remember(account, ref, info.uidvalidity, it.uid)
+                    return it.uid
+        return None
+
+    async def _locate_by_id(self, conn: ImapConnection, ref: UUID) -> int | None:
+        """The UID of the committed copy carrying X-Mailbridge-Id ``ref``, else None.
+
+        One SEARCH finds every copy; their FLAGS tell the committed one (neither \\Deleted nor
+        pending) from a replacement in flight. While only pending or deleted copies are seen,
+        the view may lag behind another session: sync (NOOP) and look again, for at most
+        ADOPT_AFTER_SECONDS; a pending copy still uncommitted then is adopted (its writer died
+        after removing the old version).
+        """
+        id_arg = _search_string(str(ref))
+        waited = 0.0
+        for attempt in range(1000):
+            found = await conn.uid_search("HEADER", HEADER_ID, id_arg)
+            items = await conn.uid_fetch(found.uids, "(UID FLAGS)") if found.uids else []
+            live = [i.uid for i in items if i.uid and not _has_flag(i.flags or (), "\\Deleted")]
+            pending = [i.uid for i in items if i.uid in live and _has_flag(i.flags or (), KEYWORD_PENDING)]
+            committed = [u for u in live if u not in pending]
+            if committed:
+                return max(committed)
+            if not items and attempt > 0:
+                return None  # none at all, also after a sync
+            if items and not live and waited >= ADOPT_AFTER_SECONDS / 2:
+                return None  # only deleted copies: it was deleted
+            if pending and waited >= ADOPT_AFTER_SECONDS:
+                uid = max(pending)
+                await conn.uid_store([uid], "-FLAGS.SILENT", [KEYWORD_PENDING])
+                return uid
+            if attempt > 0:
+                await asyncio.sleep(0.02)
+                waited += 0.02
+            await conn.noop()
+        return None
+
+    async def _load(self, conn: ImapConnection, account: AccountConfig, ref: UUID | int,
+                    folder: str | None = None) -> StoredMessage:
+        folder = folder or await self._folder(account, conn=conn)
+        vanished = False
+        for _ in range(5):
+            uid = await self._locate(conn, account, folder, ref)
+            if uid is None:
+                break
+            draft = await self._fetch_full(conn, account, folder, uid)
+            if draft is not None:
+                self._remember(account, draft.id, draft.uidvalidity, draft.uid)
+                return draft
+            # replaced or removed between SEARCH and FETCH (a concurrent update): look again
+            vanished = True
+            if isinstance(ref, UUID):
+                self._forget(account, ref)
+            else:
+                break
+        if vanished and isinstance(ref, UUID):
+            raise Conflict(f"draft {ref} is being changed by someone else right now; retry")
+        raise NotFound(f"no draft {ref} in {account.email}", field="uid")
+
+    # ------------------------------------------------------------ public API
+
+    async def get(self, account: AccountConfig, ref: UUID | int) -> StoredMessage:
+        """The draft ``ref`` (stable id or IMAP UID) loaded whole. NotFound if there is none."""
+        async with self._pool(account).connection() as conn:
+            return await self._load(conn, account, ref)
+
+    async def create(self, account: AccountConfig, content: DraftContent, *,
+                     idempotency_key: str | None = None) -> tuple[StoredMessage, bool]:
+        """Stores a new draft (APPEND with ``\\Draft \\Seen``).
+
+        Returns the draft and whether it was created now (False: ``idempotency_key`` named an
+        earlier create, whose draft is returned; exactly one message exists for a key).
+        """
+        if idempotency_key is None:
+            return await self._create(account, content, None), True
+        async with self._key_locks.hold((account.id, idempotency_key)):
+            existing = await self._by_idempotency_key(account, idempotency_key)
+            if existing is not None:
+                return existing, False
+            return await self._create(account, content, idempotency_key), True
+
+    async def _by_idempotency_key(self, account: AccountConfig, key: str) -> StoredMessage | None:
+        folder = await self._folder(account)
+        async with self._pool(account).connection() as conn:
+            await conn.select(folder)
+            found = await conn.uid_search("UNDELETED", "HEADER", HEADER_IDEMPOTENCY,
+                                          _search_string(key))
+            if not found.uids:
+                return None
+            draft = await self._fetch_full(conn, account, folder, min(found.uids))
+            return draft
+
+    async def _create(self, account: AccountConfig, content: DraftContent,
+                      idempotency_key: str | None) -> StoredMessage:
+        folder = await self._folder(account)
+        now = utcnow()
+        state = DraftState(id=uuid.uuid4(), created_at=now, updated_at=now)
+        raw = build_message(content, sender=self._sender(account),
+                            message_id=make_message_id(account.email.rpartition("@")[2]),
+                            date=now, state=state)
+        if idempotency_key:
+            raw = set_header(raw, HEADER_IDEMPOTENCY, idempotency_key)
+        async with self._pool(account).connection() as conn:
+            appended = await conn.append(folder, raw, flags=DRAFT_FLAGS, date=now)
+            # a search follows only without APPENDUID or with an idempotency key
+            await conn.select(folder, sync=appended is None or idempotency_key is not None)
+            if appended is not None:
+                uid = appended.uid
+            else:  # no UIDPLUS: find it by its id
+                found = await conn.uid_search("HEADER", HEADER_ID, _search_string(str(state.id)))
+                uid = max(found.uids)
+            if idempotency_key is not None:
+                # Another instance may have raced us with the same key: the lowest UID wins
+                # and the others remove their copy, so one message is left for the key.
+                same = await conn.uid_search("UNDELETED", "HEADER", HEADER_IDEMPOTENCY,
+                                             _search_string(idempotency_key))
+                winner = min(same.uids) if same.uids else uid
+                if winner != uid:
+                    await self._remove(conn, [uid])
+                    uid = winner
+            draft = await self._fetch_full(conn, account, folder, uid)
+        if draft is None:
+            raise Conflict("the new draft vanished right after it was stored; retry")
+        self._remember(account, draft.id, draft.uidvalidity, draft.uid)
+        return draft
+
+    async def list(self, account: AccountConfig, query: DraftQuery) -> Page:
+        """A page of drafts, newest first, filtered by IMAP SEARCH on the server.
+
+        Costs one SEARCH plus two FETCHes of the page's messages (headers, structure, text
+        parts), whatever the folder's size beyond the server's own SEARCH.
+        """
+        folder = await self._folder(account)
+        base: list[str] = ["UNDELETED", *NOT_PENDING, *DRAFT_CRITERIA]
+        filters: list[str] = []
+        if query.context_type is not None:
+            filters += ["HEADER", HEADER_CONTEXT_TYPE, _search_string(query.context_type)]
+        if query.context_id is not None:
+            filters += ["HEADER", HEADER_CONTEXT_ID, _search_string(query.context_id)]
+        if query.recipient is not None:
+            r = _search_string(query.recipient)
+            filters += ["OR", "OR", "TO", r, "CC", r, "BCC", r]
+        for word in (query.subject or "").split():
+            filters += ["SUBJECT", _search_string(word)]
+        status = query.status
+        if status in (Status.DRAFT, Status.SCHEDULED):
+            filters += ["NOT", "KEYWORD", KEYWORD_SENDING, "NOT", "KEYWORD", KEYWORD_FAILED]
+            filters += (["NOT"] if status is Status.DRAFT else []) + [
+                "HEADER", HEADER_PLANNED_SEND_AT, '""']
+        elif status is Status.SENDING:
+            filters += ["KEYWORD", KEYWORD_SENDING]
+        elif status is Status.FAILED:
+            filters += ["KEYWORD", KEYWORD_FAILED]
+        elif status is Status.SENT:  # sent drafts live in Sent, still carrying their id
+            folder = await self._folder(account, "sent")
+            base = ["UNDELETED", "HEADER", HEADER_ID, '""']
+        criteria = base + filters
+        page = await self._page(account, folder, criteria, query.limit, query.cursor)
+
+        def exact(m: StoredMessage) -> bool:  # HEADER search matches substrings
+            c = m.content
+            return ((query.context_type is None or c.context_type == query.context_type)
+                    and (query.context_id is None or c.context_id == query.context_id))
+
+        return Page(items=[m for m in page.items if exact(m)], total=page.total,
+                    next_cursor=page.next_cursor)
+
+    async def list_folder(self, account: AccountConfig, folder: str, limit: int,
+                          cursor: str | None = None) -> Page:
+        """A page of any folder's messages (not deleted), newest first."""
+        return await self._page(account, folder, ["UNDELETED"], limit, cursor)
+
+    async def get_message(self, account: AccountConfig, folder: str, uid: int) -> StoredMessage:
+        """Any message of any folder by UID, loaded whole; NotFound if absent."""
+        async with self._pool(account).connection() as conn:
+            try:
+                message = await self._fetch_full(conn, account, folder, uid)
+            except ImapNotFound:
+                raise NotFound(f"no folder {folder!r} in {account.email}", field="folder") from None
+        if message is None:
+            raise NotFound(f"no message {uid} in {folder!r} of {account.email}", field="uid")
+        return message
+
+    async def _page(self, account: AccountConfig, folder: str, criteria: Sequence[str], limit: int,
+                    cursor: str | None) -> Page:
+        async with self._pool(account).connection() as conn:
+            try:
+                info = await conn.select(folder)
+            except ImapNotFound:
+                raise NotFound(f"no folder {folder!r} in {account.email}", field="folder") from None
+            if cursor is not None:
+                validity, before = decode_cursor(cursor)
+                if validity != info.uidvalidity:
+                    raise InvalidInput("the cursor is stale (the folder was rebuilt); start over",
+                                       field="cursor")
+                if before <= 1:
+                    return Page(items=[], total=0, next_cursor=None)
+                criteria = [*criteria, "UID", f"1:{before - 1}"]
+            if _needs_utf8(criteria):
+                criteria = ["CHARSET", "UTF-8", *criteria]
+            found = await conn.uid_search(*criteria, esearch=True)
+            newest = sorted(found.uids, reverse=True)
+            chosen = newest[:limit]
+            items = await self._fetch_summaries(conn, account, folder, info.uidvalidity, chosen)
+        items.sort(key=lambda m: -m.uid)
+        more = len(newest) > limit
+        return Page(items=items, total=len(newest),
+                    next_cursor=encode_cursor(info.uidvalidity, chosen[-1]) if more else None)
+
+    async def replace(self, account: AccountConfig, ref: UUID | int, changes: Mapping[str, Any], *,
+                      if_match: str | None = None) -> StoredMessage:
+        """Merges ``changes`` (DraftContent field -> new value) into the draft and stores it.
+
+        APPENDs the new version, then removes the old one only if unchanged since it was read
+        (conditional STORE, RFC 7162). When the old one changed meanwhile, the new copy is removed
+        again and PreconditionFailed (``if_match`` given) or Conflict is raised. The stable id,
+        Message-ID, created_at and untouched attachments carry over. Returns the new version.
+        """
+        unknown = set(changes) - CONTENT_FIELDS
+        if unknown:
+            raise InvalidInput(f"unknown draft field(s): {', '.join(sorted(unknown))}",
+                               field=sorted(unknown)[0])
+        async with self._pool(account).connection() as conn:
+            current = await self._load(conn, account, ref)
+            if if_match is not None and not etag_matches(if_match, current.etag):
+                raise PreconditionFailed("the draft changed since that ETag; fetch it again",
+                                         field="If-Match")
+            if current.status is Status.SENDING:
+                raise Conflict("the draft is being sent and cannot be changed")
+            content = dataclasses.replace(current.content, **changes)
+            state = DraftState(id=current.id, created_at=current.created_at, updated_at=utcnow())
+            message_id = current.parsed.message_id or make_message_id(
+                account.email.rpartition("@")[2])
+            own = [(n, v) for n, v in current.kept_headers if n.lower().startswith("x-mailbridge-")
+                   and n.lower() != HEADER_REPLACES.lower()]
+            raw = build_message(content, sender=self._sender(account), message_id=message_id,
+                                date=state.updated_at, state=state,
+                                extra_headers=[h for h in current.kept_headers
+                                               if not h[0].lower().startswith("x-mailbridge-")])
+            for name, value in own:  # mailbridge's own extra state (the idempotency key)
+                raw = set_header(raw, name, value)
+            replaces = f"<{current.uidvalidity}.{current.uid}>"
+            raw = set_header(raw, HEADER_REPLACES, replaces)
+            keep = [f for f in current.flags if f.lower() not in (
+                "\\deleted", "\\recent", KEYWORD_FAILED.lower(), KEYWORD_SENDING.lower(),
+                KEYWORD_PENDING.lower())]
+            flags = list(dict.fromkeys([*DRAFT_FLAGS, *keep, KEYWORD_PENDING]))
+            appended = await conn.append(current.folder, raw, flags=flags, date=state.updated_at)
+            await conn.select(current.folder)  # sync: every lower UID is visible now
+            if appended is not None:
+                new_uid = appended.uid
+            else:
+                found = await conn.uid_search("UNDELETED", "HEADER", HEADER_ID,
+                                              _search_string(str(current.id)))
+                new_uid = max(u for u in found.uids if u != current.uid)
+            rivals = await conn.uid_search("HEADER", HEADER_REPLACES, _search_string(replaces))
+            won = min([*rivals.uids, new_uid]) == new_uid
+            if not won or not await self._remove_if_unchanged(conn, current):
+                await self._remove(conn, [new_uid])
+                if if_match is not None:
+                    raise PreconditionFailed("the draft changed meanwhile; nothing was changed",
+                                             field="If-Match")
+                raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
+            await conn.uid_store([new_uid], "-FLAGS.SILENT", [KEYWORD_PENDING])  # committed
+            fresh = await self._fetch_full(conn, account, current.folder, new_uid)
+        if fresh is None:
+            raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
+        self._remember(account, fresh.id, fresh.uidvalidity, fresh.uid)
+        return fresh
+
+    async def _remove_if_unchanged(self, conn: ImapConnection, current: StoredMessage) -> bool:
+        """Marks the old version \\Deleted only if untouched since read, then expunges it.
+
+        Returns False when it changed or vanished. Without CONDSTORE the check is a FETCH of its
+        flags just before the STORE: a change in between is missed (documented limitation).
+        """
+        if conn.condstore_enabled and current.modseq is not None:
+            result = await conn.uid_store([current.uid], "+FLAGS", ["\\Deleted"],
+                                          unchangedsince=current.modseq)
+            # MODIFIED wins: the reply may also carry an unsolicited FETCH for the same message
+            # (another session's flag change); no FETCH at all means it is gone
+            if current.uid in result.modified or current.uid not in result.changed:
+                return False
+        else:
+            items = await conn.uid_fetch([current.uid], "(UID FLAGS)")
+            if not items or _has_flag(items[0].flags or (), "\\Deleted") \
+                    or set(items[0].flags or ()) != set(current.flags):
+                return False
+            await conn.uid_store([current.uid], "+FLAGS.SILENT", ["\\Deleted"])
+        await self._expunge(conn, [current.uid])
+        return True
+
+    async def _remove(self, conn: ImapConnection, uids: Sequence[int]) -> None:
+        await conn.uid_store(uids, "+FLAGS.SILENT", ["\\Deleted"])
+        await self._expunge(conn, uids)
+
+    @staticmethod
+    async def _expunge(conn: ImapConnection, uids: Sequence[int]) -> None:
+        # Without UIDPLUS a plain EXPUNGE would also remove what other clients marked \Deleted;
+        # then the message stays marked \Deleted (hidden by every client) instead.
+        if conn.has("UIDPLUS"):
+            await conn.uid_expunge(uids)
+
+    async def delete(self, account: AccountConfig, ref: UUID | int, *,
+                     if_match: str | None = None) -> StoredMessage:
+        """Deletes the draft: permanently, or into Trash when the account says ``delete = "trash"``.
+
+        Returns the draft as it was. PreconditionFailed when ``if_match`` is stale.
+        """
+        async with self._pool(account).connection() as conn:
+            current = await self._load(conn, account, ref)
+            if if_match is not None and not etag_matches(if_match, current.etag):
+                raise PreconditionFailed("the draft changed since that ETag; fetch it again",
+                                         field="If-Match")
+            if current.status is Status.SENDING:
+                raise Conflict("the draft is being sent and cannot be deleted now")
+            if account.delete == "trash":
+                trash = await self._folder(account, "trash", conn)
+                await conn.select(current.folder, sync=False)
+                if conn.has("MOVE"):
+                    await conn.uid_move([current.uid], trash)
+                else:
+                    await conn.uid_copy([current.uid], trash)
+                    await self._remove(conn, [current.uid])
+            else:
+                await conn.select(current.folder, sync=False)
+                if if_match is not None:
+                    if not await self._remove_if_unchanged(conn, current):
+                        raise PreconditionFailed("the draft changed meanwhile", field="If-Match")
+                else:
+                    await self._remove(conn, [current.uid])
+        self._forget(account, current.id)
+        return current
+
+
+def _message_id_of(header: bytes) -> str | None:
+    msg = _header_parser.parsebytes(header)
+    value = msg.get("Message-ID")
+    return str(value).strip().strip("<>") if value else None
