@@ -333,10 +333,34 @@ def _section_label(kind: str, index: int, label: str | None) -> str:
     return f"{text} ({label})" if label else text
 
 
+class SchedulerConfig(_Model):
+    """``[scheduler]``: scheduled sends, retries and the recovery of interrupted sends."""
+
+    enabled: bool = True
+    """Run the scheduler in every `serve` instance (`python -m mailbridge worker` runs it alone)."""
+    interval_seconds: float = Field(default=1.0, gt=0, le=60, allow_inf_nan=False)
+    """How often each instance looks for due drafts; a draft is sent within about this much of
+    its planned_send_at (plus the send itself)."""
+    concurrency: int = Field(default=8, ge=1, le=256)
+    """Sends in flight at once per instance."""
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    """Attempts of a scheduled send that meets temporary failures (4xx, no connection) before
+    it is marked failed."""
+    retry_base_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    """Backoff after the first temporary failure; doubled after each further one."""
+    retry_max_seconds: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
+    lease_seconds: float = Field(default=300.0, ge=1, allow_inf_nan=False)
+    """How long a claim to send a draft holds. A draft still claimed after that (its sender
+    died) is taken over: filed into Sent if the SMTP server had accepted it, else marked failed
+    with an unknown outcome, never sent again automatically. Keep it well above the SMTP
+    timeouts."""
+
+
 class Config(_Model):
     """The whole configuration file."""
 
     server: ServerConfig = Field(default_factory=ServerConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     accounts: list[AccountConfig] = Field(min_length=1)
     tokens: list[TokenConfig] = Field(default_factory=list)
 

@@ -50,8 +50,11 @@ from mailbridge.imap.utf7 import quote_astring
 from mailbridge.mime import (
     HEADER_CONTEXT_ID,
     HEADER_CONTEXT_TYPE,
+    HEADER_CREATED_AT,
     HEADER_ID,
+    HEADER_LAST_ERROR,
     HEADER_PLANNED_SEND_AT,
+    HEADER_UPDATED_AT,
     build_message,
     make_message_id,
     parse_message,
@@ -73,8 +76,17 @@ HEADER_REPLACES = "X-Mailbridge-Replaces"
 one version are arbitrated by UID order, the one order the server guarantees: the copy with the
 lowest UID wins. (Dovecot 2.3's conditional STORE alone is no compare-and-set: two sessions'
 simultaneous ``UNCHANGEDSINCE`` STOREs can both succeed.)"""
-KEYWORD_SENDING = "$MailbridgeSending"
-KEYWORD_FAILED = "$MailbridgeFailed"
+HEADER_SEND_STATE = "X-Mailbridge-Send-State"
+"""``sending`` (claimed by a sender, see HEADER_LEASE), ``failed``, or ``sent`` (in Sent)."""
+HEADER_LEASE = "X-Mailbridge-Lease-Until"
+"""While sending: until when the claim holds; after that a sweeper may take over."""
+HEADER_SEND_KEY = "X-Mailbridge-Send-Key"
+HEADER_ATTEMPTS = "X-Mailbridge-Attempts"
+HEADER_RETRY_AT = "X-Mailbridge-Retry-At"
+SEND_HEADERS = (HEADER_SEND_STATE, HEADER_LEASE, HEADER_SEND_KEY, HEADER_ATTEMPTS, HEADER_RETRY_AT)
+KEYWORD_DELIVERED = "$MailbridgeDelivered"
+"""Set on a claimed draft the moment the SMTP server accepted it: a crash after that point must
+lead to filing, never to a second delivery."""
 KEYWORD_PENDING = "$MailbridgePending"
 """On a new version between its APPEND and the removal of the version it replaces. Readers
 never build on a pending copy: two replacers could otherwise each remove a different
@@ -128,6 +140,8 @@ class StoredMessage:
     attachments: tuple[AttachmentInfo, ...]
     kept_headers: tuple[tuple[str, str], ...]
     complete: bool
+    raw: bytes = dataclasses.field(default=b"", repr=False)
+    """The message as stored, when ``complete``."""
 
     @property
     def content(self) -> DraftContent:
@@ -170,13 +184,24 @@ class StoredMessage:
 
     @property
     def status(self) -> Status:
-        if _has_flag(self.flags, KEYWORD_SENDING):
+        send_state = self.header(HEADER_SEND_STATE)
+        if send_state == "sending":
             return Status.SENDING
-        if _has_flag(self.flags, KEYWORD_FAILED):
+        if send_state == "failed":
             return Status.FAILED
+        if send_state == "sent":
+            return Status.SENT
         if self.content.planned_send_at is not None:
             return Status.SCHEDULED
         return Status.DRAFT
+
+    def header(self, name: str) -> str | None:
+        """The value of one of the kept headers (mailbridge's own X-Mailbridge-* state among
+        them), else None."""
+        for n, v in self.kept_headers:
+            if n.lower() == name.lower():
+                return v
+        return None
 
     @property
     def etag(self) -> str:
@@ -271,11 +296,21 @@ def _decode_part(raw: bytes, part: BodyPart) -> str:
     return text.replace("\r\n", "\n")
 
 
+_MIME_STATE_HEADERS = frozenset(h.lower() for h in (
+    HEADER_ID, HEADER_CREATED_AT, HEADER_UPDATED_AT, HEADER_CONTEXT_TYPE, HEADER_CONTEXT_ID,
+    HEADER_PLANNED_SEND_AT, HEADER_LAST_ERROR))
+
+
 def _kept_headers(header_block: bytes) -> tuple[tuple[str, str], ...]:
+    """Headers a new version carries over: other clients' (KEPT_HEADER_PREFIXES) and
+    mailbridge's own bookkeeping beyond what the MIME layer writes from DraftState."""
     msg = _header_parser.parsebytes(header_block)
     kept = []
     for name, value in msg.raw_items():
-        if name.lower().startswith(KEPT_HEADER_PREFIXES):
+        lowered = name.lower()
+        if lowered in _MIME_STATE_HEADERS:
+            continue
+        if lowered.startswith(KEPT_HEADER_PREFIXES) or lowered.startswith("x-mailbridge-"):
             kept.append((name, str(value).replace("\r\n", "").replace("\n", "").strip()))
     return tuple(kept)
 
@@ -358,7 +393,7 @@ class DraftService:
             attachments=tuple(AttachmentInfo(a.filename, a.content_type, a.size, a.inline,
                                              a.content_id)
                               for a in parsed.content.attachments),
-            kept_headers=_kept_headers(_header_block(raw)), complete=True,
+            kept_headers=_kept_headers(_header_block(raw)), complete=True, raw=raw,
         )
 
     async def _fetch_full(self, conn: ImapConnection, account: AccountConfig, folder: str,
@@ -521,9 +556,34 @@ class DraftService:
     # ------------------------------------------------------------ public API
 
     async def get(self, account: AccountConfig, ref: UUID | int) -> StoredMessage:
-        """The draft ``ref`` (stable id or IMAP UID) loaded whole. NotFound if there is none."""
+        """The draft ``ref`` (stable id or IMAP UID) loaded whole. NotFound if there is none.
+
+        A draft that was sent is found by its stable id in Sent (status sent).
+        """
         async with self._pool(account).connection() as conn:
-            return await self._load(conn, account, ref)
+            try:
+                return await self._load(conn, account, ref)
+            except NotFound:
+                if isinstance(ref, UUID):
+                    sent = await self.find_sent(conn, account, ref)
+                    if sent is not None:
+                        return sent
+                raise
+
+    async def find_sent(self, conn: ImapConnection, account: AccountConfig,
+                        draft_id: UUID) -> StoredMessage | None:
+        """The Sent copy of the sent draft ``draft_id`` (by its X-Mailbridge-Id), else None."""
+        sent = (await self._pool(account).folders(conn=conn)).sent
+        if sent is None:
+            return None
+        try:
+            await conn.select(sent)
+        except ImapNotFound:
+            return None
+        found = await conn.uid_search("UNDELETED", "HEADER", HEADER_ID, _search_string(str(draft_id)))
+        if not found.uids:
+            return None
+        return await self._fetch_full(conn, account, sent, min(found.uids))
 
     async def create(self, account: AccountConfig, content: DraftContent, *,
                      idempotency_key: str | None = None) -> tuple[StoredMessage, bool]:
@@ -605,13 +665,11 @@ class DraftService:
             filters += ["SUBJECT", _search_string(word)]
         status = query.status
         if status in (Status.DRAFT, Status.SCHEDULED):
-            filters += ["NOT", "KEYWORD", KEYWORD_SENDING, "NOT", "KEYWORD", KEYWORD_FAILED]
+            filters += ["NOT", "HEADER", HEADER_SEND_STATE, '""']
             filters += (["NOT"] if status is Status.DRAFT else []) + [
                 "HEADER", HEADER_PLANNED_SEND_AT, '""']
-        elif status is Status.SENDING:
-            filters += ["KEYWORD", KEYWORD_SENDING]
-        elif status is Status.FAILED:
-            filters += ["KEYWORD", KEYWORD_FAILED]
+        elif status in (Status.SENDING, Status.FAILED):
+            filters += ["HEADER", HEADER_SEND_STATE, _search_string(status.value)]
         elif status is Status.SENT:  # sent drafts live in Sent, still carrying their id
             folder = await self._folder(account, "sent")
             base = ["UNDELETED", "HEADER", HEADER_ID, '""']
@@ -672,10 +730,8 @@ class DraftService:
                       if_match: str | None = None) -> StoredMessage:
         """Merges ``changes`` (DraftContent field -> new value) into the draft and stores it.
 
-        APPENDs the new version, then removes the old one only if unchanged since it was read
-        (conditional STORE, RFC 7162). When the old one changed meanwhile, the new copy is removed
-        again and PreconditionFailed (``if_match`` given) or Conflict is raised. The stable id,
-        Message-ID, created_at and untouched attachments carry over. Returns the new version.
+        See :meth:`write_version`. A caller's edit also ends a failed send (status back to draft
+        or scheduled, last_error cleared). Returns the new version.
         """
         unknown = set(changes) - CONTENT_FIELDS
         if unknown:
@@ -688,42 +744,65 @@ class DraftService:
                                          field="If-Match")
             if current.status is Status.SENDING:
                 raise Conflict("the draft is being sent and cannot be changed")
-            content = dataclasses.replace(current.content, **changes)
-            state = DraftState(id=current.id, created_at=current.created_at, updated_at=utcnow())
-            message_id = current.parsed.message_id or make_message_id(
-                account.email.rpartition("@")[2])
-            own = [(n, v) for n, v in current.kept_headers if n.lower().startswith("x-mailbridge-")
-                   and n.lower() != HEADER_REPLACES.lower()]
-            raw = build_message(content, sender=self._sender(account), message_id=message_id,
-                                date=state.updated_at, state=state,
-                                extra_headers=[h for h in current.kept_headers
-                                               if not h[0].lower().startswith("x-mailbridge-")])
-            for name, value in own:  # mailbridge's own extra state (the idempotency key)
-                raw = set_header(raw, name, value)
-            replaces = f"<{current.uidvalidity}.{current.uid}>"
-            raw = set_header(raw, HEADER_REPLACES, replaces)
-            keep = [f for f in current.flags if f.lower() not in (
-                "\\deleted", "\\recent", KEYWORD_FAILED.lower(), KEYWORD_SENDING.lower(),
-                KEYWORD_PENDING.lower())]
-            flags = list(dict.fromkeys([*DRAFT_FLAGS, *keep, KEYWORD_PENDING]))
-            appended = await conn.append(current.folder, raw, flags=flags, date=state.updated_at)
-            await conn.select(current.folder)  # sync: every lower UID is visible now
-            if appended is not None:
-                new_uid = appended.uid
-            else:
-                found = await conn.uid_search("UNDELETED", "HEADER", HEADER_ID,
-                                              _search_string(str(current.id)))
-                new_uid = max(u for u in found.uids if u != current.uid)
-            rivals = await conn.uid_search("HEADER", HEADER_REPLACES, _search_string(replaces))
-            won = min([*rivals.uids, new_uid]) == new_uid
-            if not won or not await self._remove_if_unchanged(conn, current):
-                await self._remove(conn, [new_uid])
-                if if_match is not None:
-                    raise PreconditionFailed("the draft changed meanwhile; nothing was changed",
-                                             field="If-Match")
-                raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
-            await conn.uid_store([new_uid], "-FLAGS.SILENT", [KEYWORD_PENDING])  # committed
-            fresh = await self._fetch_full(conn, account, current.folder, new_uid)
+            return await self.write_version(
+                conn, current, dataclasses.replace(current.content, **changes),
+                own_headers=dict.fromkeys(SEND_HEADERS), last_error=None,
+                strict=if_match is not None)
+
+    async def write_version(self, conn: ImapConnection, current: StoredMessage,
+                            content: DraftContent, *, own_headers: Mapping[str, str | None],
+                            last_error: str | None, strict: bool = False,
+                            add_flags: Sequence[str] = (), drop_flags: Sequence[str] = ()
+                            ) -> StoredMessage:
+        """Replaces ``current`` by a new version with ``content``: the one write path of a draft.
+
+        APPENDs the new version (pending), then decides: among all versions written to replace
+        ``current`` the lowest UID wins (UID order is the server's one total order), and the
+        winner removes ``current`` only if no other client touched it since it was read
+        (conditional STORE, RFC 7162). Losers remove their copy and get Conflict, or
+        PreconditionFailed when ``strict`` (an If-Match was given). The stable id, Message-ID,
+        created_at and other clients' headers carry over; ``own_headers`` sets (str) or removes
+        (None) mailbridge's X-Mailbridge-* bookkeeping headers. Returns the new version.
+        """
+        account = current.account
+        state = DraftState(id=current.id, created_at=current.created_at, updated_at=utcnow(),
+                           last_error=last_error)
+        message_id = current.parsed.message_id or make_message_id(account.email.rpartition("@")[2])
+        own = {n: v for n, v in current.kept_headers if n.lower().startswith("x-mailbridge-")}
+        own.pop(HEADER_REPLACES, None)
+        for name, value in own_headers.items():
+            own.pop(name, None)
+            if value is not None:
+                own[name] = value
+        raw = build_message(content, sender=self._sender(account), message_id=message_id,
+                            date=state.updated_at, state=state,
+                            extra_headers=[h for h in current.kept_headers
+                                           if not h[0].lower().startswith("x-mailbridge-")])
+        for name, value in own.items():
+            raw = set_header(raw, name, value)
+        replaces = f"<{current.uidvalidity}.{current.uid}>"
+        raw = set_header(raw, HEADER_REPLACES, replaces)
+        dropped = {f.lower() for f in ("\\Deleted", "\\Recent", KEYWORD_PENDING, *drop_flags)}
+        keep = [f for f in current.flags if f.lower() not in dropped]
+        flags = list(dict.fromkeys([*DRAFT_FLAGS, *keep, *add_flags, KEYWORD_PENDING]))
+        appended = await conn.append(current.folder, raw, flags=flags, date=state.updated_at)
+        await conn.select(current.folder)  # sync: every lower UID is visible now
+        if appended is not None:
+            new_uid = appended.uid
+        else:
+            found = await conn.uid_search("UNDELETED", "HEADER", HEADER_ID,
+                                          _search_string(str(current.id)))
+            new_uid = max(u for u in found.uids if u != current.uid)
+        rivals = await conn.uid_search("HEADER", HEADER_REPLACES, _search_string(replaces))
+        won = min([*rivals.uids, new_uid]) == new_uid
+        if not won or not await self._remove_if_unchanged(conn, current):
+            await self._remove(conn, [new_uid])
+            if strict:
+                raise PreconditionFailed("the draft changed meanwhile; nothing was changed",
+                                         field="If-Match")
+            raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
+        await conn.uid_store([new_uid], "-FLAGS.SILENT", [KEYWORD_PENDING])  # committed
+        fresh = await self._fetch_full(conn, account, current.folder, new_uid)
         if fresh is None:
             raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
         self._remember(account, fresh.id, fresh.uidvalidity, fresh.uid)

@@ -30,9 +30,14 @@ class Address:
     name: str = ""
 
     def __str__(self) -> str:
-        from email.headerregistry import Address as _HeaderAddress
-
-        return str(_HeaderAddress(display_name=self.name, addr_spec=self.email))
+        """``Name <a@b>`` for people (the name quoted when it needs it), never RFC 2047 encoded;
+        never raises (also for addresses read from other clients' messages)."""
+        if not self.name:
+            return self.email
+        name = self.name
+        if any(c in name for c in '()<>[]:;@\\,."'):
+            name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return f"{name} <{self.email}>"
 
 
 @dataclass(frozen=True)

@@ -86,9 +86,10 @@ async def test_scopes(api: Api) -> None:
                            json_body={})).status == 403
     assert (await api.call("POST", f"/api/email/drafts/{draft_id}/send",
                            token=WRITE_TOKEN)).status == 403
-    # with send: past the scope check (sending itself is the next issue)
-    assert (await api.call("POST", f"/api/email/drafts/{draft_id}/send")).status == 501
     assert len(api.messages("Drafts")) == 1
+    # with send: past the scope check
+    sent = await api.call("POST", f"/api/email/drafts/{draft_id}/send")
+    assert sent.status not in (401, 403), sent.body
 
 
 async def test_accounts_of_other_tokens_look_nonexistent(api: Api) -> None:

@@ -176,12 +176,25 @@ async def test_delete(api: Api) -> None:
     assert len(api.messages("Drafts")) == 1
 
 
-async def test_send_is_not_available_yet(api: Api) -> None:
+async def test_send_moves_the_draft_to_sent(api: Api) -> None:
     record = await create(api)
+    api.devstack.smtp.clear()
     reply = await api.call("POST", f"/api/email/drafts/{record['uid']}/send")
-    assert reply.status == 501
-    assert reply.body == {"error": {"code": "not_implemented",
-                                    "message": "sending is not available yet", "field": None}}
+    assert reply.status == 200, reply.body
+    assert reply.body["status"] == "sent" and reply.body["uid"] == record["uid"]
+    assert api.messages("Drafts") == []
+    sent = api.messages("Sent")
+    assert len(sent) == 1 and sent[0].message["Bcc"] == "Eve <eve@example.test>"
+    delivered = [m for m in api.devstack.smtp.delivered if m.login == api.user.email]
+    assert len(delivered) == 1
+    assert b"\r\nBcc:" not in delivered[0].data and b"X-Mailbridge" not in delivered[0].data
+    assert "eve@example.test" in delivered[0].rcpt_tos
+    again = await api.call("GET", f"/api/email/drafts/{record['uid']}")
+    assert again.status == 200 and again.body["status"] == "sent"
+    # a retry delivers nothing more and answers the same
+    retry = await api.call("POST", f"/api/email/drafts/{record['uid']}/send")
+    assert retry.status == 200 and retry.body["status"] == "sent"
+    assert len([m for m in api.devstack.smtp.delivered if m.login == api.user.email]) == 1
 
 
 async def test_drafts_of_several_accounts(api: Api) -> None:

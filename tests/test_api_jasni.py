@@ -188,12 +188,18 @@ async def test_delete(api: Api) -> None:
     assert [m.uid for m in api.messages("Drafts")] == [keep["uid"]]
 
 
-async def test_send_is_not_available_yet(api: Api) -> None:
+async def test_send(api: Api) -> None:
     created = await create(api)
     reply = await api.call("POST", f"/api/v1/emails/drafts/{created['uid']}/send", json_body={})
-    assert reply.status == 501
-    assert reply.body == {"success": False, "error": "sending is not available yet",
-                          "code": "not_implemented"}
+    assert reply.status == 200, reply.body
+    data = reply.body["data"]
+    assert data["account"] == api.user.email and data["message"] == "Email sent"
+    sent = api.messages("Sent")
+    assert [m.uid for m in sent] == [data["uid"]]
+    assert data["messageId"] == sent[0].message["Message-ID"]
+    assert api.messages("Drafts") == []
+    gone = await api.call("POST", f"/api/v1/emails/drafts/{created['uid']}/send", json_body={})
+    assert gone.status == 404  # by UID it is no draft any more
 
 
 async def test_any_folder_listing_and_get_email(api: Api) -> None:

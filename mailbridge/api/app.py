@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 
@@ -10,12 +12,14 @@ from aiohttp.typedefs import Handler
 
 from mailbridge.accounts import Accounts
 from mailbridge.api import exante, health, jasni
-from mailbridge.api.keys import ACCOUNTS, AUTH, CONFIG, DRAFTS
+from mailbridge.api.keys import ACCOUNTS, AUTH, CONFIG, DRAFTS, SENDING
 from mailbridge.api.schemas import ExanteError, ExanteErrorBody, JasniError
 from mailbridge.auth import Authenticator
 from mailbridge.config import Config
 from mailbridge.drafts import DraftService
 from mailbridge.errors import MailbridgeError, RequestError, Unauthorized
+from mailbridge.sender import Sender
+from mailbridge.sending import SendService
 
 log = logging.getLogger("mailbridge.api")
 
@@ -82,23 +86,41 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(path, 500, "internal_error", "internal error; see the service log")
 
 
-def create_app(config: Config) -> web.Application:
+async def run_scheduler(app: web.Application) -> AsyncIterator[None]:
+    """The scheduler as a background task of the app (aiohttp cleanup_ctx): started on startup,
+    cancelled and awaited on shutdown."""
+    task = asyncio.create_task(app[SENDING].run_scheduler(list(app[CONFIG].accounts)))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def create_app(config: Config, *, scheduler: bool | None = None) -> web.Application:
     """Returns the application for ``config``; IMAP pools open lazily and close on cleanup.
 
+    ``scheduler`` (default: ``[scheduler] enabled``) runs the scheduled-send loop in the app.
     Raises ConfigError when an account's password_env variable is not set.
     """
+    if scheduler is None:
+        scheduler = config.scheduler.enabled
     app = web.Application(middlewares=[error_middleware],
                           client_max_size=config.server.limits.max_request_bytes)
     app[CONFIG] = config
     app[ACCOUNTS] = Accounts(config)
     app[DRAFTS] = DraftService(app[ACCOUNTS])
     app[AUTH] = Authenticator(config)
+    sender = Sender()
+    app[SENDING] = SendService(app[DRAFTS], sender, config)
 
     async def close_pools(app: web.Application) -> AsyncIterator[None]:
         yield
+        await sender.close()
         await app[ACCOUNTS].close()
 
     app.cleanup_ctx.append(close_pools)
+    if scheduler:
+        app.cleanup_ctx.append(run_scheduler)
     health.add_routes(app)
     jasni.add_routes(app)
     exante.add_routes(app)

@@ -30,7 +30,7 @@ from mailbridge.api.keys import AUTH, CONFIG
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig, Limits, Scope
 from mailbridge.drafts import StoredMessage, decode_cursor
-from mailbridge.errors import HeaderInjection, InvalidInput, PayloadTooLarge, RequestError
+from mailbridge.errors import HeaderInjection, InvalidInput, PayloadTooLarge
 from mailbridge.mime import check_header_value, parse_address_list
 from mailbridge.model import Address, Attachment, DraftContent
 
@@ -494,10 +494,3 @@ def _message_id(value: str, where: str) -> str:
         raise InvalidInput("must be a Message-ID such as <abc@example.com>", field=where,
                            status=422)
     return bare
-
-
-class NotAvailableYet(RequestError):
-    """The call exists in the contract but this version of mailbridge does not serve it yet."""
-
-    status = 501
-    code = "not_implemented"

@@ -16,7 +16,6 @@ from aiohttp import web
 from mailbridge.api.common import (
     EXANTE_NAMES,
     DraftInput,
-    NotAvailableYet,
     RawAttachment,
     authorize,
     draft_changes,
@@ -34,7 +33,7 @@ from mailbridge.api.common import (
     validate_body,
     with_etag,
 )
-from mailbridge.api.keys import DRAFTS
+from mailbridge.api.keys import DRAFTS, SENDING
 from mailbridge.api.schemas import ExanteAttachmentOut, ExanteDraft, ExanteDraftList, ExanteDraftUpsert
 from mailbridge.auth import Principal
 from mailbridge.drafts import DraftQuery, DraftService, StoredMessage
@@ -185,9 +184,20 @@ async def delete_draft(request: web.Request) -> web.Response:
 
 
 async def send_draft(request: web.Request) -> web.Response:
-    """POST /api/email/drafts/{uid}/send: not served yet (501)."""
-    authorize(request, "send")
-    raise NotAvailableYet("sending is not available yet")
+    """POST /api/email/drafts/{uid}/send -> the record with status "sent".
+
+    Sends exactly once: a retry, or a send of a draft already sent, returns the sent record and
+    delivers nothing. If-Match and Idempotency-Key honoured; 409 while another send of the
+    draft is in flight; 422 for a draft without valid recipients; 502 when the SMTP server
+    refused it (the draft is kept, status failed, last_error = the server's reply); 503 when
+    it could not be reached (the draft is kept unchanged)."""
+    principal = authorize(request, "send")
+    ref = _path_ref(request)
+    current = await find_draft(request.app[DRAFTS], principal, ref,
+                               query_text(request, "from_account_id"))
+    sent = await request.app[SENDING].send(current.account, ref, if_match=if_match(request),
+                                          idempotency_key=idempotency_key(request, principal))
+    return record(sent)
 
 
 def add_routes(app: web.Application) -> None:

@@ -19,7 +19,6 @@ from pydantic import BaseModel
 from mailbridge.api.common import (
     JASNI_NAMES,
     DraftInput,
-    NotAvailableYet,
     RawAttachment,
     authorize,
     draft_changes,
@@ -37,7 +36,7 @@ from mailbridge.api.common import (
     validate_body,
     with_etag,
 )
-from mailbridge.api.keys import ACCOUNTS, DRAFTS
+from mailbridge.api.keys import ACCOUNTS, DRAFTS, SENDING
 from mailbridge.api.schemas import (
     JasniAccount,
     JasniAccountList,
@@ -55,6 +54,8 @@ from mailbridge.api.schemas import (
     JasniEmailData,
     JasniEmailList,
     JasniEmailSummary,
+    JasniSendRequest,
+    JasniSent,
 )
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
@@ -215,9 +216,21 @@ async def delete_draft(request: web.Request) -> web.Response:
 
 
 async def send_draft(request: web.Request) -> web.Response:
-    """POST /api/v1/emails/drafts/{uid}/send: not served yet (501)."""
-    authorize(request, "send")
-    raise NotAvailableYet("sending is not available yet")
+    """POST /api/v1/emails/drafts/{uid}/send {account} -> {uid (in Sent), messageId, account,
+    message}. Sends exactly once: a retry, or a send of a draft already sent, returns the same
+    result and delivers nothing. If-Match and Idempotency-Key honoured; 409 while another send
+    of the draft is in flight; 422 for a draft without valid recipients; 502 when the SMTP
+    server refused it (the draft is kept, status failed); 503 when it could not be reached
+    (the draft is kept unchanged)."""
+    principal = authorize(request, "send")
+    data = await read_json_object(request) if request.can_read_body else {}
+    body = validate_body(JasniSendRequest, data)
+    account = _account(principal, body.account or query_text(request, "account"))
+    ref = parse_ref(request.match_info["uid"], integers=True)
+    sent = await request.app[SENDING].send(account, ref, if_match=if_match(request),
+                                          idempotency_key=idempotency_key(request, principal))
+    return ok(JasniSent(uid=sent.uid or None, message_id=message_id(sent.parsed.message_id),
+                        account=account.email, message="Email sent"))
 
 
 # ----------------------------------------------------------------------------- any folder

@@ -8,9 +8,11 @@ from mailbridge.accounts import Accounts
 from mailbridge.auth import Authenticator
 from mailbridge.config import Config
 from mailbridge.drafts import DraftService
+from mailbridge.sending import SendService
 
 CONFIG = web.AppKey("config", Config)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 DRAFTS = web.AppKey("drafts", DraftService)
+SENDING = web.AppKey("sending", SendService)
 """The one DraftService of the application (its location cache is shared by both dialects)."""
 AUTH = web.AppKey("authenticator", Authenticator)

@@ -281,6 +281,16 @@ class JasniDraftSaved(_CamelResponse):
     message: str
 
 
+class JasniSent(_CamelResponse):
+    """data of a send: the message's UID in Sent (null when the account keeps no Sent copy,
+    e.g. Gmail, whose submission files its own), its Message-ID, the account."""
+
+    uid: int | None
+    message_id: str | None
+    account: str
+    message: str
+
+
 class JasniDraftDeleted(_CamelResponse):
     uid: int
     account: str

@@ -1,0 +1,431 @@
+"""Sending drafts: exactly once, never twice, never silently lost.
+
+A send goes through states that live in the draft itself, so any instance (or a restarted
+one) can see and finish it:
+
+1. **claim**: a new version of the draft with ``X-Mailbridge-Send-State: sending`` and a
+   lease (``X-Mailbridge-Lease-Until``), written like any replace: concurrent claimers of one
+   version are arbitrated on the server (lowest UID wins), so of two requests, two instances or
+   the scheduler exactly one goes on; the others get Conflict (409).
+2. **deliver** over SMTP (mailbridge.sender). On acceptance the claimed version is flagged
+   ``$MailbridgeDelivered`` at once.
+3. **file**: APPEND what was delivered (plus Bcc) to Sent (per ``sent_copy``), remove the
+   draft from Drafts, mark the replied-to message ``\\Answered``.
+
+A process that dies holding a claim leaves it to expire; the sweeper then files a delivered
+draft (no second delivery) and marks an undelivered one failed with an unknown outcome (the
+SMTP server may have accepted it: never re-sent automatically; a person may resend).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from email_validator import EmailNotValidError, validate_email
+
+from mailbridge.config import AccountConfig, Config, SchedulerConfig
+from mailbridge.drafts import (
+    HEADER_ATTEMPTS,
+    HEADER_LEASE,
+    HEADER_RETRY_AT,
+    HEADER_SEND_KEY,
+    HEADER_SEND_STATE,
+    KEYWORD_DELIVERED,
+    KEYWORD_PENDING,
+    DraftService,
+    KeyedLocks,
+    StoredMessage,
+    _search_string,
+    utcnow,
+)
+from mailbridge.errors import (
+    Conflict,
+    InvalidInput,
+    MailbridgeError,
+    NotFound,
+    PreconditionFailed,
+    SmtpError,
+    SmtpOutcomeUnknown,
+    SmtpTemporaryFailure,
+    SmtpUnavailable,
+)
+from mailbridge.imap import ImapConnection
+from mailbridge.mime import HEADER_ID, HEADER_PLANNED_SEND_AT, set_header, strip_for_sending
+from mailbridge.model import Status
+from mailbridge.sender import Sender, smtp_endpoint
+
+log = logging.getLogger("mailbridge.sending")
+
+OUTCOME_UNKNOWN = ("the send was interrupted during the SMTP dialogue; the server may or may not "
+                   "have accepted the message, so it is not sent again automatically")
+
+
+class SendFailed(MailbridgeError):
+    """The send was attempted and failed; ``draft`` is the draft as it stands now."""
+
+    def __init__(self, error: SmtpError, draft: StoredMessage | None) -> None:
+        super().__init__(error.message)
+        self.status = error.status
+        self.code = error.code
+        self.error = error
+        self.draft = draft
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _checkpoint(name: str) -> None:
+    """Test hook: with MAILBRIDGE_TEST_PAUSE_AT=name the process announces it on stderr and
+    stops here for good, so a crash test can kill -9 it at exactly this point."""
+    if os.environ.get("MAILBRIDGE_TEST_PAUSE_AT") == name:
+        log.warning("paused at %s (MAILBRIDGE_TEST_PAUSE_AT)", name)
+        import sys
+
+        print(f"MAILBRIDGE-PAUSED-AT {name}", file=sys.stderr, flush=True)
+        await asyncio.Event().wait()
+
+
+@dataclass(frozen=True)
+class Due:
+    account: AccountConfig
+    id: UUID
+    uid: int
+    when: datetime
+
+
+class SendService:
+    """Sends drafts now (the API) or when due (the scheduler), each exactly once."""
+
+    def __init__(self, drafts: DraftService, sender: Sender, config: Config) -> None:
+        self.drafts = drafts
+        self.sender = sender
+        self.settings: SchedulerConfig = config.scheduler
+        self.limits = config.server.limits
+        self._locks = KeyedLocks()
+
+    # ---------------------------------------------------------------- public
+
+    async def send(self, account: AccountConfig, ref: UUID | int, *, if_match: str | None = None,
+                   idempotency_key: str | None = None) -> StoredMessage:
+        """Sends the draft ``ref`` now. Returns the sent message (status sent).
+
+        A draft already sent returns its Sent copy (a retried request delivers nothing more).
+        Raises Conflict while another send of it is in flight, PreconditionFailed for a stale
+        If-Match, InvalidInput (422) for a draft that cannot be sent, SendFailed when SMTP failed
+        (the draft is kept: failed for a rejection or an unknown outcome, unchanged for a
+        temporary failure).
+        """
+        async with self._locks.hold((account.id, str(ref))):
+            return await self._send(account, ref, if_match=if_match, key=idempotency_key,
+                                    scheduled=False)
+
+    # ------------------------------------------------------------- the flow
+
+    async def _send(self, account: AccountConfig, ref: UUID | int, *, if_match: str | None,
+                    key: str | None, scheduled: bool) -> StoredMessage:
+        pool = self.drafts.accounts.pool(account)
+        async with pool.connection() as conn:
+            try:
+                current = await self.drafts._load(conn, account, ref)
+            except NotFound:
+                if isinstance(ref, UUID):  # sent already: the same result, nothing sent again
+                    done = await self.drafts.find_sent(conn, account, ref)
+                    if done is not None:
+                        return done
+                raise
+            if if_match is not None and not self.drafts_etag_ok(if_match, current):
+                raise PreconditionFailed("the draft changed since that ETag; nothing was sent",
+                                         field="If-Match")
+            if current.status is Status.SENDING:
+                raise Conflict("the draft is being sent right now")
+            if key is not None and current.header(HEADER_SEND_KEY) == key \
+                    and current.status is Status.FAILED:
+                raise SendFailed(SmtpError(current.last_error or "the earlier send failed"), current)
+            recipients = self._recipients(current)
+            lease = utcnow() + timedelta(seconds=self.settings.lease_seconds)
+            try:
+                claimed = await self.drafts.write_version(
+                    conn, current, current.content, last_error=None, strict=if_match is not None,
+                    own_headers={HEADER_SEND_STATE: "sending", HEADER_LEASE: _rfc3339(lease),
+                                 HEADER_SEND_KEY: key, HEADER_RETRY_AT: None},
+                    drop_flags=(KEYWORD_DELIVERED,))
+            except Conflict:
+                raise Conflict("the draft is being sent or changed by another request") from None
+        return await self._deliver_and_file(account, claimed, recipients, scheduled=scheduled)
+
+    @staticmethod
+    def drafts_etag_ok(if_match: str, current: StoredMessage) -> bool:
+        from mailbridge.drafts import etag_matches
+
+        return etag_matches(if_match, current.etag)
+
+    def _recipients(self, draft: StoredMessage) -> list[str]:
+        c = draft.content
+        addresses = [*c.to, *c.cc, *c.bcc]
+        if not addresses:
+            raise InvalidInput("the draft has no recipient (to, cc or bcc)", field="to",
+                               status=422)
+        if len(addresses) > self.limits.max_recipients:
+            raise InvalidInput(f"the draft has {len(addresses)} recipients, more than the "
+                               f"limit of {self.limits.max_recipients}", field="to", status=422)
+        for field, group in (("to", c.to), ("cc", c.cc), ("bcc", c.bcc)):
+            for i, a in enumerate(group):
+                try:
+                    validate_email(a.email, check_deliverability=False, test_environment=True,
+                                   allow_smtputf8=True)
+                except EmailNotValidError as exc:
+                    raise InvalidInput(f"{field}[{i}]: {a.email!r} is not a valid address: {exc}",
+                                       field=f"{field}[{i}]", status=422) from None
+        return list(dict.fromkeys(a.email for a in addresses))
+
+    def _wire(self, draft: StoredMessage) -> bytes:
+        """What goes to the SMTP server: no Bcc, no X-Mailbridge-*, Date of now."""
+        now = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
+        return set_header(strip_for_sending(draft.raw), "Date", now)
+
+    async def _deliver_and_file(self, account: AccountConfig, claimed: StoredMessage,
+                                recipients: list[str], *, scheduled: bool) -> StoredMessage:
+        wire = self._wire(claimed)
+        try:
+            await self.sender.send(smtp_endpoint(account), wire, mail_from=account.email,
+                                   recipients=recipients)
+        except SmtpError as exc:
+            raise SendFailed(exc, await self._after_failure(account, claimed, exc, scheduled)) \
+                from None
+        # accepted: from here on the draft must be filed, never delivered again
+        pool = self.drafts.accounts.pool(account)
+        async with pool.connection() as conn:
+            await conn.select(claimed.folder, sync=False)
+            await conn.uid_store([claimed.uid], "+FLAGS.SILENT", [KEYWORD_DELIVERED])
+        await _checkpoint("after-smtp")
+        return await self._file(account, claimed, wire)
+
+    async def _after_failure(self, account: AccountConfig, claimed: StoredMessage,
+                             exc: SmtpError, scheduled: bool) -> StoredMessage | None:
+        """Writes the draft's state after a failed attempt; returns it (None if that failed)."""
+        temporary = isinstance(exc, SmtpTemporaryFailure | SmtpUnavailable)
+        attempts = int(claimed.header(HEADER_ATTEMPTS) or 0) + 1
+        own: dict[str, str | None] = {HEADER_SEND_STATE: None, HEADER_LEASE: None}
+        error: str | None = exc.message
+        if isinstance(exc, SmtpOutcomeUnknown):
+            own[HEADER_SEND_STATE] = "failed"
+            error = f"{OUTCOME_UNKNOWN}: {exc.message}"
+        elif temporary and scheduled and attempts < self.settings.max_attempts:
+            delay = min(self.settings.retry_base_seconds * 2 ** (attempts - 1),
+                        self.settings.retry_max_seconds)
+            own[HEADER_ATTEMPTS] = str(attempts)
+            own[HEADER_RETRY_AT] = _rfc3339(utcnow() + timedelta(seconds=delay))
+            log.info("temporary failure sending %s (attempt %d), retrying in %.0fs: %s",
+                     claimed.id, attempts, delay, exc.message)
+        elif temporary and not scheduled:
+            error = claimed.last_error  # a direct send answers 503 and leaves the draft as it was
+        else:
+            own[HEADER_SEND_STATE] = "failed"
+            if temporary:
+                error = f"gave up after {attempts} attempts: {exc.message}"
+        pool = self.drafts.accounts.pool(account)
+        try:
+            async with pool.connection() as conn:
+                current = await self.drafts._fetch_full(conn, account, claimed.folder, claimed.uid)
+                if current is None:
+                    return None
+                return await self.drafts.write_version(conn, current, current.content,
+                                                       own_headers=own, last_error=error)
+        except MailbridgeError:
+            log.exception("could not record the failed send of %s; the lease will expire and the "
+                          "sweeper will mark it", claimed.id)
+            return None
+
+    async def _file(self, account: AccountConfig, claimed: StoredMessage,
+                    wire: bytes) -> StoredMessage:
+        """Files a delivered draft: Sent copy (per sent_copy), out of Drafts, original \\Answered.
+
+        Idempotent: a Sent copy already there (an earlier, interrupted filing) is not doubled.
+        Returns the Sent copy, or the claimed draft marked sent when no copy is kept.
+        """
+        pool = self.drafts.accounts.pool(account)
+        async with pool.connection() as conn:
+            folders = await pool.folders(conn=conn)
+            sent_copy = account.sent_copy
+            if sent_copy == "auto":
+                sent_copy = "none" if conn.has("X-GM-EXT-1") else "append"
+            result: StoredMessage | None = None
+            if sent_copy == "append" and folders.sent is not None:
+                result = await self.drafts.find_sent(conn, account, claimed.id)
+                if result is None:
+                    copy = wire
+                    if claimed.content.bcc:
+                        copy = set_header(copy, "Bcc", ", ".join(str(a) for a in claimed.content.bcc))
+                    copy = set_header(copy, HEADER_ID, str(claimed.id))
+                    copy = set_header(copy, HEADER_SEND_STATE, "sent")
+                    for name in ("X-Mailbridge-Context-Type", "X-Mailbridge-Context-Id"):
+                        value = getattr(claimed.content, "context_type" if name.endswith("Type")
+                                        else "context_id")
+                        if value:
+                            copy = set_header(copy, name, value)
+                    appended = await conn.append(folders.sent, copy, flags=("\\Seen",))
+                    if appended is not None:
+                        result = await self.drafts._fetch_full(conn, account, folders.sent,
+                                                               appended.uid)
+                    else:
+                        result = await self.drafts.find_sent(conn, account, claimed.id)
+            await conn.select(claimed.folder, sync=False)
+            await self.drafts._remove(conn, [claimed.uid])
+            self.drafts._forget(account, claimed.id)
+            if claimed.content.in_reply_to:
+                await self._mark_answered(conn, claimed.content.in_reply_to)
+        if result is None:
+            import dataclasses
+
+            result = dataclasses.replace(  # uid 0: no copy of it is kept anywhere
+                claimed, uid=0, kept_headers=(*[(n, v) for n, v in claimed.kept_headers
+                                         if n.lower() != HEADER_SEND_STATE.lower()],
+                                       (HEADER_SEND_STATE, "sent")))
+        log.info("sent draft %s of %s", claimed.id, account.email)
+        return result
+
+    async def _mark_answered(self, conn: ImapConnection, message_id: str) -> None:
+        """Flags the message being replied to \\Answered, where it can be found (INBOX)."""
+        mid = message_id.strip().strip("<>")
+        with contextlib.suppress(MailbridgeError):
+            await conn.select("INBOX")
+            found = await conn.uid_search("HEADER", "Message-ID", _search_string(f"<{mid}>"))
+            if found.uids:
+                await conn.uid_store(found.uids, "+FLAGS.SILENT", ["\\Answered"])
+
+    # -------------------------------------------------------- the scheduler
+
+    async def due(self, account: AccountConfig, now: datetime) -> list[Due]:
+        """Scheduled drafts of ``account`` whose time (or retry time) has come."""
+        pool = self.drafts.accounts.pool(account)
+        async with pool.connection() as conn:
+            folder = await pool.folder("drafts", conn)
+            await conn.select(folder)
+            found = await conn.uid_search("UNDELETED", "NOT", "KEYWORD", KEYWORD_PENDING,
+                                          "HEADER", HEADER_PLANNED_SEND_AT, '""',
+                                          "NOT", "HEADER", HEADER_SEND_STATE, '""')
+            if not found.uids:
+                return []
+            fields = f"HEADER.FIELDS ({HEADER_ID} {HEADER_PLANNED_SEND_AT} {HEADER_RETRY_AT})".upper()
+            items = await conn.uid_fetch(found.uids, f"(UID BODY.PEEK[{fields}])")
+        result = []
+        for item in items:
+            headers = _headers(item.sections.get(fields, b""))
+            planned = _parse_time(headers.get(HEADER_PLANNED_SEND_AT.lower()))
+            retry = _parse_time(headers.get(HEADER_RETRY_AT.lower()))
+            draft_id = headers.get(HEADER_ID.lower())
+            if planned is None or draft_id is None or item.uid is None:
+                continue
+            when = max(planned, retry) if retry else planned
+            if when <= now:
+                with contextlib.suppress(ValueError):
+                    result.append(Due(account, UUID(draft_id), item.uid, when))
+        return sorted(result, key=lambda d: d.when)
+
+    async def send_due(self, due: Due) -> None:
+        """Sends one due draft; losing the claim to another instance is normal and quiet."""
+        try:
+            async with self._locks.hold((due.account.id, str(due.id))):
+                await self._send(due.account, due.id, if_match=None, key=None, scheduled=True)
+            late = (utcnow() - due.when).total_seconds()
+            log.info("scheduled draft %s sent %.1fs after its time", due.id, late)
+        except (Conflict, NotFound):
+            pass
+        except SendFailed as exc:
+            log.warning("scheduled draft %s: %s", due.id, exc.message)
+        except MailbridgeError as exc:
+            log.warning("scheduled draft %s not sent now: %s", due.id, exc.message)
+
+    async def sweep(self, account: AccountConfig, now: datetime) -> None:
+        """Finishes sends whose claim expired (their sender died): files the delivered ones,
+        marks the others failed with an unknown outcome."""
+        pool = self.drafts.accounts.pool(account)
+        async with pool.connection() as conn:
+            folder = await pool.folder("drafts", conn)
+            await conn.select(folder)
+            found = await conn.uid_search("UNDELETED", "HEADER", HEADER_SEND_STATE, '"sending"')
+            stale = []
+            for uid in found.uids:
+                draft = await self.drafts._fetch_full(conn, account, folder, uid)
+                if draft is None or draft.status is not Status.SENDING:
+                    continue
+                lease = _parse_time(draft.header(HEADER_LEASE))
+                if lease is not None and lease > now:
+                    continue
+                delivered = any(f.lower() == KEYWORD_DELIVERED.lower() for f in draft.flags)
+                own: dict[str, str | None]
+                if delivered:  # take the claim over, then file it
+                    lease_until = utcnow() + timedelta(seconds=self.settings.lease_seconds)
+                    own = {HEADER_LEASE: _rfc3339(lease_until)}
+                    error = draft.last_error
+                else:
+                    own = {HEADER_SEND_STATE: "failed", HEADER_LEASE: None}
+                    error = OUTCOME_UNKNOWN
+                try:
+                    taken = await self.drafts.write_version(conn, draft, draft.content,
+                                                            own_headers=own, last_error=error)
+                except Conflict:
+                    continue  # another instance is on it
+                if delivered:
+                    stale.append(taken)
+                else:
+                    log.warning("draft %s: %s", draft.id, OUTCOME_UNKNOWN)
+        for taken in stale:
+            log.warning("filing draft %s, delivered before its sender stopped", taken.id)
+            await self._file(account, taken, self._wire(taken))
+
+    async def run_scheduler(self, accounts: list[AccountConfig]) -> None:
+        """The scheduler loop: every interval, sweep expired claims and send what is due."""
+        gate = asyncio.Semaphore(self.settings.concurrency)
+        running: set[asyncio.Task[None]] = set()
+        in_flight: set[tuple[UUID, UUID]] = set()
+
+        async def one(due: Due) -> None:
+            try:
+                async with gate:
+                    await self.send_due(due)
+            finally:
+                in_flight.discard((due.account.id, due.id))
+
+        while True:
+            now = utcnow()
+            for account in accounts:
+                try:
+                    await self.sweep(account, now)
+                    for due in await self.due(account, now):
+                        key = (account.id, due.id)
+                        if key in in_flight:
+                            continue
+                        in_flight.add(key)
+                        task = asyncio.create_task(one(due))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+                except MailbridgeError as exc:
+                    log.warning("scheduler: %s: %s", account.email, exc.message)
+            await asyncio.sleep(self.settings.interval_seconds)
+
+
+def _headers(block: bytes) -> Mapping[str, str]:
+    from email.parser import BytesHeaderParser
+    from email.policy import default
+
+    msg = BytesHeaderParser(policy=default).parsebytes(block)
+    return {k.lower(): str(v).strip() for k, v in msg.items()}
