@@ -116,12 +116,16 @@ def test_example_file_loads_without_password_env_set(monkeypatch: pytest.MonkeyP
 
 def test_example_file_mentions_every_key() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    from mailbridge.config import Endpoint, Folders, ServerConfig, TokenConfig
+    from mailbridge.config import Endpoint, Folders, SchedulerConfig, ServerConfig, TokenConfig
 
-    for model in (Config, ServerConfig, Limits, Endpoint, Folders, AccountConfig, TokenConfig):
+    sections = ("server", "scheduler", "accounts", "tokens", "limits", "imap", "smtp", "folders")
+    for model in (Config, ServerConfig, Limits, SchedulerConfig, Endpoint, Folders, AccountConfig,
+                  TokenConfig):
         for key in model.model_fields:
-            if key in ("server", "accounts", "tokens", "limits", "imap", "smtp", "folders"):
-                continue  # sections, not keys
+            if key in sections:
+                assert f"[{key}]" in text or f"[accounts.{key}]" in text or \
+                    f"[server.{key}]" in text, f"section [{key}] is not shown in the example"
+                continue
             assert f"{key} = " in text, f"{model.__name__}.{key} is not shown in config.example.toml"
 
 
@@ -196,7 +200,7 @@ def test_unknown_key_in_limits_and_top_level() -> None:
     data["sever"] = {}
     msg = error_of(data)
     assert "config.toml: [server.limits] max_body: unknown key" in msg
-    assert "config.toml: sever: unknown key (expected one of: server, accounts, tokens)" in msg
+    assert "config.toml: sever: unknown key (expected one of: server, scheduler, accounts, tokens)" in msg
 
 
 def test_unknown_key_in_account_subsection() -> None:
