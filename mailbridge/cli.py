@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -55,6 +56,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Runs the scheduler alone: scheduled sends, retries, recovery of interrupted sends."""
+    from mailbridge.accounts import Accounts
+    from mailbridge.drafts import DraftService
+    from mailbridge.sender import Sender
+    from mailbridge.sending import SendService
+
+    config = load_config(args.config)
+
+    async def work() -> None:
+        accounts = Accounts(config)
+        sender = Sender()
+        service = SendService(DraftService(accounts), sender, config)
+        task = asyncio.create_task(service.run_scheduler(list(config.accounts)))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"mailbridge worker running for {len(config.accounts)} account(s)", flush=True)
+        await stop.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await sender.close()
+        await accounts.close()
+
+    asyncio.run(work())
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     print(f"{args.file}: OK")
@@ -84,6 +115,7 @@ mailbridge dev stack is up (Ctrl-C stops all of it)
   users      (IMAP and SMTP logins; point Thunderbird or mutt here)
 {users}
   state      {stack.state_dir}   (`make clean-dev` wipes it)
+  config     {stack.state_dir / "config.toml"}   (the same stack for `serve` / `worker`)
 try:
   curl -s {api}/readyz
   curl -s -H 'Authorization: Bearer {DEV_TOKEN}' {api}/api/v1/accounts
@@ -109,6 +141,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
         return 1
     try:
         config = stack.config()
+        from mailbridge.devstack.tomlfile import dumps
+
+        (stack.state_dir / "config.toml").write_text(dumps(stack.config_data()))
         app = create_app(config)
         asyncio.run(_serve_until_signal(app, "127.0.0.1", stack.ports.api,
                                         on_ready=dev_banner(config, stack)))
@@ -128,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="override [server] host")
     serve.add_argument("--port", type=int, default=None, help="override [server] port")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run only the scheduler (scheduled sends, retries)")
+    worker.add_argument("--config", required=True, help="path to the TOML configuration")
+    worker.set_defaults(func=cmd_worker)
 
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("file")

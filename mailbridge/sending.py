@@ -63,8 +63,9 @@ from mailbridge.sender import Sender, smtp_endpoint
 
 log = logging.getLogger("mailbridge.sending")
 
-OUTCOME_UNKNOWN = ("the send was interrupted during the SMTP dialogue; the server may or may not "
-                   "have accepted the message, so it is not sent again automatically")
+OUTCOME_UNKNOWN = ("outcome unknown: the send was interrupted during the SMTP dialogue; the server "
+                   "may or may not have accepted the message, so it is not sent again "
+                   "automatically (send it again on purpose if it did not arrive)")
 
 
 class SendFailed(MailbridgeError):
@@ -227,7 +228,7 @@ class SendService:
         error: str | None = exc.message
         if isinstance(exc, SmtpOutcomeUnknown):
             own[HEADER_SEND_STATE] = "failed"
-            error = f"{OUTCOME_UNKNOWN}: {exc.message}"
+            error = f"{OUTCOME_UNKNOWN}; {exc.message}"
         elif temporary and scheduled and attempts < self.settings.max_attempts:
             delay = min(self.settings.retry_base_seconds * 2 ** (attempts - 1),
                         self.settings.retry_max_seconds)

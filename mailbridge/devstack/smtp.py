@@ -37,9 +37,10 @@ import logging
 import smtplib
 import socket
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -70,6 +71,8 @@ class DeliveredMessage:
     """The message exactly as received after DATA (dot-unstuffed, CRLF line ends)."""
     login: str
     """The user that authenticated the SMTP session."""
+    received_at: float = field(default_factory=time.time, compare=False)
+    """When the message was accepted (time.time())."""
 
 
 class _DeliveryError(Exception):
@@ -332,6 +335,13 @@ class _Handler:
         """Returns the SMTP reply for the message: 250 once delivered, else the injected or LMTP
         failure (451 temporary, 550 permanent)."""
         owner = self.owner
+        if owner.stall_data.is_set():
+            # fault injection: announce that DATA arrived, then never answer (the client's
+            # outcome is unknown); released by stop() or by clearing stall_data
+            owner.data_stalled.set()
+            while owner.stall_data.is_set() and owner.running:
+                await asyncio.sleep(0.05)
+            return "421 4.3.0 stalled on purpose (dev SMTP fault injection)"
         try:
             code, text = owner.fail_next.pop(0)  # one atomic step: a test thread may clear it
         except IndexError:
@@ -440,6 +450,10 @@ class DevSmtpServer:
         self.ready_timeout = ready_timeout
         self.lmtp = _LmtpDelivery(lmtp_host, lmtp_port, lmtp_timeout, hostname)
         self.fail_next: list[tuple[int, str]] = []
+        self.stall_data = threading.Event()
+        """Fault injection: while set, every DATA is swallowed and never answered."""
+        self.data_stalled = threading.Event()
+        """Set when a DATA was swallowed because of ``stall_data``."""
         self._users = users
         self._delivered: collections.deque[DeliveredMessage] = collections.deque(maxlen=history)
         self._lock = threading.Lock()
@@ -560,3 +574,5 @@ class DevSmtpServer:
         with self._lock:
             self._delivered.clear()
         self.fail_next.clear()
+        self.stall_data.clear()
+        self.data_stalled.clear()
