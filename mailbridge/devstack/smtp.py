@@ -339,7 +339,7 @@ class _Handler:
             # fault injection: announce that DATA arrived, then never answer (the client's
             # outcome is unknown); released by stop() or by clearing stall_data
             owner.data_stalled.set()
-            while owner.stall_data.is_set() and owner.running:
+            while owner.stall_data.is_set() and owner.running:  # noqa: ASYNC110 (set from another thread)
                 await asyncio.sleep(0.05)
             return "421 4.3.0 stalled on purpose (dev SMTP fault injection)"
         try:
