@@ -22,6 +22,8 @@ def _setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # aiosmtpd (the dev SMTP server) logs every connection and command at INFO
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 async def _serve_until_signal(app: web.Application, host: str, port: int,
