@@ -127,6 +127,8 @@ def seed_drafts(service: Service, user: str, count: int, start: int = 0) -> None
         msg["X-Mailbridge-Updated-At"] = "2026-11-21T10:00:00Z"
         msg.set_content(f"Body of seeded draft {i}.\n")
         (cur / f"{now}.S{i}.bench:2,DS").write_bytes(msg.as_bytes().replace(b"\n", b"\r\n"))
-    if os.geteuid() == 0:
-        for path in [folder, *folder.iterdir(), *cur.iterdir()]:
+    if os.geteuid() == 0:  # Dovecot's mail processes (nobody) must own what we made
+        mail_root = service.state / "dovecot" / "mail"
+        made = [p for p in folder.parents if mail_root in p.parents]
+        for path in [*made, folder, *folder.iterdir(), *cur.iterdir()]:
             os.chown(path, 65534, 65534)

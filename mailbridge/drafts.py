@@ -400,7 +400,10 @@ class DraftService:
                           uid: int) -> StoredMessage | None:
         info = await conn.select(folder, sync=False)
         items = await conn.uid_fetch([uid], self._items(conn, "BODY.PEEK[]"))
-        if not items or _has_flag(items[0].flags or (), "\\Deleted"):
+        # no body: expunged by another session but not yet reported to this one (Dovecot
+        # answers such a message with its old flags and an empty body)
+        if not items or _has_flag(items[0].flags or (), "\\Deleted") \
+                or not items[0].sections.get(""):
             return None
         return self._from_full(account, folder, info.uidvalidity, items[0])
 
@@ -630,6 +633,7 @@ class DraftService:
             else:  # no UIDPLUS: find it by its id
                 found = await conn.uid_search("HEADER", HEADER_ID, _search_string(str(state.id)))
                 uid = max(found.uids)
+            own_uid = uid
             if idempotency_key is not None:
                 # Another instance may have raced us with the same key: the lowest UID wins
                 # and the others remove their copy, so one message is left for the key.
@@ -640,6 +644,15 @@ class DraftService:
                     await self._remove(conn, [uid])
                     uid = winner
             draft = await self._fetch_full(conn, account, folder, uid)
+            if draft is None and uid == own_uid:
+                # replaced at once by a send (the scheduler claims a draft that is due already):
+                # it was stored all the same; answer its current version, or its Sent copy
+                try:
+                    draft = await self._load(conn, account, state.id, folder)
+                except NotFound:
+                    sent = await self.find_sent(conn, account, state.id)
+                    if sent is not None:
+                        return sent
         if draft is None:
             raise Conflict("the new draft vanished right after it was stored; retry")
         self._remember(account, draft.id, draft.uidvalidity, draft.uid)

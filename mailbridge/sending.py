@@ -151,7 +151,14 @@ class SendService:
                     done = await self.drafts.find_sent(conn, account, ref)
                     if done is not None:
                         return done
-                raise
+                    raise
+                # a retry by the UID the draft had before this key's send replaced it
+                found = await self._by_send_key(conn, account, key) if key is not None else None
+                if found is None:
+                    raise
+                if found.status is Status.SENT:
+                    return found
+                current = found
             if if_match is not None and not self.drafts_etag_ok(if_match, current):
                 raise PreconditionFailed("the draft changed since that ETag; nothing was sent",
                                          field="If-Match")
@@ -171,6 +178,20 @@ class SendService:
             except Conflict:
                 raise Conflict("the draft is being sent or changed by another request") from None
         return await self._deliver_and_file(account, claimed, recipients, scheduled=scheduled)
+
+    async def _by_send_key(self, conn: ImapConnection, account: AccountConfig,
+                           key: str) -> StoredMessage | None:
+        """The draft (Drafts) or its Sent copy that carries the send key ``key``, else None."""
+        folders = await self.drafts.accounts.pool(account).folders(conn=conn)
+        for folder in (folders.drafts, folders.sent):
+            if folder is None:
+                continue
+            await conn.select(folder)
+            found = await conn.uid_search("UNDELETED", "NOT", "KEYWORD", KEYWORD_PENDING,
+                                          "HEADER", HEADER_SEND_KEY, _search_string(key))
+            if found.uids:
+                return await self.drafts._fetch_full(conn, account, folder, max(found.uids))
+        return None
 
     @staticmethod
     def drafts_etag_ok(if_match: str, current: StoredMessage) -> bool:
@@ -277,6 +298,9 @@ class SendService:
                         copy = set_header(copy, "Bcc", ", ".join(str(a) for a in claimed.content.bcc))
                     copy = set_header(copy, HEADER_ID, str(claimed.id))
                     copy = set_header(copy, HEADER_SEND_STATE, "sent")
+                    send_key = claimed.header(HEADER_SEND_KEY)
+                    if send_key:  # a keyed retry by the draft's old UID finds it (_send)
+                        copy = set_header(copy, HEADER_SEND_KEY, send_key)
                     for name in ("X-Mailbridge-Context-Type", "X-Mailbridge-Context-Id"):
                         value = getattr(claimed.content, "context_type" if name.endswith("Type")
                                         else "context_id")

@@ -248,3 +248,27 @@ async def test_delete_to_trash(devstack, user) -> None:  # type: ignore[no-untyp
             client.logout()
     finally:
         await accounts.close()
+
+
+async def test_mailbox_without_mod_sequences(devstack) -> None:  # type: ignore[no-untyped-def]
+    """Mailboxes whose indexes live in memory keep no mod-sequences (SELECT answers NOMODSEQ,
+    RFC 7162 3.1.2): no MODSEQ is asked for, and replace falls back to checking flags."""
+    user = MailUser(email=f"nomodseq{uuid.uuid4().hex[:8]}@example.test", password="pw",
+                    id=uuid.uuid4())
+    devstack.add_user(user.email, user.password, "userdb_mail=maildir:~/Maildir:INDEX=MEMORY")
+    config = devstack.config(accounts=[devstack.account_entry(user.id, user.email)])
+    accounts = Accounts(config)
+    try:
+        svc, account = DraftService(accounts), config.accounts[0]
+        async with accounts.pool(account).connection() as conn:
+            info = await conn.select("Drafts")
+            assert info.nomodseq and not conn.modseq_available
+        draft, _ = await svc.create(account, CONTENT)
+        assert draft.modseq is None
+        updated = await svc.replace(account, draft.id, {"subject": "no modseq"})
+        assert (await svc.get(account, draft.id)).content.subject == "no modseq"
+        assert [m.id for m in (await svc.list(account, DraftQuery())).items] == [updated.id]
+        await svc.delete(account, draft.id)
+        assert (await svc.list(account, DraftQuery())).items == []
+    finally:
+        await accounts.close()

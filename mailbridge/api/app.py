@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from mailbridge.accounts import Accounts
-from mailbridge.api import exante, health, jasni
+from mailbridge.api import exante, health, jasni, openapi
 from mailbridge.api.keys import ACCOUNTS, AUTH, CONFIG, DRAFTS, SENDING
 from mailbridge.api.schemas import ExanteError, ExanteErrorBody, JasniError
 from mailbridge.auth import Authenticator
@@ -124,4 +124,5 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     health.add_routes(app)
     jasni.add_routes(app)
     exante.add_routes(app)
+    openapi.add_routes(app)
     return app

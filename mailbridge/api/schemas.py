@@ -64,6 +64,7 @@ __all__ = [
     "JasniError",
     "JasniOk",
     "JasniSendRequest",
+    "JasniSent",
     "parse_rfc3339",
     "rfc3339",
 ]
@@ -147,20 +148,21 @@ ContextValue = Annotated[str, Field(max_length=256)]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
 
 class _CamelRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, validate_by_alias=True,
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid", alias_generator=to_camel,
+                              validate_by_alias=True,
                               validate_by_name=False)
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
+    model_config = ConfigDict(use_attribute_docstrings=True, validate_by_name=True, validate_by_alias=True)
 
 
 class _CamelResponse(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True,
+    model_config = ConfigDict(use_attribute_docstrings=True, alias_generator=to_camel, validate_by_name=True,
                               validate_by_alias=True, serialize_by_alias=True)
 
 

@@ -111,6 +111,7 @@ class Dovecot:
         self.tls = tls
         self.extra_folders = extra_folders
         self._users: dict[str, str] = dict(users)
+        self._extra: dict[str, str] = {}
         self._proc: subprocess.Popen[bytes] | None = None
         digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:10]
         self.instance_name = f"mailbridge-{digest}"
@@ -147,9 +148,15 @@ class Dovecot:
 
     # ------------------------------------------------------------------ users
 
-    def add_user(self, email: str, password: str) -> None:
-        """Adds (or changes the password of) a user; effective for the next login."""
+    def add_user(self, email: str, password: str, extra: str = "") -> None:
+        """Adds (or changes the password of) a user; effective for the next login.
+
+        ``extra``: passwd-file extra fields, e.g. ``userdb_mail=maildir:~/Maildir:INDEX=MEMORY``
+        (a user whose mailboxes keep no mod-sequences).
+        """
         self._users[email] = password
+        if extra:
+            self._extra[email] = extra
         self._write_users()
 
     def _write_users(self) -> None:
@@ -166,10 +173,11 @@ class Dovecot:
             if any(c in email + password for c in ":/\r\n") or email.startswith("."):
                 raise ValueError(f"user {email!r}: ':', '/' and line breaks are not allowed")
             path = folder / email
-            if path.exists() and path.read_text() == f"{email}:{{PLAIN}}{password}::::::\n":
+            line = f"{email}:{{PLAIN}}{password}::::::{self._extra.get(email, '')}\n"
+            if path.exists() and path.read_text() == line:
                 continue
             tmp = folder / f".{email}.tmp"
-            tmp.write_text(f"{email}:{{PLAIN}}{password}::::::\n")
+            tmp.write_text(line)
             tmp.chmod(0o640)
             if os.geteuid() == 0:
                 os.chown(tmp, 0, gid)

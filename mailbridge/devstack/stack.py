@@ -134,10 +134,11 @@ class DevStack:
 
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
-    def add_user(self, email: str, password: str) -> None:
-        """A new mailbox user for IMAP and SMTP AUTH, usable at once (the tests' isolation)."""
+    def add_user(self, email: str, password: str, extra: str = "") -> None:
+        """A new mailbox user for IMAP and SMTP AUTH, usable at once (the tests' isolation);
+        ``extra``: Dovecot passwd-file extra fields for this user."""
         self.users[email] = password
-        self.dovecot.add_user(email, password)
+        self.dovecot.add_user(email, password, extra)
 
     def account_entry(self, account_id: UUID, email: str, display_name: str = "",
                       **extra: Any) -> dict[str, Any]:

@@ -175,6 +175,15 @@ class ImapEndpoint:
         return ctx
 
 
+@dataclass
+class ConnectionPolicy:
+    """What the connections of one account learnt about its server, shared through the pool."""
+
+    use_condstore: bool = True
+    """False once a mailbox answered NOMODSEQ: Dovecot 2.3 then refuses every FETCH there on a
+    session with CONDSTORE enabled, so this account's connections no longer enable it."""
+
+
 @dataclass(frozen=True)
 class StoreResult:
     """What a UID STORE did: ``modified`` = refused by UNCHANGEDSINCE (RFC 7162), ``changed`` =
@@ -192,8 +201,9 @@ class ImapConnection:
     :class:`ImapProtocolError` the connection is :attr:`broken` and must be discarded.
     """
 
-    def __init__(self, endpoint: ImapEndpoint) -> None:
+    def __init__(self, endpoint: ImapEndpoint, policy: ConnectionPolicy | None = None) -> None:
         self.endpoint = endpoint
+        self.policy = policy or ConnectionPolicy()
         self.capabilities: frozenset[str] = frozenset()
         self.selected: str | None = None
         self.select_info: SelectInfo | None = None
@@ -206,14 +216,15 @@ class ImapConnection:
     # ------------------------------------------------------------------ setup
 
     @classmethod
-    async def open(cls, endpoint: ImapEndpoint) -> ImapConnection:
+    async def open(cls, endpoint: ImapEndpoint,
+                   policy: ConnectionPolicy | None = None) -> ImapConnection:
         """Connects, secures (TLS/STARTTLS), logs in and reads capabilities.
 
         Returns the ready connection. Raises ImapAuthError when the server refuses the login,
         ImapUnavailable when it cannot be reached in time, ImapCapabilityMissing when STARTTLS is
-        configured but not offered.
+        configured but not offered. ``policy`` is shared by the connections of one account.
         """
-        conn = cls(endpoint)
+        conn = cls(endpoint, policy)
         try:
             async with asyncio.timeout(endpoint.timeout):
                 await conn._connect()
@@ -235,10 +246,13 @@ class ImapConnection:
     async def _connect(self) -> None:
         ep = self.endpoint
 
+        mine = self._lost  # a reconnect makes a new future; the old session's loss is old news
+
         def lost(exc: Exception | None) -> None:
-            self.broken = True
-            if not self._lost.done():
-                self._lost.set_result(None)
+            if mine is self._lost:
+                self.broken = True
+            if not mine.done():
+                mine.set_result(None)
 
         ctx = ep.ssl_context() if ep.security == "tls" else None
         self._client = _Client(host=ep.host, port=ep.port, timeout=ep.timeout,
@@ -262,6 +276,27 @@ class ImapConnection:
                                 f"{ep.host}:{ep.port}: the server said "
                                 f"{_clean(_status_text(response.lines))!r}", account=ep.label)
         await self._refresh_capabilities()
+
+    async def _reconnect(self) -> None:
+        """Replaces this session by a new one (same endpoint): login, capabilities, nothing
+        selected, CONDSTORE off."""
+        self.close()
+        self._lost = asyncio.get_running_loop().create_future()
+        self.broken = False
+        self.condstore_enabled = False
+        self.selected = None
+        self.select_info = None
+        try:
+            async with asyncio.timeout(self.endpoint.timeout):
+                await self._connect()
+        except TimeoutError:
+            self.close()
+            raise ImapUnavailable(f"IMAP server {self._where()} did not complete a reconnect within "
+                                  f"{self.endpoint.timeout:g}s", account=self.endpoint.label) from None
+        except (OSError, aioimaplib.AioImapException, ssl.SSLError) as exc:
+            self.close()
+            raise ImapUnavailable(f"cannot reconnect to IMAP server {self._where()}: "
+                                  f"{_describe_os_error(exc)}", account=self.endpoint.label) from None
 
     async def _starttls(self) -> None:
         assert self._client is not None
@@ -382,6 +417,14 @@ class ImapConnection:
             raise ImapCapabilityMissing(
                 f"the IMAP server {self._where()} lacks {capability}", account=self.endpoint.label)
 
+    @property
+    def modseq_available(self) -> bool:
+        """True when the selected mailbox keeps mod-sequences: CONDSTORE is on and SELECT did not
+        answer NOMODSEQ (RFC 7162 3.1.2; Dovecot does so for in-memory indexes). Only then may
+        FETCH ask for MODSEQ and STORE use UNCHANGEDSINCE."""
+        info = self.select_info
+        return self.condstore_enabled and info is not None and not info.nomodseq
+
     def has(self, capability: str) -> bool:
         return capability.upper() in self.capabilities
 
@@ -463,7 +506,7 @@ class ImapConnection:
         self.selected = None
         self.select_info = None
         args = [mailbox_arg(name)]
-        if await self.enable_condstore() and not self.has("ENABLE"):
+        if self.policy.use_condstore and await self.enable_condstore() and not self.has("ENABLE"):
             args.append("(CONDSTORE)")
         assert self._client is not None
         try:
@@ -474,6 +517,12 @@ class ImapConnection:
             raise
         self._client.protocol.state = "SELECTED"  # execute() bypasses aioimaplib's own select()
         info = parse_select(lines)
+        if info.nomodseq and self.condstore_enabled:
+            # this session can no longer FETCH here: start a new one that never enables
+            # CONDSTORE, and tell the account's other connections through the policy
+            self.policy.use_condstore = False
+            await self._reconnect()
+            return await self.select(name, force=True)
         self.selected, self.select_info = name, info
         return info
 

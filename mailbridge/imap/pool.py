@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from mailbridge.errors import ImapNotFound, ImapUnavailable
-from mailbridge.imap.connection import ImapConnection, ImapEndpoint
+from mailbridge.imap.connection import ConnectionPolicy, ImapConnection, ImapEndpoint
 from mailbridge.imap.folders import SpecialFolders, discover
 
 T = TypeVar("T")
@@ -40,6 +40,7 @@ class ImapPool:
         self._folders: SpecialFolders | None = None
         self._folders_lock = asyncio.Lock()
         self.capabilities: frozenset[str] = frozenset()
+        self.policy = ConnectionPolicy()
 
     @property
     def label(self) -> str:
@@ -100,7 +101,7 @@ class ImapPool:
                 if not conn.broken:
                     return conn, True
                 self._open -= 1
-            conn = await ImapConnection.open(self.endpoint)
+            conn = await ImapConnection.open(self.endpoint, self.policy)
         except BaseException:
             self._slots.release()
             raise
