@@ -65,6 +65,7 @@ async def big_attachment(service: Service, size: int = 20 * 1024 * 1024) -> dict
             if resp.status != 201:
                 raise RuntimeError(f"create answered {resp.status}: {str(created)[:300]}")
         create_s = time.perf_counter() - started
+        _, peak_create = service.rss_kib()
         uid = created["uid"]
         started = time.perf_counter()
         async with session.get(f"{service.api}/api/email/drafts/{uid}", headers=HEADERS) as resp:
@@ -82,6 +83,7 @@ async def big_attachment(service: Service, size: int = 20 * 1024 * 1024) -> dict
             "read_s": round(read_s, 2), "bytes_identical": same,
             "listed_size": record["attachments"][0]["size"] if record.get("attachments") else None,
             "rss_before_mb": round(rss_before / 1024, 1), "rss_peak_mb": round(peak / 1024, 1),
+            "growth_create_x": round((peak_create - rss_before) * 1024 / size, 2),
             "growth_x_attachment": round(growth / size, 2), "target": "< 6.0",
             "pass": same and growth / size < 6.0}
 

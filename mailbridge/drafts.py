@@ -407,6 +407,30 @@ class DraftService:
             return None
         return self._from_full(account, folder, info.uidvalidity, items[0])
 
+    async def _written(self, conn: ImapConnection, account: AccountConfig, folder: str,
+                       uid: int, raw: bytes, content: DraftContent,
+                       state: DraftState) -> StoredMessage | None:
+        """The message we just stored as ``raw`` (built from ``content``), without fetching its
+        body back: a 20 MB attachment is not read again. None when it is gone already."""
+        info = await conn.select(folder, sync=False)
+        modseq = " MODSEQ" if conn.modseq_available else ""
+        items = await conn.uid_fetch([uid], f"(UID FLAGS{modseq} INTERNALDATE RFC822.SIZE)")
+        if not items or _has_flag(items[0].flags or (), "\\Deleted"):
+            return None
+        item = items[0]
+        header = _header_block(raw)
+        head = parse_message(header + b"\r\n")
+        parsed = dataclasses.replace(head, content=dataclasses.replace(
+            head.content, text=content.text, html=content.html,
+            attachments=content.attachments), state=state)
+        return StoredMessage(
+            account=account, folder=folder, uid=uid, uidvalidity=info.uidvalidity,
+            modseq=item.modseq, flags=item.flags or (), size=item.size or len(raw),
+            internaldate=item.internaldate, parsed=parsed,
+            attachments=tuple(AttachmentInfo(a.filename, a.content_type, a.size, a.inline,
+                                             a.content_id) for a in content.attachments),
+            kept_headers=_kept_headers(header), complete=True, raw=raw)
+
     async def _fetch_summaries(self, conn: ImapConnection, account: AccountConfig, folder: str,
                                uidvalidity: int, uids: Sequence[int]) -> list[StoredMessage]:
         """Headers, structure and text bodies of ``uids`` (no attachment bytes): two FETCHes."""
@@ -643,7 +667,10 @@ class DraftService:
                 if winner != uid:
                     await self._remove(conn, [uid])
                     uid = winner
-            draft = await self._fetch_full(conn, account, folder, uid)
+            if uid == own_uid:  # ours: we know its bytes, read back only flags and MODSEQ
+                draft = await self._written(conn, account, folder, uid, raw, content, state)
+            else:
+                draft = await self._fetch_full(conn, account, folder, uid)
             if draft is None and uid == own_uid:
                 # replaced at once by a send (the scheduler claims a draft that is due already):
                 # it was stored all the same; answer its current version, or its Sent copy
@@ -815,7 +842,7 @@ class DraftService:
                                          field="If-Match")
             raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
         await conn.uid_store([new_uid], "-FLAGS.SILENT", [KEYWORD_PENDING])  # committed
-        fresh = await self._fetch_full(conn, account, current.folder, new_uid)
+        fresh = await self._written(conn, account, current.folder, new_uid, raw, content, state)
         if fresh is None:
             raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
         self._remember(account, fresh.id, fresh.uidvalidity, fresh.uid)

@@ -295,3 +295,19 @@ async def test_starttls_missing_is_a_capability_error(tmp_path: Path) -> None:
     finally:
         dv.kill()
         dv.wipe()
+
+
+async def test_large_append_is_written_in_chunks_and_arrives_whole(endpoint: ImapEndpoint) -> None:
+    """A literal far bigger than the socket buffer goes out in chunks with flow control."""
+    body = os.urandom(6 * 1024 * 1024).hex()  # 12 MB of text
+    raw = (b"Subject: big\r\nX-Token: big\r\n\r\n"
+           + b"\r\n".join(body[i:i + 76].encode() for i in range(0, len(body), 76)) + b"\r\n")
+    pool = ImapPool(endpoint, size=1)
+    async with pool.connection() as conn:
+        appended = await conn.append("Drafts", raw)
+        assert appended is not None
+        await conn.select("Drafts")
+        item = (await conn.uid_fetch([appended.uid], "(UID BODY.PEEK[])"))[0]
+        assert item.sections[""] == raw
+        assert (await conn.uid_search("HEADER", "X-Token", '"big"')).uids == (appended.uid,)
+    await pool.close()

@@ -130,6 +130,7 @@ async def upsert_draft(request: web.Request) -> web.Response:
         account = resolve_account(principal, body.from_account_id, "from_account_id")
         key = idempotency_key(request, principal)
         content = draft_content(_input(body), limits_of(request))
+        del body  # its base64 text is decoded now; don't hold both while the message is stored
         draft, _created = await drafts.create(account, content, idempotency_key=key)
         return record(draft, status=201)
     changes = draft_changes(_input(body), limits_of(request))

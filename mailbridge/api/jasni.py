@@ -163,6 +163,7 @@ async def create_draft(request: web.Request) -> web.Response:
     account = _account(principal, body.account)
     key = idempotency_key(request, principal)
     content = draft_content(_input(body), limits_of(request))
+    del body  # its base64 text is decoded now; don't hold both while the message is stored
     draft, _created = await request.app[DRAFTS].create(account, content, idempotency_key=key)
     saved = JasniDraftSaved(uid=draft.uid, id=draft.id, account=account.email,
                             message="Draft saved")
@@ -200,6 +201,7 @@ async def update_draft(request: web.Request) -> web.Response:
     body = validate_body(JasniDraftUpdate, await read_json_object(request))
     account = _account(principal, body.account or query_text(request, "account"))
     changes = draft_changes(_input(body), limits_of(request))
+    del body  # decoded into ``changes``
     draft = await request.app[DRAFTS].replace(account, ref, changes, if_match=if_match(request))
     saved = JasniDraftSaved(uid=draft.uid, id=draft.id, account=account.email,
                             message="Draft updated")

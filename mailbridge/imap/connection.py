@@ -113,6 +113,44 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
             else:
                 current_cmd = None
 
+    # - ``_continuation`` wrote an APPEND's whole literal with one transport.write(); on
+    #   Python 3.11 asyncio copies what the socket does not take at once into its own buffer,
+    #   a second copy of a 27 MB message. Here it goes out in chunks, with flow control.
+
+    _LITERAL_CHUNK = 256 * 1024
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self._writers: set[asyncio.Task[None]] = set()
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    def _continuation(self, line: bytes) -> None:
+        command = self.pending_sync_command
+        data: bytes | None = getattr(self, "literal_data", None)
+        if command is None or command.name != "APPEND" or data is None:
+            super()._continuation(line)
+            return
+        self.literal_data = None
+        task = asyncio.ensure_future(self._write_literal(data))
+        self._writers.add(task)
+        task.add_done_callback(self._writers.discard)
+
+    async def _write_literal(self, data: bytes) -> None:
+        view = memoryview(data)
+        for start in range(0, len(view), self._LITERAL_CHUNK):
+            await self._can_write.wait()
+            if self.transport is None or self.transport.is_closing():
+                return  # the connection dropped; the command fails through the lost future
+            self.transport.write(view[start:start + self._LITERAL_CHUNK])
+        self.transport.write(b"\r\n")
+
     def _untagged_response(self, line: bytes) -> Any:
         if line.startswith(b"* "):
             line = line[2:]
