@@ -590,7 +590,7 @@ class DraftService:
         async with self._pool(account).connection() as conn:
             try:
                 return await self._load(conn, account, ref)
-            except NotFound:
+            except (NotFound, Conflict):  # Conflict: it left Drafts while read (filed into Sent?)
                 if isinstance(ref, UUID):
                     sent = await self.find_sent(conn, account, ref)
                     if sent is not None:

@@ -15,6 +15,11 @@ from mailbridge.errors import ImapUnavailable
 from mailbridge.imap import ImapConnection, ImapEndpoint, ImapPool
 
 TIMEOUT = 1.5
+"""Short, so the timeouts of a frozen server come fast."""
+AFTER_CRASH_TIMEOUT = 10.0
+"""For a server that is killed and restarted (mailbridge's default timeout): the first SELECT
+after a SIGKILL waits for the dead process's dovecot-uidlist.lock to count as stale, 2.4-3.2 s
+measured here on an idle machine, longer under load; it must still succeed."""
 
 
 @pytest.fixture
@@ -30,9 +35,9 @@ def dovecot() -> Iterator[Dovecot]:
         dv.wipe()
 
 
-def endpoint_of(dv: Dovecot) -> ImapEndpoint:
+def endpoint_of(dv: Dovecot, timeout: float = TIMEOUT) -> ImapEndpoint:
     return ImapEndpoint(host="127.0.0.1", port=dv.imap_port, security="none",
-                        username="f@example.test", password="pw", timeout=TIMEOUT,
+                        username="f@example.test", password="pw", timeout=timeout,
                         label="f@example.test")
 
 
@@ -50,16 +55,16 @@ async def busy(pool: ImapPool, i: int) -> str:
 
 
 async def test_server_killed_mid_flight_then_back(dovecot: Dovecot) -> None:
-    pool = ImapPool(endpoint_of(dovecot), size=4)
+    pool = ImapPool(endpoint_of(dovecot, AFTER_CRASH_TIMEOUT), size=4)
     await pool.check()
     tasks = [asyncio.create_task(busy(pool, i)) for i in range(12)]
     await asyncio.sleep(0.3)  # let them get going
     killed_at = time.monotonic()
     dovecot.kill()
-    results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=TIMEOUT * 3)
+    results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=AFTER_CRASH_TIMEOUT * 3)
     took = time.monotonic() - killed_at
     assert results == ["unavailable"] * 12
-    assert took < TIMEOUT * 2, f"failing took {took:.2f}s"
+    assert took < 1.0, f"failing took {took:.2f}s"  # a dropped connection fails at once
     # while down: fails fast, does not hang
     with pytest.raises(ImapUnavailable):
         await pool.check()
@@ -78,7 +83,7 @@ async def test_server_frozen_each_operation_times_out(dovecot: Dovecot) -> None:
     try:
         async def one(i: int) -> float:
             started = time.monotonic()
-            with pytest.raises(ImapUnavailable):
+            with pytest.raises(ImapUnavailable, match="no answer|free within|did not complete"):
                 async with pool.connection() as conn:
                     await conn.select("INBOX", force=True)
             return time.monotonic() - started
@@ -95,7 +100,7 @@ async def test_server_frozen_each_operation_times_out(dovecot: Dovecot) -> None:
 
 
 async def test_idle_connection_dropped_is_replaced(dovecot: Dovecot) -> None:
-    pool = ImapPool(endpoint_of(dovecot), size=1)
+    pool = ImapPool(endpoint_of(dovecot, AFTER_CRASH_TIMEOUT), size=1)
     await pool.check()
     dovecot.kill()
     dovecot.start()

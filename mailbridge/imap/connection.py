@@ -390,8 +390,9 @@ class ImapConnection:
             raise ImapProtocolError(f"IMAP {what} failed on {self._where()}: {type(exc).__name__}",
                                     account=self.endpoint.label) from None
         task.cancel()
+        dropped = self._lost.done()  # before close(), which resolves it too
         self.close()
-        if self._lost.done():
+        if dropped:
             raise ImapUnavailable(f"IMAP connection to {self._where()} was dropped during {what}",
                                   account=self.endpoint.label)
         raise ImapUnavailable(f"IMAP {what} got no answer from {self._where()} within {timeout:g}s",
