@@ -34,6 +34,7 @@ from mailbridge.config import AccountConfig, Config, SchedulerConfig
 from mailbridge.drafts import (
     HEADER_ATTEMPTS,
     HEADER_LEASE,
+    HEADER_REPLACES,
     HEADER_RETRY_AT,
     HEADER_SEND_KEY,
     HEADER_SEND_STATE,
@@ -53,6 +54,7 @@ from mailbridge.errors import (
     PreconditionFailed,
     SmtpError,
     SmtpOutcomeUnknown,
+    SmtpRejected,
     SmtpTemporaryFailure,
     SmtpUnavailable,
 )
@@ -62,6 +64,10 @@ from mailbridge.model import Status
 from mailbridge.sender import Sender, smtp_endpoint
 
 log = logging.getLogger("mailbridge.sending")
+
+HEADER_SENT_FROM = "X-Mailbridge-Sent-From"
+"""On a Sent copy: the Drafts version (``<uidvalidity.uid>``) the send began with, so a retry by
+that UID answers the same result."""
 
 OUTCOME_UNKNOWN = ("outcome unknown: the send was interrupted during the SMTP dialogue; the server "
                    "may or may not have accepted the message, so it is not sent again "
@@ -154,6 +160,8 @@ class SendService:
                     raise
                 # a retry by the UID the draft had before this key's send replaced it
                 found = await self._by_send_key(conn, account, key) if key is not None else None
+                if found is None:  # or a retry by UID of a send that is done: its Sent copy
+                    found = await self._sent_from_uid(conn, account, ref)
                 if found is None:
                     raise
                 if found.status is Status.SENT:
@@ -166,9 +174,10 @@ class SendService:
                 raise Conflict("the draft is being sent right now")
             if key is not None and current.header(HEADER_SEND_KEY) == key \
                     and current.status is Status.FAILED:
-                raise SendFailed(SmtpError(current.last_error or "the earlier send failed"), current)
+                raise SendFailed(SmtpRejected(current.last_error or "the earlier send failed"),
+                                 current)
             recipients = self._recipients(current)
-            lease = utcnow() + timedelta(seconds=self.settings.lease_seconds)
+            lease = datetime.now(UTC) + timedelta(seconds=self.settings.lease_seconds)
             try:
                 claimed = await self.drafts.write_version(
                     conn, current, current.content, last_error=None, strict=if_match is not None,
@@ -178,6 +187,20 @@ class SendService:
             except Conflict:
                 raise Conflict("the draft is being sent or changed by another request") from None
         return await self._deliver_and_file(account, claimed, recipients, scheduled=scheduled)
+
+    async def _sent_from_uid(self, conn: ImapConnection, account: AccountConfig,
+                             uid: int) -> StoredMessage | None:
+        """The Sent copy of the draft that had ``uid`` in Drafts when its send began."""
+        folders = await self.drafts.accounts.pool(account).folders(conn=conn)
+        if folders.drafts is None or folders.sent is None:
+            return None
+        validity = (await conn.select(folders.drafts)).uidvalidity
+        await conn.select(folders.sent)
+        found = await conn.uid_search("UNDELETED", "HEADER", HEADER_SENT_FROM,
+                                      _search_string(f"<{validity}.{uid}>"))
+        if not found.uids:
+            return None
+        return await self.drafts._fetch_full(conn, account, folders.sent, max(found.uids))
 
     async def _by_send_key(self, conn: ImapConnection, account: AccountConfig,
                            key: str) -> StoredMessage | None:
@@ -254,7 +277,7 @@ class SendService:
             delay = min(self.settings.retry_base_seconds * 2 ** (attempts - 1),
                         self.settings.retry_max_seconds)
             own[HEADER_ATTEMPTS] = str(attempts)
-            own[HEADER_RETRY_AT] = _rfc3339(utcnow() + timedelta(seconds=delay))
+            own[HEADER_RETRY_AT] = _rfc3339(datetime.now(UTC) + timedelta(seconds=delay))
             log.info("temporary failure sending %s (attempt %d), retrying in %.0fs: %s",
                      claimed.id, attempts, delay, exc.message)
         elif temporary and not scheduled:
@@ -298,6 +321,9 @@ class SendService:
                         copy = set_header(copy, "Bcc", ", ".join(str(a) for a in claimed.content.bcc))
                     copy = set_header(copy, HEADER_ID, str(claimed.id))
                     copy = set_header(copy, HEADER_SEND_STATE, "sent")
+                    sent_from = claimed.header(HEADER_REPLACES)  # the UID the caller knew
+                    if sent_from:
+                        copy = set_header(copy, HEADER_SENT_FROM, sent_from)
                     send_key = claimed.header(HEADER_SEND_KEY)
                     if send_key:  # a keyed retry by the draft's old UID finds it (_send)
                         copy = set_header(copy, HEADER_SEND_KEY, send_key)
@@ -398,7 +424,7 @@ class SendService:
                 delivered = any(f.lower() == KEYWORD_DELIVERED.lower() for f in draft.flags)
                 own: dict[str, str | None]
                 if delivered:  # take the claim over, then file it
-                    lease_until = utcnow() + timedelta(seconds=self.settings.lease_seconds)
+                    lease_until = datetime.now(UTC) + timedelta(seconds=self.settings.lease_seconds)
                     own = {HEADER_LEASE: _rfc3339(lease_until)}
                     error = draft.last_error
                 else:

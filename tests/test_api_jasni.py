@@ -198,8 +198,14 @@ async def test_send(api: Api) -> None:
     assert [m.uid for m in sent] == [data["uid"]]
     assert data["messageId"] == sent[0].message["Message-ID"]
     assert api.messages("Drafts") == []
-    gone = await api.call("POST", f"/api/v1/emails/drafts/{created['uid']}/send", json_body={})
-    assert gone.status == 404  # by UID it is no draft any more
+    delivered = len(api.devstack.smtp.delivered)
+    # a retry by the UID the caller knew: the same result, nothing sent again
+    again = await api.call("POST", f"/api/v1/emails/drafts/{created['uid']}/send", json_body={})
+    assert again.status == 200, again.body
+    assert again.body["data"] == data
+    assert len(api.devstack.smtp.delivered) == delivered
+    # that UID names no draft any more
+    assert (await api.call("GET", f"/api/v1/emails/drafts/{created['uid']}")).status == 404
 
 
 async def test_any_folder_listing_and_get_email(api: Api) -> None:
