@@ -83,7 +83,7 @@ async def test_server_frozen_each_operation_times_out(dovecot: Dovecot) -> None:
     try:
         async def one(i: int) -> float:
             started = time.monotonic()
-            with pytest.raises(ImapUnavailable, match="no answer|free within|did not complete"):
+            with pytest.raises(ImapUnavailable, match=r"no answer|free within|did not complete"):
                 async with pool.connection() as conn:
                     await conn.select("INBOX", force=True)
             return time.monotonic() - started
