@@ -251,6 +251,16 @@ def etag_matches(if_match: str, etag: str) -> bool:
     return any(c == "*" or c == etag for c in candidates)
 
 
+def check_writable(current: StoredMessage, if_match: str | None, action: str) -> None:
+    """Raises PreconditionFailed for a stale ``if_match``, Conflict while the draft is being
+    sent (``action`` says what cannot be done: changed, deleted, sent)."""
+    if if_match is not None and not etag_matches(if_match, current.etag):
+        raise PreconditionFailed(f"the draft changed since that ETag; it was not {action}",
+                                 field="If-Match")
+    if current.status is Status.SENDING:
+        raise Conflict(f"the draft is being sent right now and cannot be {action}")
+
+
 def encode_cursor(uidvalidity: int, before_uid: int) -> str:
     return base64.urlsafe_b64encode(f"{uidvalidity}:{before_uid}".encode()).decode().rstrip("=")
 
@@ -779,11 +789,7 @@ class DraftService:
                                field=sorted(unknown)[0])
         async with self._pool(account).connection() as conn:
             current = await self._load(conn, account, ref)
-            if if_match is not None and not etag_matches(if_match, current.etag):
-                raise PreconditionFailed("the draft changed since that ETag; fetch it again",
-                                         field="If-Match")
-            if current.status is Status.SENDING:
-                raise Conflict("the draft is being sent and cannot be changed")
+            check_writable(current, if_match, "changed")
             return await self.write_version(
                 conn, current, dataclasses.replace(current.content, **changes),
                 own_headers=dict.fromkeys(SEND_HEADERS), last_error=None,
@@ -889,11 +895,7 @@ class DraftService:
         """
         async with self._pool(account).connection() as conn:
             current = await self._load(conn, account, ref)
-            if if_match is not None and not etag_matches(if_match, current.etag):
-                raise PreconditionFailed("the draft changed since that ETag; fetch it again",
-                                         field="If-Match")
-            if current.status is Status.SENDING:
-                raise Conflict("the draft is being sent and cannot be deleted now")
+            check_writable(current, if_match, "deleted")
             if account.delete == "trash":
                 trash = await self._folder(account, "trash", conn)
                 await conn.select(current.folder, sync=False)

@@ -44,6 +44,7 @@ from mailbridge.drafts import (
     KeyedLocks,
     StoredMessage,
     _search_string,
+    check_writable,
     utcnow,
 )
 from mailbridge.errors import (
@@ -51,7 +52,6 @@ from mailbridge.errors import (
     InvalidInput,
     MailbridgeError,
     NotFound,
-    PreconditionFailed,
     SmtpError,
     SmtpOutcomeUnknown,
     SmtpRejected,
@@ -167,11 +167,7 @@ class SendService:
                 if found.status is Status.SENT:
                     return found
                 current = found
-            if if_match is not None and not self.drafts_etag_ok(if_match, current):
-                raise PreconditionFailed("the draft changed since that ETag; nothing was sent",
-                                         field="If-Match")
-            if current.status is Status.SENDING:
-                raise Conflict("the draft is being sent right now")
+            check_writable(current, if_match, "sent")
             if key is not None and current.header(HEADER_SEND_KEY) == key \
                     and current.status is Status.FAILED:
                 raise SendFailed(SmtpRejected(current.last_error or "the earlier send failed"),
@@ -215,12 +211,6 @@ class SendService:
             if found.uids:
                 return await self.drafts._fetch_full(conn, account, folder, max(found.uids))
         return None
-
-    @staticmethod
-    def drafts_etag_ok(if_match: str, current: StoredMessage) -> bool:
-        from mailbridge.drafts import etag_matches
-
-        return etag_matches(if_match, current.etag)
 
     def _recipients(self, draft: StoredMessage) -> list[str]:
         c = draft.content

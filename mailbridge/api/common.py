@@ -517,3 +517,11 @@ def _message_id(value: str, where: str) -> str:
         raise InvalidInput("must be a Message-ID such as <abc@example.com>", field=where,
                            status=422)
     return bare
+
+
+def message_id(value: str | None) -> str | None:
+    """A Message-ID as it appears in a header, ``<id>`` (both dialects show it so)."""
+    if not value:
+        return None
+    bare = value.strip().strip("<>")
+    return f"<{bare}>" if bare else None

@@ -24,6 +24,7 @@ from mailbridge.api.common import (
     idempotency_key,
     if_match,
     limits_of,
+    message_id,
     parse_draft_id,
     query_cursor,
     query_limit,
@@ -47,13 +48,6 @@ _CONTENT_FIELDS = {"to": "to", "cc": "cc", "bcc": "bcc", "subject": "subject",
                    "body_text": "text", "body_html": "html", "attachments": "attachments",
                    "context_type": "context_type", "context_id": "context_id",
                    "planned_send_at": "planned_send_at"}
-
-
-def message_id(value: str | None) -> str | None:
-    if not value:
-        return None
-    bare = value.strip().strip("<>")
-    return f"<{bare}>" if bare else None
 
 
 def render_draft(m: StoredMessage) -> ExanteDraft:

@@ -26,6 +26,7 @@ from mailbridge.api.common import (
     idempotency_key,
     if_match,
     limits_of,
+    message_id,
     parse_ref,
     parse_uid,
     query_folder,
@@ -75,14 +76,6 @@ def ok(data: BaseModel, status: int = 200) -> web.Response:
     """The success envelope (:class:`~mailbridge.api.schemas.JasniOk`) around ``data``."""
     body = {"success": True, "data": data.model_dump(mode="json", by_alias=True)}
     return web.json_response(body, status=status)
-
-
-def message_id(value: str | None) -> str | None:
-    """A Message-ID as it appears in the header: ``<id>``."""
-    if not value:
-        return None
-    bare = value.strip().strip("<>")
-    return f"<{bare}>" if bare else None
 
 
 def _address(a: Address) -> JasniAddress:
