@@ -26,7 +26,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json
 from pydantic_core import core_schema
 
 from mailbridge import __version__
-from mailbridge.api.common import MAX_IDEMPOTENCY_KEY, MAX_UID
+from mailbridge.api.common import MAX_IDEMPOTENCY_KEY, MAX_UID, authorize
 from mailbridge.api.keys import CONFIG
 from mailbridge.api.schemas import (
     ExanteDraft,
@@ -378,12 +378,15 @@ OPERATIONS: tuple[Operation, ...] = (
         also={503: "At least one account failed; its entry says why."}),
     Operation(
         "GET", OPENAPI_PATH, "openapi", TAG_DOCS, "This document",
-        "The OpenAPI 3.1 document, generated from the service's request and response models.",
-        None, {"type": "object"}, status_description="The OpenAPI document."),
+        "The OpenAPI 3.1 document, generated from the service's request and response models. "
+        "Like every call but the health checks it needs a token.",
+        "read", {"type": "object"}, status_description="The OpenAPI document.",
+        errors=(401, 403)),
     Operation(
         "GET", DOCS_PATH, "docs", TAG_DOCS, "Readable API documentation",
-        "A self-contained HTML page that renders this document; it makes no request but the one "
-        "for `/openapi.json`.",
+        "A self-contained HTML page that renders this document; it holds no data of its own, "
+        "asks for a token and makes no request but the one for `/openapi.json` (with that "
+        "token, kept in the browser tab's sessionStorage).",
         None, {"type": "string"}, media_type="text/html", status_description="The page."),
 )
 """Every route of the app, in the order the document lists them."""
@@ -605,13 +608,14 @@ def build_document(limits: Limits | None = None) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- routes
 
 def add_routes(app: web.Application) -> None:
-    """Adds ``GET /openapi.json`` and ``GET /docs`` (no authentication) to ``app``.
+    """Adds ``GET /openapi.json`` (a token with read) and ``GET /docs`` (a static page) to ``app``.
 
     The document is built on the first request, with the limits of the app's configuration.
     """
     cache: dict[str, bytes] = {}
 
     async def openapi_json(request: web.Request) -> web.Response:
+        authorize(request, "read")
         if "doc" not in cache:
             config = request.app.get(CONFIG)
             document = build_document(config.server.limits if config is not None else None)
@@ -1036,17 +1040,52 @@ details.raw > summary { cursor: pointer; color: var(--muted); font-size: 13px; }
     });
   });
 
-  fetch("openapi.json", {headers: {"Accept": "application/json"}})
-    .then(function (r) {
-      if (!r.ok) { throw new Error("GET openapi.json answered " + r.status); }
-      return r.json();
-    })
-    .then(function (d) { doc = d; render(); })
-    .catch(function (e) {
-      var main = document.getElementById("main");
-      main.textContent = "";
-      main.appendChild(el("p", {cls: "error", text: "Could not load the OpenAPI document: " + e}));
+  var TOKEN_KEY = "mailbridge-docs-token";
+
+  function askToken(message) {
+    var main = document.getElementById("main");
+    main.textContent = "";
+    var input = el("input", {});
+    input.type = "password";
+    input.placeholder = "bearer token";
+    input.setAttribute("aria-label", "bearer token");
+    var button = el("button", {text: "Show the API"});
+    var form = el("form", {}, [el("p", {text: message}), input, button]);
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+      load();
     });
+    main.appendChild(form);
+    input.focus();
+  }
+
+  function load() {
+    var token = sessionStorage.getItem(TOKEN_KEY);
+    if (!token) {
+      askToken("The API description needs a token (any token with the read scope).");
+      return;
+    }
+    fetch("openapi.json", {headers: {"Accept": "application/json",
+                                     "Authorization": "Bearer " + token}})
+      .then(function (r) {
+        if (r.status === 401 || r.status === 403) {
+          sessionStorage.removeItem(TOKEN_KEY);
+          askToken("That token was not accepted (" + r.status + "); try another.");
+          return null;
+        }
+        if (!r.ok) { throw new Error("GET openapi.json answered " + r.status); }
+        return r.json();
+      })
+      .then(function (d) { if (d !== null) { doc = d; render(); } })
+      .catch(function (e) {
+        var main = document.getElementById("main");
+        main.textContent = "";
+        main.appendChild(el("p", {cls: "error", text: "Could not load the OpenAPI document: " + e}));
+      });
+  }
+
+  load();
 })();
 </script>
 </body>
