@@ -16,10 +16,11 @@ from mailbridge.imap import ImapConnection, ImapEndpoint, ImapPool
 
 TIMEOUT = 1.5
 """Short, so the timeouts of a frozen server come fast."""
-AFTER_CRASH_TIMEOUT = 10.0
-"""For a server that is killed and restarted (mailbridge's default timeout): the first SELECT
-after a SIGKILL waits for the dead process's dovecot-uidlist.lock to count as stale, 2.4-3.2 s
-measured here on an idle machine, longer under load; it must still succeed."""
+AFTER_CRASH_TIMEOUT = 30.0
+"""For a server that is killed and restarted: the first SELECT after a SIGKILL waits for the dead
+process's dovecot-uidlist.lock to count as stale, 2.4-3.2 s measured here on an idle machine and
+over 10 s while the machine was busy installing packages; it must still succeed. A bound only: a
+passing run does not wait for it."""
 
 
 @pytest.fixture
@@ -54,17 +55,23 @@ async def busy(pool: ImapPool, i: int) -> str:
         return "unavailable"
 
 
-async def test_server_killed_mid_flight_then_back(dovecot: Dovecot) -> None:
+@pytest.mark.parametrize("how", ["kill", "stop"])
+async def test_server_killed_mid_flight_then_back(dovecot: Dovecot, how: str) -> None:
+    """Dovecot killed (SIGKILL) or stopped (SIGTERM, it closes its clients) mid-operations."""
     pool = ImapPool(endpoint_of(dovecot, AFTER_CRASH_TIMEOUT), size=4)
     await pool.check()
     tasks = [asyncio.create_task(busy(pool, i)) for i in range(12)]
     await asyncio.sleep(0.3)  # let them get going
     killed_at = time.monotonic()
-    dovecot.kill()
+    if how == "kill":
+        dovecot.kill()
+    else:
+        await asyncio.to_thread(dovecot.stop)
     results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=AFTER_CRASH_TIMEOUT * 3)
     took = time.monotonic() - killed_at
     assert results == ["unavailable"] * 12
-    assert took < 1.0, f"failing took {took:.2f}s"  # a dropped connection fails at once
+    # a dropped connection fails at once (a stop takes Dovecot itself ~1-3 s)
+    assert took < (1.0 if how == "kill" else 6.0), f"failing took {took:.2f}s"
     # while down: fails fast, does not hang
     with pytest.raises(ImapUnavailable):
         await pool.check()
