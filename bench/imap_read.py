@@ -7,11 +7,9 @@ import email
 import imaplib
 from email.policy import default as default_policy
 
-from bench.harness import Service
 
-
-def _fetch(service: Service, user: str, password: str, filename: str) -> bytes:
-    client = imaplib.IMAP4("127.0.0.1", service.imap_port)
+def _fetch(port: int, user: str, password: str, filename: str) -> bytes:
+    client = imaplib.IMAP4("127.0.0.1", port)
     try:
         client.login(user, password)
         client.select("Drafts", readonly=True)
@@ -29,5 +27,5 @@ def _fetch(service: Service, user: str, password: str, filename: str) -> bytes:
     raise LookupError(f"no attachment {filename!r}")
 
 
-async def fetch_attachment(service: Service, user: str, password: str, filename: str) -> bytes:
-    return await asyncio.to_thread(_fetch, service, user, password, filename)
+async def fetch_attachment(port: int, user: str, password: str, filename: str) -> bytes:
+    return await asyncio.to_thread(_fetch, port, user, password, filename)
