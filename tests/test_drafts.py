@@ -272,3 +272,42 @@ async def test_mailbox_without_mod_sequences(devstack) -> None:  # type: ignore[
         assert (await svc.list(account, DraftQuery())).items == []
     finally:
         await accounts.close()
+
+
+# ------------------------------------------------- kept headers: the fast path reads as the stdlib
+
+_HEADER_NAMES = ["X-Mailbridge-Send-State", "X-Mailbridge-Lease-Until", "X-Mailbridge-Id",
+                 "X-Mailbridge-Replaces", "X-Mailbridge-Idempotency-Key", "Subject", "To",
+                 "User-Agent", "X-Mozilla-Draft-Info", "Reply-To"]
+
+
+def _kept_by_stdlib(block: bytes) -> tuple[tuple[str, str], ...]:
+    import email.parser
+    import email.policy
+
+    from mailbridge.drafts import _MIME_STATE_HEADERS, KEPT_HEADER_PREFIXES
+
+    msg = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(block)
+    return tuple((n, str(v).replace("\r\n", "").replace("\n", "").strip())
+                 for n, v in msg.raw_items()
+                 if n.lower() not in _MIME_STATE_HEADERS
+                 and (n.lower().startswith(KEPT_HEADER_PREFIXES)
+                      or n.lower().startswith("x-mailbridge-")))
+
+
+def test_kept_headers_read_as_the_stdlib_reads_them() -> None:
+    import random
+
+    from mailbridge.drafts import _kept_headers
+
+    rnd = random.Random(5)
+    chars = ' \t abcXYZ<>.:;,"()=?-_0123456789@é'
+    for _ in range(3000):
+        lines = []
+        for _ in range(rnd.randint(1, 7)):
+            value = "".join(rnd.choice(chars) for _ in range(rnd.randint(0, 40)))
+            if rnd.random() < 0.2:
+                value += "\r\n " + "".join(rnd.choice(chars) for _ in range(5))
+            lines.append(f"{rnd.choice(_HEADER_NAMES)}: {value}\r\n")
+        block = ("".join(lines) + "\r\n").encode()
+        assert _kept_headers(block) == _kept_by_stdlib(block), block

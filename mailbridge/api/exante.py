@@ -8,7 +8,9 @@ whichever account of the token holds it; ``?from_account_id=`` narrows the searc
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from uuid import UUID
 
 from aiohttp import web
@@ -37,11 +39,14 @@ from mailbridge.api.common import (
 from mailbridge.api.keys import DRAFTS, SENDING
 from mailbridge.api.schemas import ExanteAttachmentOut, ExanteDraft, ExanteDraftList, ExanteDraftUpsert
 from mailbridge.auth import Principal
+from mailbridge.config import AccountConfig
 from mailbridge.drafts import DraftQuery, DraftService, StoredMessage
 from mailbridge.errors import InvalidInput, NotFound
 from mailbridge.model import Status
 
 PREFIX = "/api/email"
+
+T = TypeVar("T")
 
 # wire name -> DraftContent field
 _CONTENT_FIELDS = {"to": "to", "cc": "cc", "bcc": "bcc", "subject": "subject",
@@ -85,7 +90,7 @@ def _input(body: ExanteDraftUpsert) -> DraftInput:
 async def find_draft(drafts: DraftService, principal: Principal, ref: UUID,
                      hint: str | None) -> StoredMessage:
     """The draft ``ref`` in the account ``hint`` names, else in whichever of the token's accounts
-    holds it (asked concurrently).
+    holds it: first the one this instance last saw it in, then all of them, asked concurrently.
 
     NotFound when none does; when none does and an account could not be asked, that account's
     error (e.g. ImapUnavailable), since the draft may be there.
@@ -93,6 +98,10 @@ async def find_draft(drafts: DraftService, principal: Principal, ref: UUID,
     if hint is not None or len(principal.accounts) == 1:
         account = resolve_account(principal, hint, "from_account_id")
         return await drafts.get(account, ref)
+    holder = drafts.cached_holder(principal.accounts, ref)
+    if holder is not None:
+        with contextlib.suppress(NotFound):
+            return await drafts.get(holder, ref)
     results = await asyncio.gather(*(drafts.get(a, ref) for a in principal.accounts),
                                    return_exceptions=True)
     failure: BaseException | None = None
@@ -104,6 +113,20 @@ async def find_draft(drafts: DraftService, principal: Principal, ref: UUID,
     if failure is not None:
         raise failure
     raise NotFound(f"no draft {ref}", field="uid")
+
+
+async def in_draft_account(drafts: DraftService, principal: Principal, ref: UUID,
+                           hint: str | None,
+                           action: Callable[[AccountConfig], Awaitable[T]]) -> T:
+    """Runs ``action`` on the account that holds the draft ``ref`` (found as by
+    :func:`find_draft`); without loading the draft first when this instance knows where it is."""
+    if hint is not None or len(principal.accounts) == 1:
+        return await action(resolve_account(principal, hint, "from_account_id"))
+    holder = drafts.cached_holder(principal.accounts, ref)
+    if holder is not None:
+        with contextlib.suppress(NotFound):
+            return await action(holder)
+    return await action((await find_draft(drafts, principal, ref, None)).account)
 
 
 def _path_ref(request: web.Request) -> UUID:
@@ -128,14 +151,17 @@ async def upsert_draft(request: web.Request) -> web.Response:
         draft, _created = await drafts.create(account, content, idempotency_key=key)
         return record(draft, status=201)
     changes = draft_changes(_input(body), limits_of(request))
-    current = await find_draft(drafts, principal, body.uid, None)
-    if body.from_account_id is not None:
-        wanted = resolve_account(principal, body.from_account_id, "from_account_id")
-        if wanted.id != current.account.id:
+    wanted = (resolve_account(principal, body.from_account_id, "from_account_id")
+              if body.from_account_id is not None else None)
+    ref = body.uid
+
+    async def update(account: AccountConfig) -> StoredMessage:
+        if wanted is not None and wanted.id != account.id:
             raise InvalidInput("a draft cannot move to another account; create a new draft "
                                "there and delete this one", field="from_account_id", status=422)
-    draft = await drafts.replace(current.account, body.uid, changes, if_match=if_match(request))
-    return record(draft)
+        return await drafts.replace(account, ref, changes, if_match=if_match(request))
+
+    return record(await in_draft_account(drafts, principal, ref, None, update))
 
 
 async def get_draft(request: web.Request) -> web.Response:
@@ -173,8 +199,11 @@ async def delete_draft(request: web.Request) -> web.Response:
     principal = authorize(request, "write")
     ref = _path_ref(request)
     drafts = request.app[DRAFTS]
-    current = await find_draft(drafts, principal, ref, query_text(request, "from_account_id"))
-    await drafts.delete(current.account, ref, if_match=if_match(request))
+
+    async def delete(account: AccountConfig) -> StoredMessage:
+        return await drafts.delete(account, ref, if_match=if_match(request))
+
+    await in_draft_account(drafts, principal, ref, query_text(request, "from_account_id"), delete)
     return web.Response(status=204)
 
 
@@ -188,11 +217,14 @@ async def send_draft(request: web.Request) -> web.Response:
     it could not be reached (the draft is kept unchanged)."""
     principal = authorize(request, "send")
     ref = _path_ref(request)
-    current = await find_draft(request.app[DRAFTS], principal, ref,
-                               query_text(request, "from_account_id"))
-    sent = await request.app[SENDING].send(current.account, ref, if_match=if_match(request),
-                                          idempotency_key=idempotency_key(request, principal))
-    return record(sent)
+    key = idempotency_key(request, principal)
+
+    async def send(account: AccountConfig) -> StoredMessage:
+        return await request.app[SENDING].send(account, ref, if_match=if_match(request),
+                                               idempotency_key=key)
+
+    return record(await in_draft_account(request.app[DRAFTS], principal, ref,
+                                         query_text(request, "from_account_id"), send))
 
 
 def add_routes(app: web.Application) -> None:
