@@ -219,6 +219,46 @@ async def test_drafts_of_several_accounts(api: Api) -> None:
     assert len(api.messages("Drafts")) == 1 and len(api.messages("Drafts", who=api.other)) == 1
 
 
+async def test_where_an_instance_last_saw_a_draft_is_only_a_hint(api: Api) -> None:
+    """Instance A remembers which account holds a draft; instance B (same accounts) deletes,
+    sends or updates it meanwhile. A must answer what the server holds, not what it remembers."""
+    from api_helpers import start_api
+
+    other = await start_api(api.devstack, api.user, api.other)
+    try:
+        uids = []
+        for subject in ("to delete", "to send", "to update"):
+            made = await api.call("POST", "/api/email/drafts", token=BOTH_TOKEN, json_body={
+                "from_account_id": api.user.email, "subject": subject,
+                "to": ["bob@example.test"]})
+            assert made.status == 201
+            uids.append(made.body["uid"])
+        gone, sent, updated = uids
+        assert (await other.call("DELETE", f"/api/email/drafts/{gone}",
+                                 token=BOTH_TOKEN)).status == 204
+        assert (await other.call("POST", f"/api/email/drafts/{sent}/send",
+                                 token=BOTH_TOKEN)).status == 200
+        assert (await other.call("POST", "/api/email/drafts", token=BOTH_TOKEN, json_body={
+            "uid": updated, "subject": "updated by B"})).status == 200
+
+        assert (await api.call("GET", f"/api/email/drafts/{gone}", token=BOTH_TOKEN)).status == 404
+        assert (await api.call("DELETE", f"/api/email/drafts/{gone}",
+                               token=BOTH_TOKEN)).status == 404
+        got = await api.call("GET", f"/api/email/drafts/{sent}", token=BOTH_TOKEN)
+        assert got.status == 200 and got.body["status"] == "sent"
+        again = await api.call("POST", f"/api/email/drafts/{sent}/send", token=BOTH_TOKEN)
+        assert again.status == 200 and again.body["status"] == "sent"
+        got = await api.call("GET", f"/api/email/drafts/{updated}", token=BOTH_TOKEN)
+        assert got.status == 200 and got.body["subject"] == "updated by B"
+        changed = await api.call("POST", "/api/email/drafts", token=BOTH_TOKEN, json_body={
+            "uid": updated, "subject": "updated by A"})
+        assert changed.status == 200 and changed.body["subject"] == "updated by A"
+        assert len([m for m in api.devstack.smtp.delivered if m.login == api.user.email]) == 1
+        assert [m.message["Subject"] for m in api.messages("Drafts")] == ["updated by A"]
+    finally:
+        await other.client.close()
+
+
 async def test_thunderbird_draft(api: Api) -> None:
     api.append(thunderbird_draft(api.user.email), folder="Drafts")
     items = (await api.call("GET", "/api/email/drafts")).body["items"]
