@@ -1003,11 +1003,48 @@ def parse_address_list(value: str | Sequence[str], field: str) -> tuple[Address,
 # Reading: bodies
 
 
+# The common case, ``type/subtype; a=b; c="d e"`` in printable ASCII, read without the stdlib's
+# header classes (a few microseconds instead of tens); anything else takes _params_slow: RFC 2231
+# (``*=``, ``*0=``), comments, encoded words, escapes, non-ASCII, duplicate names, oddities.
+# Token characters as the stdlib's parser reads them (RFC 2045 minus its ``*'%`` specials).
+_FAST_MAIN = {
+    "content-type": re.compile(r"[ \t]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+/[!#$%&'*+\-.^_`|~0-9A-Za-z]+)"
+                               r"[ \t]*"),
+    "content-disposition": re.compile(r"[ \t]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t]*"),
+}
+_FAST_PARAM = re.compile(
+    r";[ \t]*([!#$&+\-.^_`|~0-9A-Za-z]+)[ \t]*=[ \t]*"
+    r"(?:([!#$%&+\-.^_`|~0-9A-Za-z]+)|\"([ !#-\[\]-~]*)\")[ \t]*")
+_FAST_END = re.compile(r"(?:;[ \t]*)?")
+
+
 def _params_of(name: str, value: str | None) -> tuple[str | None, dict[str, str]]:
     """(lowercased main value, parameters) of a Content-Type/-Disposition value (RFC 2045,
     RFC 2231 via the stdlib's header classes); (None, {}) when unusable."""
     if not value:
         return None, {}
+    main = _FAST_MAIN[name].match(value)
+    if main is None or "=?" in value:
+        return _params_slow(name, value)
+    params: dict[str, str] = {}
+    pos, end = main.end(), len(value)
+    while pos < end:
+        param = _FAST_PARAM.match(value, pos)
+        if param is None:
+            if _FAST_END.fullmatch(value, pos):
+                break
+            return _params_slow(name, value)
+        key = param.group(1).lower()
+        if key in params:
+            return _params_slow(name, value)
+        token = param.group(2)
+        params[key] = param.group(3) if token is None else token
+        pos = param.end()
+    return main.group(1).lower(), params
+
+
+def _params_slow(name: str, value: str) -> tuple[str | None, dict[str, str]]:
+    """_params_of by the stdlib's header classes."""
     try:
         header = _policy.default.header_factory(name, value)
         if name == "content-type":

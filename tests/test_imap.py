@@ -311,3 +311,46 @@ async def test_large_append_is_written_in_chunks_and_arrives_whole(endpoint: Ima
         assert item.sections[""] == raw
         assert (await conn.uid_search("HEADER", "X-Token", '"big"')).uids == (appended.uid,)
     await pool.close()
+
+
+@pytest.mark.parametrize("caps", ["LITERAL+", "LITERAL-", "none"])
+async def test_append_writes(endpoint: ImapEndpoint, caps: str) -> None:
+    """A small APPEND goes out in one write with its command line where the server takes
+    non-synchronizing literals (RFC 7888: any size with LITERAL+, up to 4,096 bytes with
+    LITERAL-); otherwise, after the server's continuation, literal and CRLF in one write."""
+    conn = await ImapConnection.open(endpoint)
+    try:
+        assert "LITERAL+" in conn.capabilities  # Dovecot's; the other cases are pretended
+        if caps != "LITERAL+":
+            conn.capabilities = conn.capabilities - {"LITERAL+"} | (
+                {"LITERAL-"} if caps == "LITERAL-" else set())
+        assert conn._client is not None
+        transport = conn._client.protocol.transport
+        writes: list[bytes] = []
+        real_write = transport.write
+
+        def spy(data: bytes) -> None:
+            writes.append(bytes(data))
+            real_write(data)
+
+        transport.write = spy
+        for size in (1_000, 5_000):
+            token = uuid.uuid4().hex
+            raw = message(token, body="x" * size).replace(b"\n", b"\r\n")
+            writes.clear()
+            appended = await conn.append("Drafts", raw, flags=("\\Draft", "\\Seen"))
+            assert appended is not None
+            nonsync = caps == "LITERAL+" or (caps == "LITERAL-" and len(raw) <= 4096)
+            if nonsync:
+                assert len(writes) == 1
+                assert writes[0].endswith(b" {%d+}\r\n" % len(raw) + raw + b"\r\n")
+            else:
+                assert len(writes) == 2
+                assert writes[0].endswith(b" {%d}\r\n" % len(raw))
+                assert writes[1] == raw + b"\r\n"
+            await conn.select("Drafts")
+            item = (await conn.uid_fetch([appended.uid], "(UID FLAGS BODY.PEEK[])"))[0]
+            assert item.sections[""] == raw
+            assert set(item.flags or ()) >= {"\\Draft", "\\Seen"}
+    finally:
+        await conn.logout()

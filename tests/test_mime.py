@@ -18,12 +18,15 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from mailbridge import mime
 from mailbridge.errors import HeaderInjection, InvalidInput
 from mailbridge.mime import (
     INTERNAL_HEADER_PREFIX,
+    _params_of,
+    _params_slow,
     build_message,
     check_header_value,
     client_headers,
@@ -645,6 +648,96 @@ def test_file_names_rfc2231_rfc2047_and_missing() -> None:
         ("attachment-2.jpg", "image/jpeg"),
     ]
     assert content.attachments[2].data == b"\x00\x01\x02\x03\x04"
+
+
+_TOKEN_CHARS = "!#$%&'*+-.^_`|~" + "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_WS = st.sampled_from(["", "", " ", "  ", "\t", " \t "])
+_TOKENISH = st.text(st.sampled_from(_TOKEN_CHARS + "*'%/=?()<>@,;:\\\"[] \t\u00e9"), min_size=0,
+                    max_size=8)
+_PLAIN_TOKEN = st.text(st.sampled_from(_TOKEN_CHARS), min_size=1, max_size=10)
+_PARAM_NAME = st.one_of(
+    st.sampled_from(["charset", "name", "filename", "boundary", "format", "delsp", "Charset",
+                     "NAME", "FileName", "filename*", "filename*0", "filename*0*", "filename*1",
+                     "name*"]),
+    _PLAIN_TOKEN, _TOKENISH)
+_PARAM_VALUE = st.one_of(
+    _PLAIN_TOKEN, _TOKENISH,
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7e), max_size=12).map(
+        lambda t: f'"{t}"'),
+    st.text(st.sampled_from('ab \t()<>@,;:\\"/[]?=*%\'\u00e9'), max_size=8).map(lambda t: f'"{t}"'),
+    st.sampled_from(["=?utf-8?q?caf=C3=A9?=", '"=?utf-8?b?w7xiZXI=?= x.pdf"',
+                     "utf-8''%C3%9Cbersicht.pdf", "us-ascii'en'a%20b", '"a\\"b"', '"a\\\\b"',
+                     "utf-8", '"utf-8"', "UTF-8", "flowed", "yes", '""', "(comment) x", "x (c)",
+                     '"----=_Part_1_2.3"', "----=_Part_1", "a.b-c_d"]))
+_MAIN = st.one_of(
+    st.tuples(_PLAIN_TOKEN, _PLAIN_TOKEN).map("/".join),
+    st.sampled_from(["text/plain", "TEXT/HTML", "multipart/mixed", "Multipart/Alternative",
+                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                     "attachment", "inline", "Attachment", "text", "text/", "/plain", "",
+                     "tex t/plain", "text/plain (c)", "text/pl\u00e9in", "(c) text/plain"]),
+    _TOKENISH)
+_SEPARATOR = st.one_of(st.tuples(_WS, st.just(";"), _WS).map("".join),
+                       st.sampled_from([";;", ",", " ", ";\t", "; ;"]))
+_TAIL = st.sampled_from(["", "", ";", "; ", " ", " (comment)", ";;", "\t"])
+
+
+@st.composite
+def _parameterized_values(draw: st.DrawFn) -> str:
+    parts = [draw(_WS), draw(_MAIN), draw(_WS)]
+    for _ in range(draw(st.integers(0, 4))):
+        parts += [draw(_SEPARATOR), draw(_PARAM_NAME), draw(_WS), "=", draw(_WS), draw(_PARAM_VALUE)]
+    parts.append(draw(_TAIL))
+    return "".join(parts)
+
+
+@st.composite
+def _plain_values(draw: st.DrawFn) -> tuple[str, str]:
+    """(header, value): mostly what the fast path takes, now and then a character it must not."""
+    header = draw(st.sampled_from(["content-type", "content-disposition"]))
+    chars = _TOKEN_CHARS + draw(st.sampled_from(["", "", "", "", "*", "'", "%", "/"]))
+    token = st.text(st.sampled_from(chars), min_size=1, max_size=10)
+    main = draw(st.tuples(token, token).map("/".join) if header == "content-type" else token)
+    parts = [draw(_WS), main, draw(_WS)]
+    for _ in range(draw(st.integers(0, 4))):
+        value = draw(st.one_of(token, st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7e)
+                                              .filter(lambda c: c not in '"\\'), max_size=12)
+                               .map(lambda t: f'"{t}"')))
+        parts += [";", draw(_WS), draw(token), draw(_WS), "=", draw(_WS), value, draw(_WS)]
+    parts.append(draw(st.sampled_from(["", "", ";", "; ", ";\t"])))
+    return header, "".join(parts)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(case=st.one_of(
+    st.tuples(st.sampled_from(["content-type", "content-disposition"]), _parameterized_values()),
+    _plain_values()))
+@example(case=("content-type", 'text/plain; charset="utf-8"; format=flowed'))
+@example(case=("content-disposition", "attachment; filename*=utf-8''%C3%9Cbersicht.pdf"))
+@example(case=("content-type", "text/plain; Name=a; name=b"))
+@example(case=("content-type", "text/plain; name=a*b"))
+@example(case=("content-type", "text/plain; name=a'b"))
+@example(case=("content-type", 'text/plain; charset="utf-8"x'))
+def test_params_fast_path_reads_as_the_stdlib_does(case: tuple[str, str]) -> None:
+    header, value = case
+    assume(value)  # an empty value is (None, {}) before either path
+    assert _params_of(header, value) == _params_slow(header, value)
+
+
+def test_params_fast_path_takes_plain_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no(name: str, value: str) -> None:
+        raise AssertionError(f"slow path for {value!r}")
+
+    monkeypatch.setattr(mime, "_params_slow", no)
+    assert _params_of("content-type", 'text/plain; charset="utf-8"; format=flowed; delsp=yes') == (
+        "text/plain", {"charset": "utf-8", "format": "flowed", "delsp": "yes"})
+    assert _params_of("content-type", 'Multipart/Mixed;\tboundary="----=_Part_1 2"') == (
+        "multipart/mixed", {"boundary": "----=_Part_1 2"})
+    assert _params_of("content-type", "application/pdf; name=a.pdf;") == (
+        "application/pdf", {"name": "a.pdf"})
+    assert _params_of("content-disposition", 'attachment; filename="Q3 (final).pdf"') == (
+        "attachment", {"filename": "Q3 (final).pdf"})
+    assert _params_of("content-disposition", "inline") == ("inline", {})
+    assert _params_of("content-type", None) == (None, {})
 
 
 def test_malformed_headers() -> None:

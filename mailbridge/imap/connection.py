@@ -72,7 +72,7 @@ aioimaplib.Commands.setdefault(
 
 
 class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
-    """aioimaplib's protocol with two repairs (methods copied from aioimaplib 2.0.3, GPL-3.0):
+    """aioimaplib's protocol with repairs (methods copied from aioimaplib 2.0.3, GPL-3.0):
 
     - ``_handle_responses`` recursed once per reply line of a network read, so a read holding
       about 1,000 lines raised RecursionError inside the event loop and the command hung; it
@@ -115,7 +115,11 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
 
     # - ``_continuation`` wrote an APPEND's whole literal with one transport.write(); on
     #   Python 3.11 asyncio copies what the socket does not take at once into its own buffer,
-    #   a second copy of a 27 MB message. Here it goes out in chunks, with flow control.
+    #   a second copy of a 27 MB message. Here a big literal goes out in chunks, with flow
+    #   control; one up to _LITERAL_CHUNK goes out with its closing CRLF in one write, at once.
+    # - ``send`` formatted a debug line of every command (a bytes repr) even with the debug log
+    #   off; here it only writes, and writes a non-synchronizing APPEND literal (LITERAL+,
+    #   RFC 7888) together with its command line.
 
     _LITERAL_CHUNK = 256 * 1024
 
@@ -131,13 +135,41 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
     def resume_writing(self) -> None:
         self._can_write.set()
 
+    def send(self, line: str, scrub: str | None = None) -> None:
+        command = self.pending_sync_command
+        if isinstance(command, _NonSyncAppend) and command.literal is not None:
+            # execute() made it the pending command just before sending its line
+            self.transport.write(b"".join((line.encode(), b"\r\n", command.literal, b"\r\n")))
+            command.literal = None
+            return
+        self.transport.write(line.encode() + b"\r\n")
+
+    async def append_nonsync(self, message: bytes, mailbox: str, flags: str,
+                             date: datetime | None) -> Any:
+        """APPEND with a non-synchronizing literal ``{n+}`` (RFC 7888): command line, message and
+        CRLF in one write, no wait for the server's continuation. Only for a server announcing
+        LITERAL+ (or LITERAL- and at most 4,096 bytes) and a message small enough to copy."""
+        args = [mailbox, flags]
+        if date is not None:
+            args.append(aioimaplib.time2internaldate(date))
+        args.append(f"{{{len(message)}+}}")
+        return await self.execute(_NonSyncAppend(self.new_tag(), *args, literal=message,
+                                                 loop=self.loop))
+
     def _continuation(self, line: bytes) -> None:
         command = self.pending_sync_command
-        data: bytes | None = getattr(self, "literal_data", None)
-        if command is None or command.name != "APPEND" or data is None:
+        if command is None or command.name != "APPEND":
             super()._continuation(line)
             return
+        data: bytes | None = getattr(self, "literal_data", None)
+        if data is None:  # a non-synchronizing literal was sent already; nothing is owed
+            log.info("IMAP server sent a continuation for an APPEND that needs none: %r",
+                     bytes(line[:100]))
+            return
         self.literal_data = None
+        if len(data) <= self._LITERAL_CHUNK:
+            self.transport.write(data + b"\r\n")
+            return
         task = asyncio.ensure_future(self._write_literal(data))
         self._writers.add(task)
         task.add_done_callback(self._writers.discard)
@@ -170,6 +202,14 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
         if command is not None:
             command.append_to_resp(line)
         return command
+
+
+class _NonSyncAppend(aioimaplib.Command):  # type: ignore[misc]
+    """An APPEND whose literal travels with its command line (see _Protocol.send)."""
+
+    def __init__(self, tag: str, *args: str, literal: bytes, loop: Any) -> None:
+        super().__init__("APPEND", tag, *args, loop=loop)
+        self.literal: bytes | None = literal
 
 
 class _Client(aioimaplib.IMAP4):  # type: ignore[misc]
@@ -595,11 +635,18 @@ class ImapConnection:
                                   account=self.endpoint.label)
         proto = self._client.protocol
         flag_arg = "(" + " ".join(flags) + ")"
+        size = len(message)
+        # no continuation round trip and one write (RFC 7888); a bigger message waits for the
+        # server's go-ahead, so that a refusal does not cost sending it whole
+        nonsync = size <= proto._LITERAL_CHUNK and (
+            "LITERAL+" in self.capabilities or (size <= 4096 and "LITERAL-" in self.capabilities))
         async with self._lock:
-            response = await self._race(
-                proto.append(message, mailbox=mailbox_arg(mailbox), flags=flag_arg, date=date,
-                             timeout=None),
-                "APPEND", timeout=self._size_timeout(len(message)))
+            if nonsync:
+                sending = proto.append_nonsync(message, mailbox_arg(mailbox), flag_arg, date)
+            else:
+                sending = proto.append(message, mailbox=mailbox_arg(mailbox), flags=flag_arg,
+                                       date=date, timeout=None)
+            response = await self._race(sending, "APPEND", timeout=self._size_timeout(size))
         lines = self._check(response, "APPEND")
         return parse_appenduid(lines)
 
