@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping
@@ -58,7 +59,7 @@ from mailbridge.errors import (
     SmtpTemporaryFailure,
     SmtpUnavailable,
 )
-from mailbridge.imap import ImapConnection
+from mailbridge.imap import FetchItem, ImapConnection
 from mailbridge.mime import HEADER_ID, HEADER_PLANNED_SEND_AT, set_header, strip_for_sending
 from mailbridge.model import Status
 from mailbridge.sender import Sender, smtp_endpoint
@@ -118,6 +119,48 @@ class Due:
     when: datetime
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """A scheduled draft as the scheduler's search found it: due at ``when`` or not yet."""
+
+    id: UUID
+    uid: int
+    when: datetime
+
+
+_FolderState = tuple[int, int, int, int]
+_STATE_ITEMS = ("UIDVALIDITY", "UIDNEXT", "MESSAGES", "HIGHESTMODSEQ")
+
+
+async def _folder_state(conn: ImapConnection, folder: str) -> _FolderState | None:
+    """Selects ``folder`` on ``conn``, up to date, and returns its (UIDVALIDITY, UIDNEXT,
+    MESSAGES, HIGHESTMODSEQ) now; None without mod-sequences (no CONDSTORE, or NOMODSEQ).
+
+    While these four are unchanged, so is everything a search of the folder can find: a new
+    message raises UIDNEXT, an expunge alone lowers MESSAGES, any flag change ($MailbridgePending
+    cleared, \\Deleted set) raises HIGHESTMODSEQ, and a message's headers never change without a
+    new UID. So what a search found may be kept for as long as the state read before it stays
+    the same.
+
+    A SELECT reports the state itself. When ``folder`` is selected already: NOOP, then STATUS.
+    Dovecot (2.3) answers STATUS of the selected mailbox from the session's own view, which only
+    a command such as NOOP brings up to date; a STATUS of a mailbox not selected costs a sync of
+    its own (about half a SELECT), and leaves the connection where it was.
+    """
+    if conn.selected != folder:
+        info = await conn.select(folder)
+        if not conn.modseq_available or not info.highestmodseq or info.uidnext is None:
+            return None
+        return (info.uidvalidity, info.uidnext, info.exists, info.highestmodseq)
+    await conn.noop()
+    if not conn.modseq_available:
+        return None
+    status = await conn.status(folder, _STATE_ITEMS)
+    if not status.get("HIGHESTMODSEQ") or any(item not in status for item in _STATE_ITEMS):
+        return None  # HIGHESTMODSEQ 0: the mailbox keeps no mod-sequences (RFC 7162 3.1.2.1)
+    return (status["UIDVALIDITY"], status["UIDNEXT"], status["MESSAGES"], status["HIGHESTMODSEQ"])
+
+
 class SendService:
     """Sends drafts now (the API) or when due (the scheduler), each exactly once."""
 
@@ -127,6 +170,11 @@ class SendService:
         self.settings: SchedulerConfig = config.scheduler
         self.limits = config.server.limits
         self._locks = KeyedLocks()
+        # what the scheduler's last searches of a Drafts folder found, with the folder's state
+        # then (see _folder_state), per (account id, folder)
+        self._planned: dict[tuple[UUID, str], tuple[_FolderState, tuple[_Planned, ...]]] = {}
+        self._claims: dict[tuple[UUID, str],
+                           tuple[_FolderState, tuple[tuple[int, datetime | None], ...]]] = {}
 
     # ---------------------------------------------------------------- public
 
@@ -245,13 +293,18 @@ class SendService:
         except SmtpError as exc:
             raise SendFailed(exc, await self._after_failure(account, claimed, exc, scheduled)) \
                 from None
-        # accepted: from here on the draft must be filed, never delivered again
+        # accepted: from here on the draft must be filed, never delivered again. One connection
+        # does the rest with Drafts kept selected (no SELECT between Drafts and Sent: APPEND
+        # needs none): mark it delivered first, so that a crash from here on leaves it to the
+        # sweeper to file (never to deliver again), then file it.
         pool = self.drafts.accounts.pool(account)
         async with pool.connection() as conn:
             await conn.select(claimed.folder, sync=False)
             await conn.uid_store([claimed.uid], "+FLAGS.SILENT", [KEYWORD_DELIVERED])
-        await _checkpoint("after-smtp")
-        return await self._file(account, claimed, wire)
+            await _checkpoint("after-smtp")
+            # the claim was written by this very send, so no earlier filing of it can have left
+            # a Sent copy: no search of Sent first
+            return await self._file_on(conn, account, claimed, wire, refiling=False)
 
     async def _after_failure(self, account: AccountConfig, claimed: StoredMessage,
                              exc: SmtpError, scheduled: bool) -> StoredMessage | None:
@@ -291,57 +344,77 @@ class SendService:
 
     async def _file(self, account: AccountConfig, claimed: StoredMessage,
                     wire: bytes) -> StoredMessage:
+        """Files a delivered draft whose filing may have begun before (the sweeper's case): as
+        :meth:`_file_on`, on a connection of its own, looking for an earlier Sent copy first."""
+        pool = self.drafts.accounts.pool(account)
+        async with pool.connection() as conn:
+            return await self._file_on(conn, account, claimed, wire, refiling=True)
+
+    async def _file_on(self, conn: ImapConnection, account: AccountConfig,
+                       claimed: StoredMessage, wire: bytes, *, refiling: bool) -> StoredMessage:
         """Files a delivered draft: Sent copy (per sent_copy), out of Drafts, original \\Answered.
 
-        Idempotent: a Sent copy already there (an earlier, interrupted filing) is not doubled.
+        Idempotent when ``refiling``: a Sent copy already there (an earlier, interrupted filing)
+        is not doubled. Without ``refiling`` the caller guarantees there is none (it has just
+        claimed the draft itself), which saves a SELECT of Sent and a search of the whole folder.
         Returns the Sent copy, or the claimed draft marked sent when no copy is kept.
         """
         pool = self.drafts.accounts.pool(account)
-        async with pool.connection() as conn:
-            folders = await pool.folders(conn=conn)
-            sent_copy = account.sent_copy
-            if sent_copy == "auto":
-                sent_copy = "none" if conn.has("X-GM-EXT-1") else "append"
-            result: StoredMessage | None = None
-            if sent_copy == "append" and folders.sent is not None:
+        folders = await pool.folders(conn=conn)
+        sent_copy = account.sent_copy
+        if sent_copy == "auto":
+            sent_copy = "none" if conn.has("X-GM-EXT-1") else "append"
+        result: StoredMessage | None = None
+        if sent_copy == "append" and folders.sent is not None:
+            if refiling:
                 result = await self.drafts.find_sent(conn, account, claimed.id)
-                if result is None:
-                    copy = wire
-                    if claimed.content.bcc:
-                        copy = set_header(copy, "Bcc", ", ".join(str(a) for a in claimed.content.bcc))
-                    copy = set_header(copy, HEADER_ID, str(claimed.id))
-                    copy = set_header(copy, HEADER_SEND_STATE, "sent")
-                    sent_from = claimed.header(HEADER_REPLACES)  # the UID the caller knew
-                    if sent_from:
-                        copy = set_header(copy, HEADER_SENT_FROM, sent_from)
-                    send_key = claimed.header(HEADER_SEND_KEY)
-                    if send_key:  # a keyed retry by the draft's old UID finds it (_send)
-                        copy = set_header(copy, HEADER_SEND_KEY, send_key)
-                    for name in ("X-Mailbridge-Context-Type", "X-Mailbridge-Context-Id"):
-                        value = getattr(claimed.content, "context_type" if name.endswith("Type")
-                                        else "context_id")
-                        if value:
-                            copy = set_header(copy, name, value)
-                    appended = await conn.append(folders.sent, copy, flags=("\\Seen",))
-                    if appended is not None:
-                        result = await self.drafts._fetch_full(conn, account, folders.sent,
-                                                               appended.uid)
-                    else:
-                        result = await self.drafts.find_sent(conn, account, claimed.id)
-            await conn.select(claimed.folder, sync=False)
-            await self.drafts._remove(conn, [claimed.uid])
-            self.drafts._forget(account, claimed.id)
-            if claimed.content.in_reply_to:
-                await self._mark_answered(conn, claimed.content.in_reply_to)
+            if result is None:
+                copy = self._sent_copy(claimed, wire)
+                stored_at = utcnow()
+                appended = await conn.append(folders.sent, copy, flags=("\\Seen",),
+                                             date=stored_at)
+                if appended is not None:  # the record from what we stored: nothing read back
+                    result = self.drafts._from_full(account, folders.sent, appended.uidvalidity,
+                                                    FetchItem(seq=0, uid=appended.uid,
+                                                              flags=("\\Seen",),
+                                                              internaldate=stored_at,
+                                                              size=len(copy),
+                                                              sections={"": copy}))
+                else:
+                    result = await self.drafts.find_sent(conn, account, claimed.id)
+        await conn.select(claimed.folder, sync=False)  # no command if still selected
+        await self.drafts._remove(conn, [claimed.uid])
+        self.drafts._forget(account, claimed.id)
+        if claimed.content.in_reply_to:
+            await self._mark_answered(conn, claimed.content.in_reply_to)
         if result is None:
-            import dataclasses
-
             result = dataclasses.replace(  # uid 0: no copy of it is kept anywhere
                 claimed, uid=0, kept_headers=(*[(n, v) for n, v in claimed.kept_headers
                                          if n.lower() != HEADER_SEND_STATE.lower()],
                                        (HEADER_SEND_STATE, "sent")))
         log.info("sent draft %s of %s", claimed.id, account.email)
         return result
+
+    @staticmethod
+    def _sent_copy(claimed: StoredMessage, wire: bytes) -> bytes:
+        """What Sent keeps: what was delivered, plus Bcc and mailbridge's bookkeeping."""
+        copy = wire
+        if claimed.content.bcc:
+            copy = set_header(copy, "Bcc", ", ".join(str(a) for a in claimed.content.bcc))
+        copy = set_header(copy, HEADER_ID, str(claimed.id))
+        copy = set_header(copy, HEADER_SEND_STATE, "sent")
+        sent_from = claimed.header(HEADER_REPLACES)  # the UID the caller knew
+        if sent_from:
+            copy = set_header(copy, HEADER_SENT_FROM, sent_from)
+        send_key = claimed.header(HEADER_SEND_KEY)
+        if send_key:  # a keyed retry by the draft's old UID finds it (_send)
+            copy = set_header(copy, HEADER_SEND_KEY, send_key)
+        for name in ("X-Mailbridge-Context-Type", "X-Mailbridge-Context-Id"):
+            value = getattr(claimed.content, "context_type" if name.endswith("Type")
+                            else "context_id")
+            if value:
+                copy = set_header(copy, name, value)
+        return copy
 
     async def _mark_answered(self, conn: ImapConnection, message_id: str) -> None:
         """Flags the message being replied to \\Answered, where it can be found (INBOX)."""
@@ -356,17 +429,58 @@ class SendService:
 
     async def due(self, account: AccountConfig, now: datetime) -> list[Due]:
         """Scheduled drafts of ``account`` whose time (or retry time) has come."""
+        _, due = await self._tick(account, now, sweep=False)
+        return due
+
+    async def sweep(self, account: AccountConfig, now: datetime) -> None:
+        """Finishes sends whose claim expired (their sender died): files the delivered ones,
+        marks the others failed with an unknown outcome."""
+        stale, _ = await self._tick(account, now, due=False)
+        await self._file_stale(account, stale)
+
+    async def _tick(self, account: AccountConfig, now: datetime, *, sweep: bool = True,
+                    due: bool = True) -> tuple[list[StoredMessage], list[Due]]:
+        """One look of the scheduler at ``account``'s Drafts, on one connection: takes over the
+        expired claims (``sweep``; returns those delivered, to be filed) and lists what is due
+        (``due``).
+
+        Both searches of Drafts (claims, scheduled drafts) are skipped while the folder is
+        unchanged since the last one (see :func:`_folder_state`): what they found is kept, and
+        leases and times are compared with ``now`` anew at every tick.
+        """
         pool = self.drafts.accounts.pool(account)
         async with pool.connection() as conn:
             folder = await pool.folder("drafts", conn)
-            await conn.select(folder)
-            found = await conn.uid_search("UNDELETED", "NOT", "KEYWORD", KEYWORD_PENDING,
-                                          "HEADER", HEADER_PLANNED_SEND_AT, '""',
-                                          "NOT", "HEADER", HEADER_SEND_STATE, '""')
-            if not found.uids:
-                return []
-            fields = f"HEADER.FIELDS ({HEADER_ID} {HEADER_PLANNED_SEND_AT} {HEADER_RETRY_AT})".upper()
-            items = await conn.uid_fetch(found.uids, f"(UID BODY.PEEK[{fields}])")
+            state = await _folder_state(conn, folder)
+            stale = await self._take_expired(conn, account, folder, state, now) if sweep else []
+            result = []
+            if due:
+                key = (account.id, folder)
+                cached = self._planned.get(key)
+                if state is not None and cached is not None and cached[0] == state:
+                    planned = cached[1]
+                else:
+                    planned = await self._search_planned(conn, folder)
+                    if state is not None:
+                        self._planned[key] = (state, planned)
+                    else:
+                        self._planned.pop(key, None)
+                result = sorted((Due(account, p.id, p.uid, p.when) for p in planned
+                                 if p.when <= now), key=lambda d: d.when)
+        return stale, result
+
+    @staticmethod
+    async def _search_planned(conn: ImapConnection, folder: str) -> tuple[_Planned, ...]:
+        """Every scheduled draft of ``folder`` (selected and synced) with its time (or retry
+        time), due or not."""
+        await conn.select(folder, sync=False)  # no command: it is (see _folder_state)
+        found = await conn.uid_search("UNDELETED", "NOT", "KEYWORD", KEYWORD_PENDING,
+                                      "HEADER", HEADER_PLANNED_SEND_AT, '""',
+                                      "NOT", "HEADER", HEADER_SEND_STATE, '""')
+        if not found.uids:
+            return ()
+        fields = f"HEADER.FIELDS ({HEADER_ID} {HEADER_PLANNED_SEND_AT} {HEADER_RETRY_AT})".upper()
+        items = await conn.uid_fetch(found.uids, f"(UID BODY.PEEK[{fields}])")
         result = []
         for item in items:
             headers = _headers(item.sections.get(fields, b""))
@@ -375,11 +489,74 @@ class SendService:
             draft_id = headers.get(HEADER_ID.lower())
             if planned is None or draft_id is None or item.uid is None:
                 continue
-            when = max(planned, retry) if retry else planned
-            if when <= now:
-                with contextlib.suppress(ValueError):
-                    result.append(Due(account, UUID(draft_id), item.uid, when))
-        return sorted(result, key=lambda d: d.when)
+            with contextlib.suppress(ValueError):
+                result.append(_Planned(UUID(draft_id), item.uid,
+                                       max(planned, retry) if retry else planned))
+        return tuple(result)
+
+    async def _take_expired(self, conn: ImapConnection, account: AccountConfig, folder: str,
+                            state: _FolderState | None, now: datetime) -> list[StoredMessage]:
+        """Takes over the claims of ``folder`` whose lease expired: a delivered one gets a
+        new lease (returned, to be filed), the others are marked failed, outcome unknown."""
+        key = (account.id, folder)
+        cached = self._claims.get(key)
+        if state is not None and cached is not None and cached[0] == state:
+            claims = cached[1]
+        else:
+            claims = await self._search_claims(conn, folder)
+            if state is not None:
+                self._claims[key] = (state, claims)
+            else:
+                self._claims.pop(key, None)
+        stale = []
+        for uid, lease_seen in claims:
+            if lease_seen is not None and lease_seen > now:
+                continue  # its sender still holds it (read whole once the lease has expired)
+            draft = await self.drafts._fetch_full(conn, account, folder, uid)
+            if draft is None or draft.status is not Status.SENDING:
+                continue
+            lease = _parse_time(draft.header(HEADER_LEASE))
+            if lease is not None and lease > now:
+                continue
+            delivered = any(f.lower() == KEYWORD_DELIVERED.lower() for f in draft.flags)
+            own: dict[str, str | None]
+            if delivered:  # take the claim over, then file it
+                lease_until = datetime.now(UTC) + timedelta(seconds=self.settings.lease_seconds)
+                own = {HEADER_LEASE: _rfc3339(lease_until)}
+                error = draft.last_error
+            else:
+                own = {HEADER_SEND_STATE: "failed", HEADER_LEASE: None}
+                error = OUTCOME_UNKNOWN
+            try:
+                taken = await self.drafts.write_version(conn, draft, draft.content,
+                                                        own_headers=own, last_error=error)
+            except Conflict:
+                continue  # another instance is on it
+            if delivered:
+                stale.append(taken)
+            else:
+                log.warning("draft %s: %s", draft.id, OUTCOME_UNKNOWN)
+        return stale
+
+    @staticmethod
+    async def _search_claims(conn: ImapConnection,
+                             folder: str) -> tuple[tuple[int, datetime | None], ...]:
+        """The UIDs of ``folder`` (selected and synced) in send-state sending, each with the
+        end of its lease."""
+        await conn.select(folder, sync=False)  # no command: it is (see _folder_state)
+        found = await conn.uid_search("UNDELETED", "HEADER", HEADER_SEND_STATE, '"sending"')
+        if not found.uids:
+            return ()
+        fields = f"HEADER.FIELDS ({HEADER_LEASE})".upper()
+        items = await conn.uid_fetch(found.uids, f"(UID BODY.PEEK[{fields}])")
+        return tuple((item.uid, _parse_time(_headers(item.sections.get(fields, b""))
+                                            .get(HEADER_LEASE.lower())))
+                     for item in items if item.uid is not None)
+
+    async def _file_stale(self, account: AccountConfig, stale: list[StoredMessage]) -> None:
+        for taken in stale:
+            log.warning("filing draft %s, delivered before its sender stopped", taken.id)
+            await self._file(account, taken, self._wire(taken))
 
     async def send_due(self, due: Due) -> None:
         """Sends one due draft; losing the claim to another instance is normal and quiet."""
@@ -394,44 +571,6 @@ class SendService:
             log.warning("scheduled draft %s: %s", due.id, exc.message)
         except MailbridgeError as exc:
             log.warning("scheduled draft %s not sent now: %s", due.id, exc.message)
-
-    async def sweep(self, account: AccountConfig, now: datetime) -> None:
-        """Finishes sends whose claim expired (their sender died): files the delivered ones,
-        marks the others failed with an unknown outcome."""
-        pool = self.drafts.accounts.pool(account)
-        async with pool.connection() as conn:
-            folder = await pool.folder("drafts", conn)
-            await conn.select(folder)
-            found = await conn.uid_search("UNDELETED", "HEADER", HEADER_SEND_STATE, '"sending"')
-            stale = []
-            for uid in found.uids:
-                draft = await self.drafts._fetch_full(conn, account, folder, uid)
-                if draft is None or draft.status is not Status.SENDING:
-                    continue
-                lease = _parse_time(draft.header(HEADER_LEASE))
-                if lease is not None and lease > now:
-                    continue
-                delivered = any(f.lower() == KEYWORD_DELIVERED.lower() for f in draft.flags)
-                own: dict[str, str | None]
-                if delivered:  # take the claim over, then file it
-                    lease_until = datetime.now(UTC) + timedelta(seconds=self.settings.lease_seconds)
-                    own = {HEADER_LEASE: _rfc3339(lease_until)}
-                    error = draft.last_error
-                else:
-                    own = {HEADER_SEND_STATE: "failed", HEADER_LEASE: None}
-                    error = OUTCOME_UNKNOWN
-                try:
-                    taken = await self.drafts.write_version(conn, draft, draft.content,
-                                                            own_headers=own, last_error=error)
-                except Conflict:
-                    continue  # another instance is on it
-                if delivered:
-                    stale.append(taken)
-                else:
-                    log.warning("draft %s: %s", draft.id, OUTCOME_UNKNOWN)
-        for taken in stale:
-            log.warning("filing draft %s, delivered before its sender stopped", taken.id)
-            await self._file(account, taken, self._wire(taken))
 
     async def run_scheduler(self, accounts: list[AccountConfig]) -> None:
         """The scheduler loop: every interval, sweep expired claims and send what is due."""
@@ -450,8 +589,9 @@ class SendService:
             now = utcnow()
             for account in accounts:
                 try:
-                    await self.sweep(account, now)
-                    for due in await self.due(account, now):
+                    stale, due_now = await self._tick(account, now)
+                    await self._file_stale(account, stale)
+                    for due in due_now:
                         key = (account.id, due.id)
                         if key in in_flight:
                             continue

@@ -25,6 +25,7 @@ from api_helpers import FULL_TOKEN, Api, Reply, ServerMessage, new_user, token_e
 
 from conftest import MailUser
 from mailbridge.api import create_app
+from mailbridge.api.exante import render_draft
 from mailbridge.api.keys import DRAFTS, SENDING
 from mailbridge.config import Config, parse_config
 from mailbridge.devstack.dovecot import free_port
@@ -657,3 +658,159 @@ async def test_reply_marks_the_original_answered(devstack: DevStack, user: MailU
         flags = {m.uid: m.flags for m in await messages(api, "INBOX")}
         assert "\\Answered" in flags[inbox_uid]
         assert "\\Answered" not in flags[other_uid]
+
+
+# ----------------------------------------------------------------------------- 8. IMAP economy
+# What a send and an idle scheduler tick ask of the IMAP server: the commands go through
+# ImapConnection.command (APPEND aside), which these tests wrap to see them.
+
+def record_commands(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, every IMAP command sent through ImapConnection.command, as one line that
+    starts with the mailbox selected when it was sent: ``"Drafts | UID SEARCH ..."``."""
+    seen: list[str] = []
+    real = ImapConnection.command
+
+    async def command(conn: ImapConnection, name: str, *args: str, prefix: str = "",
+                      **kwargs: Any) -> list[bytes]:
+        seen.append(f"{conn.selected or '-'} | " + " ".join([prefix, name, *args]).strip())
+        return await real(conn, name, *args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(ImapConnection, "command", command)
+    return seen
+
+
+def searches(commands: list[str]) -> list[str]:
+    return [c for c in commands if " | UID SEARCH" in c]
+
+
+async def test_a_send_files_without_reading_sent_back(
+        devstack: DevStack, user: MailUser, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After SMTP accepted, the direct send neither searches Sent for an earlier copy (it has
+    just claimed the draft itself) nor fetches its copy back: the record it answers is built
+    from what it appended, and is what Sent holds."""
+    config = make_config(devstack, user)
+    account = config.accounts[0]
+    async with app_for(devstack, user, config) as api:
+        record = await create_exante(api, to=["Uma <uma@elsewhere.test>"], cc=["vi@elsewhere.test"],
+                                     bcc=["wes@elsewhere.test"], subject="Filed cheaply",
+                                     context_type="invoice", context_id="inv-7")
+        commands = record_commands(monkeypatch)
+        sent = await app_of(api)[SENDING].send(account, uuid.UUID(record["uid"]),
+                                               idempotency_key="cheap-1")
+        # nothing ran in Sent: APPEND needs no SELECT, and the copy is not read back
+        assert [c for c in commands if c.startswith("Sent") or ("SELECT" in c and "Sent" in c)
+                ] == [], commands
+        assert [c for c in searches(commands) if "X-Mailbridge-Id" in c] == [], commands
+
+        [copy] = await messages(api, "Sent")
+        assert (sent.folder, sent.uid, sent.raw) == ("Sent", copy.uid, copy.raw)
+        assert sent.size == len(copy.raw) and sent.flags == ("\\Seen",)
+        assert sent.status.value == "sent" and str(sent.id) == record["uid"]
+        for name in ("Bcc", "X-Mailbridge-Id", "X-Mailbridge-Send-State", "X-Mailbridge-Send-Key",
+                     "X-Mailbridge-Context-Type", "X-Mailbridge-Context-Id"):
+            assert copy.message[name], name
+        assert copy.message["X-Mailbridge-Send-Key"] == "cheap-1"
+        # the record built from what was appended answers as the copy read back does
+        read_back = await get_exante(api, record["uid"])
+        assert render_draft(sent).model_dump(mode="json") == read_back
+        assert read_back["bcc"] == ["wes@elsewhere.test"] and read_back["status"] == "sent"
+        again = await api.call("POST", f"/api/email/drafts/{record['uid']}/send")
+        assert again.status == 200 and again.body == read_back, again.body
+        assert len(delivered_by(devstack, user)) == 1
+        assert await messages(api, "Drafts") == []
+
+
+async def test_idle_scheduler_ticks_skip_the_searches_but_miss_no_change(
+        devstack: DevStack, user: MailUser, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While Drafts is unchanged (UIDVALIDITY, UIDNEXT, MESSAGES, HIGHESTMODSEQ) a tick of the
+    scheduler runs no SEARCH; any change shows at the next tick: a draft scheduled through
+    another instance, a draft whose $MailbridgePending is cleared, one marked \\Deleted."""
+    config = make_config(devstack, user)
+    account = config.accounts[0]
+    async with app_for(devstack, user, config) as api, app_for(devstack, user, config) as other:
+        service = app_of(api)[SENDING]
+        later = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+        waiting = await create_exante(api, to=["xan@elsewhere.test"], subject="Later",
+                                      planned_send_at=rfc3339(later))
+        now = datetime.now(UTC)
+        assert await service.due(account, now) == []
+        await service.sweep(account, now)
+
+        commands = record_commands(monkeypatch)
+        assert await service.due(account, now) == []
+        await service.sweep(account, now)
+        assert commands and searches(commands) == [], commands  # idle: STATUS (and NOOP) only
+        # the remembered times still meet the clock at every tick
+        [due] = await service.due(account, later)
+        assert (str(due.id), due.when) == (waiting["uid"], later)
+        assert searches(commands) == []
+
+        # scheduled through another instance (its own pools): found at the next tick
+        overdue = await create_exante(other, to=["yul@elsewhere.test"], subject="Overdue",
+                                      planned_send_at=rfc3339(now - timedelta(minutes=1)))
+        [due] = await service.due(account, datetime.now(UTC))
+        assert str(due.id) == overdue["uid"]
+        assert len(searches(commands)) == 1
+
+        # a draft still being written (pending) is not due; the flag's removal alone (no new
+        # message, no expunge) makes it due at the next tick
+        pending_id = uuid.uuid4()
+        raw = (f"X-Mailbridge-Id: {pending_id}\r\n"
+               f"X-Mailbridge-Planned-Send-At: {rfc3339(now - timedelta(minutes=2))}\r\n"
+               ).encode() + raw_draft(user.email, "zed@elsewhere.test", "Pending")
+        pending_uid = await asyncio.to_thread(api.append, raw, "Drafts",
+                                              "\\Draft $MailbridgePending")
+        assert [str(d.id) for d in await service.due(account, datetime.now(UTC))] == \
+               [overdue["uid"]]
+        commands.clear()
+        assert [str(d.id) for d in await service.due(account, datetime.now(UTC))] == \
+               [overdue["uid"]]
+        assert searches(commands) == []
+
+        def store(uid: int, action: str, flag: str) -> None:
+            with api.imap() as client:
+                client.select("Drafts")
+                typ, data = client.uid("STORE", str(uid), action, f"({flag})")
+                assert typ == "OK", data
+
+        await asyncio.to_thread(store, pending_uid, "-FLAGS.SILENT", "$MailbridgePending")
+        assert [str(d.id) for d in await service.due(account, datetime.now(UTC))] == \
+               [str(pending_id), overdue["uid"]]  # the earlier time first
+
+        # and a flag set elsewhere (\Deleted, not expunged) takes it out again
+        overdue_uid = next(m.uid for m in await messages(api, "Drafts")
+                           if m.message["Subject"] == "Overdue")
+        await asyncio.to_thread(store, overdue_uid, "+FLAGS.SILENT", "\\Deleted")
+        assert [str(d.id) for d in await service.due(account, datetime.now(UTC))] == \
+               [str(pending_id)]
+
+
+async def test_the_sweeper_checks_remembered_leases_at_every_tick(
+        devstack: DevStack, user: MailUser, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim whose lease runs is remembered, not searched for nor read at every tick; once the
+    lease has expired (the folder unchanged meanwhile) the sweeper files it, delivered already,
+    without sending it again."""
+    config = make_config(devstack, user)
+    account = config.accounts[0]
+    async with app_for(devstack, user, config) as api:
+        service = app_of(api)[SENDING]
+        lease = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
+        draft_id = uuid.uuid4()
+        raw = (f"X-Mailbridge-Id: {draft_id}\r\nX-Mailbridge-Send-State: sending\r\n"
+               f"X-Mailbridge-Lease-Until: {rfc3339(lease)}\r\n").encode() \
+            + raw_draft(user.email, "ada@elsewhere.test", "Its sender died")
+        await asyncio.to_thread(api.append, raw, "Drafts", "\\Draft \\Seen $MailbridgeDelivered")
+        now = datetime.now(UTC)
+        await service.sweep(account, now)  # held: left alone
+        assert len(await messages(api, "Drafts")) == 1
+
+        commands = record_commands(monkeypatch)
+        await service.sweep(account, now)
+        assert searches(commands) == [] and not any("BODY.PEEK[]" in c for c in commands)
+        await service.sweep(account, lease + timedelta(seconds=1))
+        assert not any("X-Mailbridge-Send-State" in c for c in searches(commands))
+        assert await messages(api, "Drafts") == []
+        [copy] = await messages(api, "Sent")
+        assert copy.message["Subject"] == "Its sender died"
+        assert copy.message["X-Mailbridge-Id"] == str(draft_id)
+        assert delivered_by(devstack, user) == []  # filed, never delivered (again)
