@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from email import policy as _policy
 from email.utils import format_datetime, parsedate_to_datetime
 from html.parser import HTMLParser
+from typing import NamedTuple
 from uuid import UUID
 
 import idna
@@ -608,8 +609,7 @@ def build_message(
 # Reading: header blocks
 
 
-@dataclass(frozen=True)
-class _Field:
+class _Field(NamedTuple):
     name: str  # "" for a line that is not a field (an mbox "From " line, a stray continuation)
     start: int  # offset of the field's first line
     value_start: int  # offset after the colon
@@ -617,6 +617,9 @@ class _Field:
 
 
 _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
+_FIELD_LINES = re.compile(rb"([!-9;-~]+)[ \t]*(:)[^\n]*(?:\n[ \t][^\n]*)*\n?")
+"""A field line with all its continuation lines: what the line loop of _scan_headers finds for
+a field whose name and colon lie within its first 1,000 bytes, in one match."""
 
 
 def _scan_headers(raw: bytes, start: int, end: int) -> tuple[list[_Field], int]:
@@ -628,7 +631,13 @@ def _scan_headers(raw: bytes, start: int, end: int) -> tuple[list[_Field], int]:
     """
     fields: list[_Field] = []
     pos = start
+    match_field = _FIELD_LINES.match
     while pos < end:
+        whole = match_field(raw, pos, end)
+        if whole is not None and whole.end(2) - pos <= 1000:
+            fields.append(_Field(whole.group(1).decode("ascii"), pos, whole.end(2), whole.end()))
+            pos = whole.end()
+            continue
         newline = raw.find(b"\n", pos, end)
         line_end = end if newline < 0 else newline + 1
         head = raw[pos:min(line_end, pos + 1000)]
@@ -668,18 +677,23 @@ def _decode_cp1252(data: bytes) -> str:
 
 
 class _Headers:
+    """The first field of each name (lowercased), its value decoded when asked for."""
+
+    __slots__ = ("_first", "_raw")
+
     def __init__(self, raw: bytes, fields: list[_Field]) -> None:
-        self._items: list[tuple[str, str]] = []
+        self._raw = raw
+        self._first: dict[str, _Field] = {}
         for f in fields:
             if f.name:
-                value = _decode_8bit(raw[f.value_start:f.end])
-                self._items.append((f.name.lower(), value.replace("\r", "").replace("\n", "").strip(" \t")))
+                self._first.setdefault(f.name.lower(), f)
 
     def get(self, name: str) -> str | None:
-        for key, value in self._items:
-            if key == name:
-                return value
-        return None
+        f = self._first.get(name)
+        if f is None:
+            return None
+        value = _decode_8bit(self._raw[f.value_start:f.end])
+        return value.replace("\r", "").replace("\n", "").strip(" \t")
 
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
@@ -779,6 +793,11 @@ def _fix_surrogates(text: str) -> str:
 # Reading: addresses
 
 
+# A list of plain mailboxes -- no quotes, comments, groups, domain literals or escapes, every
+# ``<`` closed before the next comma -- splits on its commas; anything else is scanned.
+_PLAIN_LIST = re.compile(r'[^"(\[\]:;\\<>]*(?:<[^"(\[\]:;\\<>,]*>[^"(\[\]:;\\<>]*)*')
+
+
 def _split_address_list(value: str) -> list[str]:
     """Splits an address list on the commas (and group ``:``/``;``) that are outside quotes,
     comments, angle brackets and domain literals; group names are dropped.
@@ -786,6 +805,13 @@ def _split_address_list(value: str) -> list[str]:
     Damage is repaired the way mail clients do: an unterminated quote or comment is taken as a
     literal character, an unterminated ``<`` ends at the next comma.
     """
+    if _PLAIN_LIST.fullmatch(value) is not None:
+        return value.split(",")
+    return _split_address_list_scan(value)
+
+
+def _split_address_list_scan(value: str) -> list[str]:
+    """_split_address_list, character by character."""
     literal: set[int] = set()
     angle_to_comma: set[int] = set()
     for _ in range(len(value) + 1):
@@ -864,10 +890,27 @@ def _scan_address_list(value: str, literal: set[int], angle_to_comma: set[int]) 
     return items, opened if (quote or comment or closer) else -1
 
 
+# ``Name <addr>`` or ``addr`` in printable ASCII without quotes, comments, escapes, routes or
+# encoded-words: read by one match, as _parse_mailbox_scan reads it.
+_PLAIN_MAILBOX = re.compile(
+    r"[ \t]*(?:([\t !#-'*-;=?-\[\]-~]*?)[ \t]*<([!#-'*+\-./0-9;=?-\[\]-~]+)>|([!#-'*-;=?-\[\]-~]+))[ \t]*")
+
+
 def _parse_mailbox(item: str) -> tuple[str, str] | None:
     """``(display name, addr-spec)`` of one ``mailbox`` (RFC 5322 3.4), leniently; None if there
     is no address at all. Encoded-words in the name are decoded, also inside quotes (as mail
     clients do); comments are dropped (an old-style ``a@b (Name)`` comment becomes the name)."""
+    plain = _PLAIN_MAILBOX.fullmatch(item)
+    if plain is None or "=?" in item:
+        return _parse_mailbox_scan(item)
+    bare = plain.group(3)
+    if bare is not None:
+        return "", bare
+    return plain.group(1), plain.group(2)
+
+
+def _parse_mailbox_scan(item: str) -> tuple[str, str] | None:
+    """_parse_mailbox, character by character."""
     segments: list[tuple[str, str]] = []  # (kind, text): raw / quoted / comment / angle
     raw: list[str] = []
     i = 0
@@ -1114,6 +1157,8 @@ class _Collector:
     attachments: list[Attachment] = field(default_factory=list)
     unnamed: int = 0
     nodes: int = 0
+    root: tuple[list[_Field], int, _Headers] | None = None
+    """The top entity's header fields, body offset and headers, when the caller has them."""
 
     def visit(self, start: int, end: int, depth: int, parent: int, parent_subtype: str,
               default_type: str) -> None:
@@ -1127,8 +1172,11 @@ class _Collector:
         self.nodes += 1
         node = self.nodes
         raw = self.raw
-        fields, body_start = _scan_headers(raw, start, end)
-        headers = _Headers(raw, fields)
+        if node == 1 and self.root is not None:
+            fields, body_start, headers = self.root
+        else:
+            fields, body_start = _scan_headers(raw, start, end)
+            headers = _Headers(raw, fields)
         ctype, params = _params_of("content-type", headers.get("content-type"))
         if ctype is None or _CONTENT_TYPE.fullmatch(ctype) is None:
             ctype = default_type
@@ -1322,14 +1370,14 @@ def parse_message(raw: bytes) -> ParsedMessage:
 
 
 def _parse(raw: bytes) -> ParsedMessage:
-    fields, _ = _scan_headers(raw, 0, len(raw))
+    fields, body_start = _scan_headers(raw, 0, len(raw))
     headers = _Headers(raw, fields)
 
     def text_of(name: str) -> str | None:
         value = headers.get(name)
         return None if value is None else _clean(_decode_words(value))
 
-    collector = _Collector(raw)
+    collector = _Collector(raw, root=(fields, body_start, headers))
     collector.visit(0, len(raw), 0, 0, "", "text/plain")
 
     senders = _addresses_from_header(headers.get("from"))

@@ -7,6 +7,7 @@ import os
 import random
 import time
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
@@ -22,6 +23,7 @@ from mailbridge.errors import (
     ImapUnavailable,
 )
 from mailbridge.imap import ImapConnection, ImapEndpoint, ImapPool
+from mailbridge.imap.connection import internaldate
 from mailbridge.imap.responses import parse_fetch
 
 
@@ -354,3 +356,13 @@ async def test_append_writes(endpoint: ImapEndpoint, caps: str) -> None:
             assert set(item.flags or ()) >= {"\\Draft", "\\Seen"}
     finally:
         await conn.logout()
+
+
+def test_internaldate() -> None:
+    assert internaldate(datetime(2026, 11, 1, 9, 5, 7, 999, tzinfo=UTC)) == '"01-Nov-2026 09:05:07 +0000"'
+    assert internaldate(datetime(2026, 1, 21, 23, 59, 59, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+                        ) == '"21-Jan-2026 23:59:59 +0530"'
+    assert internaldate(datetime(2026, 12, 31, 0, 0, 0, tzinfo=timezone(-timedelta(hours=8, minutes=30)))
+                        ) == '"31-Dec-2026 00:00:00 -0830"'
+    with pytest.raises(ValueError):
+        internaldate(datetime(2026, 1, 1))

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mailbridge.errors import ImapProtocolError
+from mailbridge.imap import responses
 from mailbridge.imap.responses import (
     MAX_EXPANDED_UIDS,
     AppendUid,
@@ -749,3 +750,88 @@ def test_results_are_frozen() -> None:
     with pytest.raises(AttributeError):
         item.uid = 2  # type: ignore[misc]
     assert not hasattr(item, "__dict__")  # slots
+
+
+# ------------------------------------------------------------------ tokenizer
+
+
+_OLD_TOKEN = re.compile(
+    rb"""
+      [ ]+
+    | (?P<open>\()
+    | (?P<close>\))
+    | "(?P<quoted>(?:[^"\\\r\n]|\\[^\r\n])*)"
+    | (?P<literal>~?\{\d+\}\Z)
+    | (?P<atom>(?:[^\x00-\x20()"{\[\x7f]|\[[^\]\r\n]*\]|\[)+)
+    """,
+    re.VERBOSE,
+)
+
+
+def _values_by_token_stream(parts: list[bytes | responses._Literal]) -> list[Any]:
+    """responses._values as it was before it became one loop: a token generator and a stack."""
+    def tokens() -> Any:
+        for part in parts:
+            if isinstance(part, responses._Literal):
+                yield 2, part.data
+                continue
+            pos, end = 0, len(part)
+            while pos < end:
+                m = _OLD_TOKEN.match(part, pos)
+                if m is None:
+                    raise ImapProtocolError(f"unexpected character {part[pos:pos + 1]!r} at offset "
+                                            f"{pos} of an IMAP reply")
+                pos = m.end()
+                kind = m.lastgroup
+                if kind is None or kind == "literal":
+                    continue
+                if kind == "atom":
+                    yield 3, m.group(kind).decode("utf-8", "replace")
+                elif kind == "quoted":
+                    raw = m.group(kind)
+                    yield 2, re.sub(rb"\\(.)", rb"\1", raw) if b"\\" in raw else raw
+                else:
+                    yield (0 if kind == "open" else 1), b""
+
+    stack: list[list[Any]] = [[]]
+    for kind, value in tokens():
+        if kind == 0:
+            if len(stack) > 256:
+                raise ImapProtocolError("IMAP reply nests parentheses too deeply")
+            inner: list[Any] = []
+            stack[-1].append(inner)
+            stack.append(inner)
+        elif kind == 1:
+            if len(stack) == 1:
+                raise ImapProtocolError("IMAP reply has an unbalanced ')'")
+            stack.pop()
+        else:
+            stack[-1].append(value)
+    if len(stack) != 1:
+        raise ImapProtocolError("IMAP reply has an unbalanced '('")
+    return stack[0]
+
+
+_REPLY_PIECE = st.one_of(
+    st.sampled_from([b"(", b")", b" ", b"  ", b"NIL", b"123", b"FETCH", b"\\Draft", b"$Label",
+                     b'"a b"', b'"a\\"b"', b'"\\\\"', b'""', b'"open', b"BODY[HEADER.FIELDS (X-A)]",
+                     b"BODY[]<0>", b"[", b"]", b"{12}", b"~{3}", b"{", b"\x00", b"\r", b"\xc3\xa9",
+                     b"INTERNALDATE", b'"21-Nov-2026 19:55:45 +0000"']),
+    st.binary(max_size=4))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(parts=st.lists(st.one_of(st.lists(_REPLY_PIECE, max_size=10).map(b"".join),
+                                st.binary(max_size=6).map(responses._Literal)), max_size=4))
+@example(parts=[b'1 FETCH (UID 1 FLAGS (\\Draft \\Seen) MODSEQ (5) RFC822.SIZE 9)'])
+@example(parts=[b"(" * 300])
+def test_values_parse_as_the_token_stream_did(parts: list[bytes | responses._Literal]) -> None:
+    try:
+        expected: Any = _values_by_token_stream(parts)
+    except ImapProtocolError as exc:
+        expected = str(exc)
+    try:
+        got: Any = responses._values(parts)
+    except ImapProtocolError as exc:
+        got = str(exc)
+    assert got == expected

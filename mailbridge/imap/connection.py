@@ -71,7 +71,7 @@ aioimaplib.Commands.setdefault(
 
 
 
-class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
+class _Protocol(aioimaplib.IMAP4ClientProtocol, asyncio.BufferedProtocol):  # type: ignore[misc]
     """aioimaplib's protocol with repairs (methods copied from aioimaplib 2.0.3, GPL-3.0):
 
     - ``_handle_responses`` recursed once per reply line of a network read, so a read holding
@@ -123,11 +123,27 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
 
     _LITERAL_CHUNK = 256 * 1024
 
+    # - Reads: as a plain Protocol, asyncio's transport allocated a 256 KiB bytes object for
+    #   every recv() and shrank it to what arrived; above glibc's mmap threshold that is an
+    #   mmap, page faults and a munmap per read. As a BufferedProtocol it reads into one buffer
+    #   per connection, and data_received gets a copy of what arrived.
+
+    _READ_SIZE = 64 * 1024
+
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._writers: set[asyncio.Task[None]] = set()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        view: memoryview | None = getattr(self, "_read_view", None)
+        if view is None:
+            view = self._read_view = memoryview(bytearray(self._READ_SIZE))
+        return view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self._read_view[:nbytes]))
 
     def pause_writing(self) -> None:
         self._can_write.clear()
@@ -145,13 +161,13 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
         self.transport.write(line.encode() + b"\r\n")
 
     async def append_nonsync(self, message: bytes, mailbox: str, flags: str,
-                             date: datetime | None) -> Any:
+                             date: str | None) -> Any:
         """APPEND with a non-synchronizing literal ``{n+}`` (RFC 7888): command line, message and
         CRLF in one write, no wait for the server's continuation. Only for a server announcing
         LITERAL+ (or LITERAL- and at most 4,096 bytes) and a message small enough to copy."""
         args = [mailbox, flags]
         if date is not None:
-            args.append(aioimaplib.time2internaldate(date))
+            args.append(date)
         args.append(f"{{{len(message)}+}}")
         return await self.execute(_NonSyncAppend(self.new_tag(), *args, literal=message,
                                                  loop=self.loop))
@@ -409,28 +425,46 @@ class ImapConnection:
         raises ImapUnavailable naming ``what``.
         """
         timeout = self.endpoint.timeout if timeout is None else timeout
-        task = asyncio.ensure_future(aw)
-        try:
-            done, _ = await asyncio.wait({task, self._lost}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            task.cancel()
+        lost = self._lost
+        if lost.done():
+            if asyncio.iscoroutine(aw):
+                aw.close()
             self.close()
+            raise ImapUnavailable(f"IMAP connection to {self._where()} was dropped during {what}",
+                                  account=self.endpoint.label)
+        # The task is awaited directly; a drop or the timer cancels it (asyncio.wait cost three
+        # more event-loop rounds and a waiter per command).
+        task = asyncio.ensure_future(aw)
+        stopped: list[bool] = []
+
+        def stop(_: object = None) -> None:
+            if not task.done() and not stopped:
+                stopped.append(True)
+                task.cancel()
+
+        lost.add_done_callback(stop)
+        timer = asyncio.get_running_loop().call_later(timeout, stop)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not stopped or (current is not None and current.cancelling()):
+                task.cancel()  # we are being cancelled ourselves
+                self.close()
+                raise
+        except ImapError:
             raise
-        if task in done:
-            exc = task.exception()
-            if exc is None:
-                return task.result()
-            if isinstance(exc, ImapError):
-                raise exc
+        except Exception as exc:
             self.close()
             if isinstance(exc, OSError | ssl.SSLError | aioimaplib.Abort | aioimaplib.CommandTimeout):
                 raise ImapUnavailable(f"IMAP {what} failed on {self._where()}: "
                                       f"{_describe_os_error(exc)}", account=self.endpoint.label) from None
             raise ImapProtocolError(f"IMAP {what} failed on {self._where()}: {type(exc).__name__}",
                                     account=self.endpoint.label) from None
-        task.cancel()
-        dropped = self._lost.done()  # before close(), which resolves it too
+        finally:
+            timer.cancel()
+            lost.remove_done_callback(stop)
+        dropped = lost.done()  # before close(), which resolves it too
         self.close()
         if dropped:
             raise ImapUnavailable(f"IMAP connection to {self._where()} was dropped during {what}",
@@ -640,12 +674,13 @@ class ImapConnection:
         # server's go-ahead, so that a refusal does not cost sending it whole
         nonsync = size <= proto._LITERAL_CHUNK and (
             "LITERAL+" in self.capabilities or (size <= 4096 and "LITERAL-" in self.capabilities))
+        when = None if date is None else internaldate(date)
         async with self._lock:
             if nonsync:
-                sending = proto.append_nonsync(message, mailbox_arg(mailbox), flag_arg, date)
-            else:
+                sending = proto.append_nonsync(message, mailbox_arg(mailbox), flag_arg, when)
+            else:  # aioimaplib passes a quoted date through as it is
                 sending = proto.append(message, mailbox=mailbox_arg(mailbox), flags=flag_arg,
-                                       date=date, timeout=None)
+                                       date=when, timeout=None)
             response = await self._race(sending, "APPEND", timeout=self._size_timeout(size))
         lines = self._check(response, "APPEND")
         return parse_appenduid(lines)
@@ -727,6 +762,24 @@ class ImapConnection:
         self.require("MOVE")
         lines = await self.command("MOVE", uid_set(uids), mailbox_arg(dest), prefix="UID")
         return parse_copyuid(lines)
+
+
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def internaldate(date: datetime) -> str:
+    """``date`` as a quoted IMAP date-time (RFC 3501), e.g. ``"21-Nov-2026 19:55:45 +0000"``:
+    what aioimaplib.time2internaldate writes, without strftime. Raises ValueError when ``date``
+    is naive."""
+    offset = date.utcoffset()
+    if offset is None:
+        raise ValueError("date_time must be aware")
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    minutes = abs(minutes)
+    return (f'"{date.day:02d}-{_MONTH_NAMES[date.month - 1]}-{date.year:04d} '
+            f'{date.hour:02d}:{date.minute:02d}:{date.second:02d} '
+            f'{sign}{minutes // 60:02d}{minutes % 60:02d}"')
 
 
 _MAILBOX_COMMANDS = frozenset({"SELECT", "EXAMINE", "STATUS", "DELETE", "RENAME"})

@@ -242,65 +242,66 @@ def _replies(lines: Lines) -> Iterator[tuple[bytes, list[_Part]]]:
 
 # --------------------------------------------------------------------------- tokenizer
 
-_OPEN, _CLOSE, _STRING, _ATOM = range(4)
-
 _TOKEN = re.compile(
     rb"""
-      [ ]+
-    | (?P<open>\()
+    [ ]*  # spaces before a token, or at the end
+    (?:
+      (?P<open>\()
     | (?P<close>\))
     | "(?P<quoted>(?:[^"\\\r\n]|\\[^\r\n])*)"
     | (?P<literal>~?\{\d+\}\Z)
     | (?P<atom>(?:[^\x00-\x20()"{\[\x7f]|\[[^\]\r\n]*\]|\[)+)
+    | \Z
+    )
     """,
     re.VERBOSE,
 )
 _QUOTED_ESCAPE = re.compile(rb"\\(.)")
-
-
-def _tokens(parts: Sequence[_Part]) -> Iterator[tuple[int, bytes | str]]:
-    """Yields (kind, value): atoms as str, quoted strings and literals as bytes."""
-    for part in parts:
-        if isinstance(part, _Literal):
-            yield _STRING, part.data
-            continue
-        pos, end = 0, len(part)
-        while pos < end:
-            m = _TOKEN.match(part, pos)
-            if m is None:
-                raise ImapProtocolError(
-                    f"unexpected character {part[pos:pos + 1]!r} at offset {pos} of an IMAP reply")
-            pos = m.end()
-            kind = m.lastgroup
-            if kind is None or kind == "literal":
-                continue  # spaces; a literal's data is the next part
-            if kind == "atom":
-                yield _ATOM, m.group(kind).decode("utf-8", "replace")
-            elif kind == "quoted":
-                raw = m.group(kind)
-                yield _STRING, _QUOTED_ESCAPE.sub(rb"\1", raw) if b"\\" in raw else raw
-            elif kind == "open":
-                yield _OPEN, b""
-            else:
-                yield _CLOSE, b""
+_OPEN, _CLOSE, _QUOTED, _LITERAL_SIZE, _ATOM = (
+    _TOKEN.groupindex[name] for name in ("open", "close", "quoted", "literal", "atom"))
 
 
 def _values(parts: Sequence[_Part]) -> list[SExpr]:
-    """Parses a reply into its top-level values; atoms stay str (see :func:`_cook`)."""
+    """Parses a reply into its top-level values: atoms as str (see :func:`_cook`), quoted
+    strings and literals as bytes, parenthesised lists as lists."""
     stack: list[list[SExpr]] = [[]]
-    for kind, value in _tokens(parts):
-        if kind == _OPEN:
-            if len(stack) > _MAX_DEPTH:
-                raise ImapProtocolError("IMAP reply nests parentheses too deeply")
-            inner: list[SExpr] = []
-            stack[-1].append(inner)
-            stack.append(inner)
-        elif kind == _CLOSE:
-            if len(stack) == 1:
-                raise ImapProtocolError("IMAP reply has an unbalanced ')'")
-            stack.pop()
-        else:
-            stack[-1].append(value)
+    top = stack[0]
+    for part in parts:
+        if isinstance(part, _Literal):
+            top.append(part.data)
+            continue
+        pos, end = 0, len(part)
+        for m in _TOKEN.finditer(part):
+            if m.start() != pos:
+                break  # a character no token starts with
+            pos = m.end()
+            kind = m.lastindex
+            if kind is None or kind == _LITERAL_SIZE:
+                if pos == end:
+                    break
+                continue  # a literal's data is the next part
+            if kind == _ATOM:
+                top.append(m.group(kind).decode("utf-8", "replace"))
+            elif kind == _QUOTED:
+                raw = m.group(kind)
+                top.append(_QUOTED_ESCAPE.sub(rb"\1", raw) if b"\\" in raw else raw)
+            elif kind == _OPEN:
+                if len(stack) > _MAX_DEPTH:
+                    raise ImapProtocolError("IMAP reply nests parentheses too deeply")
+                inner: list[SExpr] = []
+                top.append(inner)
+                stack.append(inner)
+                top = inner
+            else:
+                if len(stack) == 1:
+                    raise ImapProtocolError("IMAP reply has an unbalanced ')'")
+                stack.pop()
+                top = stack[-1]
+        if pos != end:
+            while part[pos:pos + 1] == b" ":
+                pos += 1
+            raise ImapProtocolError(
+                f"unexpected character {part[pos:pos + 1]!r} at offset {pos} of an IMAP reply")
     if len(stack) != 1:
         raise ImapProtocolError("IMAP reply has an unbalanced '('")
     return stack[0]
