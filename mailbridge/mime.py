@@ -345,9 +345,15 @@ def _qp_line_slow(line: bytes) -> list[bytes]:
 
 def _quoted_printable(lines: list[bytes]) -> bytes:
     """RFC 2045 6.7 with CRLF; physical lines never start with "From " or "." (mbox and SMTP)."""
+    b2a_qp = binascii.b2a_qp
+    # the lines hold no line break, so the only ones in what b2a_qp makes are soft line breaks
+    encoded = [b2a_qp(line, False, False, False) for line in lines]
+    joined = b"\n".join(encoded)
+    if not (joined.startswith((b".", b"From ")) or b"\n." in joined or b"\nFrom " in joined):
+        return joined.replace(b"\n", _CRLF)
     out: list[bytes] = []
-    for line in lines:
-        physical = binascii.b2a_qp(line, quotetabs=False, istext=False, header=False).split(b"\n")
+    for line, qp in zip(lines, encoded, strict=True):
+        physical = qp.split(b"\n")
         if any(p.startswith((b".", b"From ")) for p in physical):
             physical = _qp_line_slow(line)
         out.extend(physical)

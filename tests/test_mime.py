@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
 import email
 import re
@@ -829,6 +830,26 @@ def test_address_fast_paths_take_plain_addresses(monkeypatch: pytest.MonkeyPatch
         Address("bob@example.test", ""), Address("carol@example.test", "Carol C."))
     assert parse_address_list(["Bob Example <bob@example.test>", "c@example.test"], "to") == (
         Address("bob@example.test", "Bob Example"), Address("c@example.test", ""))
+
+
+def _quoted_printable_line_by_line(lines: list[bytes]) -> bytes:
+    """mailbridge.mime._quoted_printable as it was before it checked the lines all at once."""
+    out: list[bytes] = []
+    for line in lines:
+        physical = binascii.b2a_qp(line, quotetabs=False, istext=False, header=False).split(b"\n")
+        if any(p.startswith((b".", b"From ")) for p in physical):
+            physical = mime._qp_line_slow(line)
+        out.extend(physical)
+    return b"\r\n".join(out)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(lines=st.lists(st.lists(st.sampled_from([b"a", b"word ", b" ", b"\t", b".", b"From ", b"=",
+                                                b"\xc3\xa9", b"x" * 70, b"\x00", b"\x7f", b"F", b"rom"]),
+                               max_size=30).map(b"".join), max_size=6))
+@example(lines=[b"." + b"x" * 80, b"From here", b"x" * 75 + b".x"])
+def test_quoted_printable_as_line_by_line(lines: list[bytes]) -> None:
+    assert mime._quoted_printable(lines) == _quoted_printable_line_by_line(lines)
 
 
 def test_malformed_headers() -> None:
