@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import io
 import logging
 import mimetypes
@@ -622,6 +623,7 @@ class _Field(NamedTuple):
     end: int  # offset after the field's last line break
 
 
+_new_field = functools.partial(tuple.__new__, _Field)  # _Field(*args) without its Python __new__
 _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
 _FIELD_LINES = re.compile(rb"([!-9;-~]+)[ \t]*(:)[^\n]*(?:\n[ \t][^\n]*)*\n?")
 """A field line with all its continuation lines: what the line loop of _scan_headers finds for
@@ -640,10 +642,13 @@ def _scan_headers(raw: bytes, start: int, end: int) -> tuple[list[_Field], int]:
     match_field = _FIELD_LINES.match
     while pos < end:
         whole = match_field(raw, pos, end)
-        if whole is not None and whole.end(2) - pos <= 1000:
-            fields.append(_Field(whole.group(1).decode("ascii"), pos, whole.end(2), whole.end()))
-            pos = whole.end()
-            continue
+        if whole is not None:
+            value_start = whole.end(2)
+            if value_start - pos <= 1000:
+                stop = whole.end()
+                fields.append(_new_field((whole.group(1).decode("ascii"), pos, value_start, stop)))
+                pos = stop
+                continue
         newline = raw.find(b"\n", pos, end)
         line_end = end if newline < 0 else newline + 1
         head = raw[pos:min(line_end, pos + 1000)]

@@ -82,6 +82,43 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol, asyncio.BufferedProtocol):  # ty
       strings (a filename "a * b" arrived as "a b"); here only the leading prefix goes.
     """
 
+    # aioimaplib's state, as the methods below use it
+    incomplete_line: bytes
+    current_command: Any
+    pending_sync_command: Any
+    pending_async_commands: dict[str, Any]
+
+    # - ``data_received`` and ``_response_done`` formatted a debug line (the repr of all data
+    #   received, of every tagged reply) even with the debug log off; here they do not.
+
+    def data_received(self, d: bytes) -> None:
+        try:
+            self._handle_responses(self.incomplete_line + d, self._handle_line, self.current_command)
+            self.incomplete_line = b""
+            self.current_command = None
+        except aioimaplib.IncompleteRead as incomplete_read:
+            self.current_command = incomplete_read.cmd
+            self.incomplete_line = incomplete_read.data
+
+    def _response_done(self, line: bytes) -> None:
+        tag, _, response = line.partition(b" ")
+        if self.pending_sync_command is not None:
+            if self.pending_sync_command.tag != tag.decode():
+                raise aioimaplib.Abort(f"unexpected tagged response with pending sync command "
+                                       f"({self.pending_sync_command}) response: {response!r}")
+            command = self.pending_sync_command
+            self.pending_sync_command = None
+        else:
+            cmds = self._find_pending_async_cmd_by_tag(tag.decode())
+            if len(cmds) == 0:
+                raise aioimaplib.Abort(f"unexpected tagged ({tag!r}) response: {response!r}")
+            if len(cmds) > 1:
+                raise aioimaplib.Error(f"inconsistent state : two commands have the same tag ({cmds})")
+            command = cmds.pop()
+            self.pending_async_commands.pop(command.untagged_resp_name)
+        response_result, _, response_text = response.partition(b" ")
+        command.close(response_text, result=response_result.decode())
+
     def _handle_responses(self, data: bytes, line_handler: Any, current_cmd: Any = None) -> None:
         pos = 0
         while True:
