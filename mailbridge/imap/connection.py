@@ -139,7 +139,9 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol, asyncio.BufferedProtocol):  # ty
             line = data[pos:end]
             pos = end + 2
             cmd = line_handler(line, current_cmd)
-            literal = aioimaplib.literal_data_re.match(line)
+            # the regex (.*\{(\d+)\}$) runs over the whole line: only where it can match
+            literal = (aioimaplib.literal_data_re.match(line)
+                       if line.endswith((b"}", b"}\n")) else None)
             if literal:
                 if cmd is None:
                     cmd = aioimaplib.Command("NIL", "unused")
