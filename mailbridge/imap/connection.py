@@ -71,7 +71,7 @@ aioimaplib.Commands.setdefault(
 
 
 
-class _Protocol(aioimaplib.IMAP4ClientProtocol, asyncio.BufferedProtocol):  # type: ignore[misc]
+class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
     """aioimaplib's protocol with repairs (methods copied from aioimaplib 2.0.3, GPL-3.0):
 
     - ``_handle_responses`` recursed once per reply line of a network read, so a read holding
@@ -162,27 +162,11 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol, asyncio.BufferedProtocol):  # ty
 
     _LITERAL_CHUNK = 256 * 1024
 
-    # - Reads: as a plain Protocol, asyncio's transport allocated a 256 KiB bytes object for
-    #   every recv() and shrank it to what arrived; above glibc's mmap threshold that is an
-    #   mmap, page faults and a munmap per read. As a BufferedProtocol it reads into one buffer
-    #   per connection, and data_received gets a copy of what arrived.
-
-    _READ_SIZE = 64 * 1024
-
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._writers: set[asyncio.Task[None]] = set()
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        view: memoryview | None = getattr(self, "_read_view", None)
-        if view is None:
-            view = self._read_view = memoryview(bytearray(self._READ_SIZE))
-        return view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(self._read_view[:nbytes]))
 
     def pause_writing(self) -> None:
         self._can_write.clear()
@@ -464,46 +448,28 @@ class ImapConnection:
         raises ImapUnavailable naming ``what``.
         """
         timeout = self.endpoint.timeout if timeout is None else timeout
-        lost = self._lost
-        if lost.done():
-            if asyncio.iscoroutine(aw):
-                aw.close()
-            self.close()
-            raise ImapUnavailable(f"IMAP connection to {self._where()} was dropped during {what}",
-                                  account=self.endpoint.label)
-        # The task is awaited directly; a drop or the timer cancels it (asyncio.wait cost three
-        # more event-loop rounds and a waiter per command).
         task = asyncio.ensure_future(aw)
-        stopped: list[bool] = []
-
-        def stop(_: object = None) -> None:
-            if not task.done() and not stopped:
-                stopped.append(True)
-                task.cancel()
-
-        lost.add_done_callback(stop)
-        timer = asyncio.get_running_loop().call_later(timeout, stop)
         try:
-            return await task
+            done, _ = await asyncio.wait({task, self._lost}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if not stopped or (current is not None and current.cancelling()):
-                task.cancel()  # we are being cancelled ourselves
-                self.close()
-                raise
-        except ImapError:
+            task.cancel()
+            self.close()
             raise
-        except Exception as exc:
+        if task in done:
+            exc = task.exception()
+            if exc is None:
+                return task.result()
+            if isinstance(exc, ImapError):
+                raise exc
             self.close()
             if isinstance(exc, OSError | ssl.SSLError | aioimaplib.Abort | aioimaplib.CommandTimeout):
                 raise ImapUnavailable(f"IMAP {what} failed on {self._where()}: "
                                       f"{_describe_os_error(exc)}", account=self.endpoint.label) from None
             raise ImapProtocolError(f"IMAP {what} failed on {self._where()}: {type(exc).__name__}",
                                     account=self.endpoint.label) from None
-        finally:
-            timer.cancel()
-            lost.remove_done_callback(stop)
-        dropped = lost.done()  # before close(), which resolves it too
+        task.cancel()
+        dropped = self._lost.done()  # before close(), which resolves it too
         self.close()
         if dropped:
             raise ImapUnavailable(f"IMAP connection to {self._where()} was dropped during {what}",
