@@ -229,6 +229,11 @@ default_internal_user = {user}
 default_internal_group = {group}
 default_login_user = {user}
 mail_location = maildir:~/Maildir
+# Dot-locks (dovecot-uidlist.lock) written to a temporary file and linked into place, so a lock
+# always holds its owner's pid: with the default O_EXCL create, a process killed between create
+# and write leaves an empty lock that Dovecot honours for 2 minutes (the folder hangs after a
+# crash); with the pid in it, the next process sees the owner is gone and takes it over at once.
+dotlock_use_excl = no
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.users_path}/%u
