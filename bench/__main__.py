@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -292,6 +293,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=None, help="length of each run")
     parser.add_argument("--profile", action="store_true",
                         help="record the service with py-spy during the main runs")
+    parser.add_argument("--dovecot", action="append", default=[], metavar="KEY=VALUE",
+                        help="an extra setting for the bench's Dovecot, e.g. "
+                        "maildir_very_dirty_syncs=yes (repeatable; recorded with the figures)")
     parser.add_argument("--budget", type=float, default=460.0,
                         help="no phase starts after this many seconds (keeps `make bench` "
                              "under 10 minutes)")
@@ -314,8 +318,14 @@ def main() -> int:
         settings.profile = True
         settings.profile_dir = RESULTS / "profiles" / stamp
 
+    dovecot_settings: dict[str, str] = {}
+    for item in args.dovecot:
+        key, eq, value = item.partition("=")
+        if not eq or not re.fullmatch(r"[a-z_]+", key.strip()) or "\n" in value:
+            parser.error(f"--dovecot wants KEY=VALUE, got {item!r}")
+        dovecot_settings[key.strip()] = value.strip()
     begun = time.monotonic()
-    with bench_root() as root, running_stack(root) as stack, \
+    with bench_root() as root, running_stack(root, dovecot_settings) as stack, \
             running_service(root, stack) as service:
         fs = filesystem_of(stack.mail_dir)
         storage = "tmpfs" if fs == "tmpfs" else f"disk ({fs})"
@@ -327,9 +337,12 @@ def main() -> int:
             "the default), its own process", "stack": "bench.stack: DevStack (Dovecot + dev "
             "SMTP) in its own process", "load": "this process: aiohttp client / aioimaplib / "
             "aiosmtplib, closed loop", "settings": {k: str(v) for k, v in vars(settings).items()},
+            "dovecot_settings": dovecot_settings or "defaults (see mailbridge/devstack/dovecot.py)",
         }
         print(f"mailbridge bench: mail on {storage} ({stack.mail_dir}); {os.cpu_count()} CPUs; "
-              f"Dovecot {meta['dovecot']}; service pid {service.pid}; git "
+              f"Dovecot {meta['dovecot']}"
+              f"{''.join(f', {k} = {v}' for k, v in dovecot_settings.items())}; "
+              f"service pid {service.pid}; git "
               f"{meta['git']['commit']}{' +local changes' if meta['git']['dirty'] else ''}",
               flush=True)
         results, times = asyncio.run(run_all(root, stack, service, settings, only,

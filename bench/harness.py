@@ -237,8 +237,9 @@ def _wait_for(check: Any, what: str, timeout: float, log: Path | None = None) ->
 
 
 @contextlib.contextmanager
-def running_stack(root: Path) -> Iterator[Stack]:
-    """Starts bench.stack (Dovecot + dev SMTP) in its own process; stops and wipes it after."""
+def running_stack(root: Path, dovecot: dict[str, str] | None = None) -> Iterator[Stack]:
+    """Starts bench.stack (Dovecot + dev SMTP) in its own process; stops and wipes it after.
+    ``dovecot``: extra Dovecot settings (``python -m bench --dovecot KEY=VALUE``)."""
     ports = {"imap": free_port(), "smtp": free_port(), "lmtp": free_port()}
     state = root / "stack"
     ready = root / "stack-ready.json"
@@ -246,7 +247,8 @@ def running_stack(root: Path) -> Iterator[Stack]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.stack", "--state", str(state), "--ready", str(ready),
-             "--users", json.dumps(USERS), *[f"--{k}={v}" for k, v in ports.items()]],
+             "--users", json.dumps(USERS), "--dovecot", json.dumps(dovecot or {}),
+             *[f"--{k}={v}" for k, v in ports.items()]],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent)
     try:

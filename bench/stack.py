@@ -27,6 +27,7 @@ def main() -> int:
     parser.add_argument("--imap", type=int, required=True)
     parser.add_argument("--smtp", type=int, required=True)
     parser.add_argument("--lmtp", type=int, required=True)
+    parser.add_argument("--dovecot", default="{}", help="JSON object of extra Dovecot settings")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command
@@ -41,7 +42,7 @@ def main() -> int:
 
     stack = DevStack(Path(args.state), ports=DevPorts(api=0, imap=args.imap, smtp=args.smtp,
                                                      lmtp=args.lmtp),
-                     users=json.loads(args.users))
+                     users=json.loads(args.users), dovecot_settings=json.loads(args.dovecot))
     stack.start()
     try:
         ready = Path(args.ready)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -120,3 +121,19 @@ async def test_idle_connection_dropped_is_replaced(dovecot: Dovecot) -> None:
 
     assert await pool.run(op) == 0
     await pool.close()
+
+
+def test_extra_settings_reach_dovecot() -> None:
+    """The bench's `--dovecot KEY=VALUE`: an extra setting is in the config Dovecot runs with."""
+    dv = Dovecot(Path("/var/tmp") / f"mailbridge-settings-{uuid.uuid4().hex[:8]}",
+                 imap_port=free_port(), lmtp_port=free_port(), users={"s@example.test": "pw"},
+                 settings={"maildir_very_dirty_syncs": "yes"})
+    dv.start()
+    try:
+        shown = subprocess.run(["doveconf", "-c", str(dv.config_path), "-h",
+                                "maildir_very_dirty_syncs", "dotlock_use_excl"],
+                               capture_output=True, text=True, check=True).stdout.split()
+        assert shown == ["yes", "no"]
+    finally:
+        dv.kill()
+        dv.wipe()

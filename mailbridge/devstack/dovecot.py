@@ -103,6 +103,7 @@ class Dovecot:
         imaps_port: int = 0,
         tls: TlsFiles | None = None,
         extra_folders: tuple[str, ...] = (),
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.imap_port = imap_port
@@ -110,6 +111,8 @@ class Dovecot:
         self.imaps_port = imaps_port
         self.tls = tls
         self.extra_folders = extra_folders
+        self.settings: dict[str, str] = dict(settings or {})
+        """Extra top-level settings appended to the generated config (the bench's experiments)."""
         self._users: dict[str, str] = dict(users)
         self._extra: dict[str, str] = {}
         self._proc: subprocess.Popen[bytes] | None = None
@@ -283,6 +286,7 @@ service lmtp {{
     port = {self.lmtp_port}
   }}
 }}
+{chr(10).join(f"{key} = {value}" for key, value in self.settings.items())}
 service imap {{
   process_limit = 1024
 }}

@@ -95,13 +95,14 @@ class DevStack:
     state_dir: Path
     ports: DevPorts = field(default_factory=DevPorts)
     users: dict[str, str] = field(default_factory=lambda: dict(DEV_USERS))
+    dovecot_settings: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.state_dir = self.state_dir.resolve()
         self.tls: TlsFiles | None = None
         self.dovecot = Dovecot(
             self.state_dir / "dovecot", imap_port=self.ports.imap, lmtp_port=self.ports.lmtp,
-            imaps_port=self.ports.imaps, users=self.users,
+            imaps_port=self.ports.imaps, users=self.users, settings=self.dovecot_settings,
         )
         self.smtp = DevSmtpServer(
             port=self.ports.smtp, users=self.users, lmtp_host="127.0.0.1",
