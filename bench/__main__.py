@@ -138,12 +138,21 @@ def tables(results: dict[str, Any]) -> str:
         out += ["4. send: sends/s vs raw aiosmtplib submission + APPEND to Sent (dev SMTP, "
                 "delivered by LMTP)", head, sub]
         out += [row(f"{r['clients']:>3} cl", r) for r in snd["rows"]]
+        out += [f"{r['clients']:>3} cl  | {_cell(r['raw_draft'])} | ratio to it: d1 "
+                f"{_ratio(r.get('ratio_d1_vs_raw_draft'))}, d2 "
+                f"{_ratio(r.get('ratio_d2_vs_raw_draft'))}   (raw draft send)"
+                for r in snd["rows"] if "raw_draft" in r]
+        out.append("   raw draft send = the raw send + UID STORE \\Deleted + UID EXPUNGE of a draft in "
+                   "a Drafts folder of the API's size: what a mail client does")
         out.append("   CPU ms per op (service / Dovecot / load generator / dev SMTP):")
         for r in snd["rows"]:
-            out.append(f"   {r['clients']:>3} cl  raw: {_cpu(r['raw'])} | d1: {_cpu(r['dialect1'])}"
-                       f" | d2: {_cpu(r['dialect2'])}")
+            draft = f" | raw draft: {_cpu(r['raw_draft'])}" if "raw_draft" in r else ""
+            out.append(f"   {r['clients']:>3} cl  raw: {_cpu(r['raw'])}{draft} | "
+                       f"d1: {_cpu(r['dialect1'])} | d2: {_cpu(r['dialect2'])}")
         for r in snd["rows"]:
-            for d in ("dialect1", "dialect2"):
+            for d in ("raw_draft", "dialect1", "dialect2"):
+                if d not in r:
+                    continue
                 if r[d].get("note"):
                     out.append(f"   note {r['clients']} cl {d}: {r[d]['note']}")
         out.append("")

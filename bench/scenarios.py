@@ -450,7 +450,11 @@ async def phase_crud(ctx: Ctx, clients: int = 8) -> dict[str, Any]:
 
 async def phase_send(ctx: Ctx, levels: tuple[int, ...] = (1, 8)) -> dict[str, Any]:
     """Sends/s through the API vs aiosmtplib submission + APPEND to Sent (one SMTP and one IMAP
-    connection per client, logged in once), to the dev SMTP server."""
+    connection per client, logged in once), to the dev SMTP server.
+
+    A second baseline, ``raw_draft``, is what a mail client does to send a draft: the same
+    submission and APPEND to Sent, then UID STORE \\Deleted + UID EXPUNGE of a draft in a Drafts
+    folder of about the same size as the API's (raw1's, filled by the raw creates)."""
     assert ctx.template is not None
     wire = strip_for_sending(ctx.template.raw)
     rows = [await _send_level(ctx, clients, wire) for clients in levels]
@@ -469,12 +473,33 @@ async def _send_level(ctx: Ctx, clients: int, wire: bytes) -> dict[str, Any]:
         await smtps[i].send(RAW, [BOB], wire)
         await imaps[i].append(wire, folder="Sent", flags="(\\Seen)")
 
+    drafts = await _raw_conns(ctx, clients)  # Drafts selected
+    per = 200  # raw drafts to remove per client; a run that uses them up still has its rate
+    for _ in range(clients * per - len(ctx.raw_uids)):  # only when the create phase did not run
+        ctx.raw_uids.append(await drafts[0].append(ctx.template.make()[0]))
+    slices, rest = _slices(ctx.raw_uids, clients, per)
+
+    async def raw_draft_send(i: int) -> None:
+        if not slices[i]:
+            raise Exhausted
+        uid = slices[i].pop()
+        await smtps[i].send(RAW, [BOB], wire)
+        await drafts[i].append(wire, folder="Sent", flags="(\\Seen)")
+        await drafts[i].store_deleted(uid)
+        await drafts[i].uid_expunge(uid)
+
     try:
         raw = await closed_loop("raw SMTP + APPEND Sent", clients, raw_send, ctx.probe,
                                 seconds=s.seconds, max_ops=s.max_ops)
+        raw_draft = await closed_loop("raw draft send", clients, raw_draft_send, ctx.probe,
+                                      seconds=s.seconds, max_ops=s.max_ops)
+        if not any(slices):
+            raw_draft.note = "ran out of raw drafts before the time was up"
     finally:
+        ctx.raw_uids = rest + [u for sl in slices for u in sl]
         await _close_all(smtps)
         await _close_all(imaps)
+        await _close_all(drafts)
 
     ready1: list[tuple[int, str]] = []
     ready2: list[str] = []
@@ -504,9 +529,11 @@ async def _send_level(ctx: Ctx, clients: int, wire: bytes) -> dict[str, Any]:
             run.note = "ran out of prepared drafts before the time was up"
     row = {"clients": clients, "raw": raw.figures(), "dialect1": s1.figures(),
            "dialect2": s2.figures(), "ratio_d1": _ratio(s1.rate, raw.rate),
-           "ratio_d2": _ratio(s2.rate, raw.rate)}
-    ctx.log(f"send @{clients}: raw {raw.rate:.0f}/s, d1 {s1.rate:.0f}/s, "
-            f"d2 {s2.rate:.0f}/s")
+           "ratio_d2": _ratio(s2.rate, raw.rate), "raw_draft": raw_draft.figures(),
+           "ratio_d1_vs_raw_draft": _ratio(s1.rate, raw_draft.rate),
+           "ratio_d2_vs_raw_draft": _ratio(s2.rate, raw_draft.rate)}
+    ctx.log(f"send @{clients}: raw {raw.rate:.0f}/s, raw draft send {raw_draft.rate:.0f}/s, "
+            f"d1 {s1.rate:.0f}/s, d2 {s2.rate:.0f}/s")
     return row
 
 
