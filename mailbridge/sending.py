@@ -24,9 +24,10 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
@@ -161,6 +162,29 @@ async def _folder_state(conn: ImapConnection, folder: str) -> _FolderState | Non
     return (status["UIDVALIDITY"], status["UIDNEXT"], status["MESSAGES"], status["HIGHESTMODSEQ"])
 
 
+_Found = TypeVar("_Found")
+
+
+class _WhileUnchanged(Generic[_Found]):
+    """What a search of a folder found, kept per (account id, folder) for as long as the
+    folder's state (see :func:`_folder_state`) stays the one read before the search."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[UUID, str], tuple[_FolderState, _Found]] = {}
+
+    async def get(self, key: tuple[UUID, str], state: _FolderState | None,
+                  search: Callable[[], Awaitable[_Found]]) -> _Found:
+        kept = self._kept.get(key)
+        if state is not None and kept is not None and kept[0] == state:
+            return kept[1]
+        found = await search()
+        if state is not None:
+            self._kept[key] = (state, found)
+        else:  # no mod-sequences: nothing tells a change, search every time
+            self._kept.pop(key, None)
+        return found
+
+
 class SendService:
     """Sends drafts now (the API) or when due (the scheduler), each exactly once."""
 
@@ -170,11 +194,9 @@ class SendService:
         self.settings: SchedulerConfig = config.scheduler
         self.limits = config.server.limits
         self._locks = KeyedLocks()
-        # what the scheduler's last searches of a Drafts folder found, with the folder's state
-        # then (see _folder_state), per (account id, folder)
-        self._planned: dict[tuple[UUID, str], tuple[_FolderState, tuple[_Planned, ...]]] = {}
-        self._claims: dict[tuple[UUID, str],
-                           tuple[_FolderState, tuple[tuple[int, datetime | None], ...]]] = {}
+        # what the scheduler's last searches of each Drafts folder found
+        self._planned: _WhileUnchanged[tuple[_Planned, ...]] = _WhileUnchanged()
+        self._claims: _WhileUnchanged[tuple[tuple[int, datetime | None], ...]] = _WhileUnchanged()
 
     # ---------------------------------------------------------------- public
 
@@ -455,16 +477,8 @@ class SendService:
             stale = await self._take_expired(conn, account, folder, state, now) if sweep else []
             result = []
             if due:
-                key = (account.id, folder)
-                cached = self._planned.get(key)
-                if state is not None and cached is not None and cached[0] == state:
-                    planned = cached[1]
-                else:
-                    planned = await self._search_planned(conn, folder)
-                    if state is not None:
-                        self._planned[key] = (state, planned)
-                    else:
-                        self._planned.pop(key, None)
+                planned = await self._planned.get((account.id, folder), state,
+                                                  lambda: self._search_planned(conn, folder))
                 result = sorted((Due(account, p.id, p.uid, p.when) for p in planned
                                  if p.when <= now), key=lambda d: d.when)
         return stale, result
@@ -498,16 +512,8 @@ class SendService:
                             state: _FolderState | None, now: datetime) -> list[StoredMessage]:
         """Takes over the claims of ``folder`` whose lease expired: a delivered one gets a
         new lease (returned, to be filed), the others are marked failed, outcome unknown."""
-        key = (account.id, folder)
-        cached = self._claims.get(key)
-        if state is not None and cached is not None and cached[0] == state:
-            claims = cached[1]
-        else:
-            claims = await self._search_claims(conn, folder)
-            if state is not None:
-                self._claims[key] = (state, claims)
-            else:
-                self._claims.pop(key, None)
+        claims = await self._claims.get((account.id, folder), state,
+                                        lambda: self._search_claims(conn, folder))
         stale = []
         for uid, lease_seen in claims:
             if lease_seen is not None and lease_seen > now:

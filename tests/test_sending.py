@@ -785,6 +785,42 @@ async def test_idle_scheduler_ticks_skip_the_searches_but_miss_no_change(
                [str(pending_id)]
 
 
+async def test_without_mod_sequences_every_tick_searches(
+        devstack: DevStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mailbox that keeps no mod-sequences (NOMODSEQ) cannot tell a flag change: every tick
+    searches Drafts again, so a draft whose $MailbridgePending is cleared is due at the next."""
+    user = MailUser(email=f"nomodseq{uuid.uuid4().hex[:8]}@example.test", password="pw",
+                    id=uuid.uuid4())
+    devstack.add_user(user.email, user.password, "userdb_mail=maildir:~/Maildir:INDEX=MEMORY")
+    config = make_config(devstack, user)
+    account = config.accounts[0]
+    async with app_for(devstack, user, config) as api:
+        service = app_of(api)[SENDING]
+        now = datetime.now(UTC)
+        draft_id = uuid.uuid4()
+        raw = (f"X-Mailbridge-Id: {draft_id}\r\n"
+               f"X-Mailbridge-Planned-Send-At: {rfc3339(now - timedelta(minutes=1))}\r\n"
+               ).encode() + raw_draft(user.email, "ivo@elsewhere.test", "Pending")
+        uid = await asyncio.to_thread(api.append, raw, "Drafts", "\\Draft $MailbridgePending")
+        assert await service.due(account, now) == []
+        await service.sweep(account, now)
+
+        commands = record_commands(monkeypatch)
+        assert await service.due(account, now) == []
+        await service.sweep(account, now)
+        assert len(searches(commands)) == 2, commands  # scheduled drafts, claims: searched anew
+
+        def clear_pending() -> None:
+            with api.imap() as client:
+                client.select("Drafts")
+                typ, data = client.uid("STORE", str(uid), "-FLAGS.SILENT", "($MailbridgePending)")
+                assert typ == "OK", data
+
+        await asyncio.to_thread(clear_pending)
+        [due] = await service.due(account, datetime.now(UTC))
+        assert due.id == draft_id
+
+
 async def test_the_sweeper_checks_remembered_leases_at_every_tick(
         devstack: DevStack, user: MailUser, monkeypatch: pytest.MonkeyPatch) -> None:
     """A claim whose lease runs is remembered, not searched for nor read at every tick; once the
