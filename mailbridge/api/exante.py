@@ -90,7 +90,7 @@ def _input(body: ExanteDraftUpsert) -> DraftInput:
 async def find_draft(drafts: DraftService, principal: Principal, ref: UUID,
                      hint: str | None) -> StoredMessage:
     """The draft ``ref`` in the account ``hint`` names, else in whichever of the token's accounts
-    holds it: first the one this instance last saw it in, then all of them, asked concurrently.
+    holds it: first the one this instance last saw it in, then the others, asked concurrently.
 
     NotFound when none does; when none does and an account could not be asked, that account's
     error (e.g. ImapUnavailable), since the draft may be there.
@@ -102,17 +102,7 @@ async def find_draft(drafts: DraftService, principal: Principal, ref: UUID,
     if holder is not None:
         with contextlib.suppress(NotFound):
             return await drafts.get(holder, ref)
-    results = await asyncio.gather(*(drafts.get(a, ref) for a in principal.accounts),
-                                   return_exceptions=True)
-    failure: BaseException | None = None
-    for result in results:
-        if isinstance(result, StoredMessage):
-            return result
-        if not isinstance(result, NotFound):
-            failure = failure or result
-    if failure is not None:
-        raise failure
-    raise NotFound(f"no draft {ref}", field="uid")
+    return await _ask_the_others(drafts, principal, ref, holder)
 
 
 async def in_draft_account(drafts: DraftService, principal: Principal, ref: UUID,
@@ -126,7 +116,24 @@ async def in_draft_account(drafts: DraftService, principal: Principal, ref: UUID
     if holder is not None:
         with contextlib.suppress(NotFound):
             return await action(holder)
-    return await action((await find_draft(drafts, principal, ref, None)).account)
+    return await action((await _ask_the_others(drafts, principal, ref, holder)).account)
+
+
+async def _ask_the_others(drafts: DraftService, principal: Principal, ref: UUID,
+                          asked: AccountConfig | None) -> StoredMessage:
+    """The draft ``ref`` from whichever of the token's accounts but ``asked`` (which has just
+    answered NotFound) holds it, all asked concurrently; errors as :func:`find_draft`."""
+    others = [a for a in principal.accounts if asked is None or a.id != asked.id]
+    results = await asyncio.gather(*(drafts.get(a, ref) for a in others), return_exceptions=True)
+    failure: BaseException | None = None
+    for result in results:
+        if isinstance(result, StoredMessage):
+            return result
+        if not isinstance(result, NotFound):
+            failure = failure or result
+    if failure is not None:
+        raise failure
+    raise NotFound(f"no draft {ref}", field="uid")
 
 
 def _path_ref(request: web.Request) -> UUID:
