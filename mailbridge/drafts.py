@@ -881,7 +881,7 @@ class DraftService:
         if current.uid + 1 <= new_uid - 1:
             rivals = await conn.uid_search("UID", f"{current.uid + 1}:{new_uid - 1}",
                                            "HEADER", HEADER_REPLACES, _search_string(replaces))
-            won = not any(current.uid < u < new_uid for u in rivals.uids)
+            won = not rivals.uids
         if not won or not await self._remove_if_unchanged(conn, current):
             await self._remove(conn, [new_uid])
             if strict:

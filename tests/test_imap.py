@@ -354,6 +354,13 @@ async def test_append_writes(endpoint: ImapEndpoint, caps: str) -> None:
             item = (await conn.uid_fetch([appended.uid], "(UID FLAGS BODY.PEEK[])"))[0]
             assert item.sections[""] == raw
             assert set(item.flags or ()) >= {"\\Draft", "\\Seen"}
+        # refused (no such mailbox): an error whether the literal went out already or not,
+        # and the connection goes on
+        with pytest.raises(ImapNotFound):
+            await conn.append("No Such Folder", raw)
+        assert (await conn.append("Drafts", raw)) is not None
+        await conn.select("Drafts")
+        assert len((await conn.uid_search("ALL")).uids) == 3
     finally:
         await conn.logout()
 
