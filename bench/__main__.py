@@ -151,9 +151,7 @@ def tables(results: dict[str, Any]) -> str:
                        f"d1: {_cpu(r['dialect1'])} | d2: {_cpu(r['dialect2'])}")
         for r in snd["rows"]:
             for d in ("raw_draft", "dialect1", "dialect2"):
-                if d not in r:
-                    continue
-                if r[d].get("note"):
+                if r.get(d, {}).get("note"):
                     out.append(f"   note {r['clients']} cl {d}: {r[d]['note']}")
         out.append("")
     elif snd:
