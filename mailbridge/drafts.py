@@ -117,6 +117,13 @@ CONTENT_FIELDS = frozenset(f.name for f in dataclasses.fields(DraftContent))
 _header_parser = email.parser.BytesHeaderParser(policy=email.policy.default)
 
 
+def _lasting_flags(item: FetchItem) -> tuple[str, ...]:
+    """A message's flags without \\Recent, which only tells which IMAP session saw the message
+    first (RFC 3501 2.3.2; gone from IMAP4rev2): a message must not read differently depending
+    on the pooled connection that read it."""
+    return tuple(f for f in item.flags or () if f.lower() != "\\recent")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -424,7 +431,7 @@ class DraftService:
         parsed = parse_message(raw)
         return StoredMessage(
             account=account, folder=folder, uid=item.uid or 0, uidvalidity=uidvalidity,
-            modseq=item.modseq, flags=item.flags or (), size=item.size or len(raw),
+            modseq=item.modseq, flags=_lasting_flags(item), size=item.size or len(raw),
             internaldate=item.internaldate, parsed=parsed,
             attachments=tuple(AttachmentInfo(a.filename, a.content_type, a.size, a.inline,
                                              a.content_id)
@@ -461,7 +468,7 @@ class DraftService:
             attachments=content.attachments), state=state)
         return StoredMessage(
             account=account, folder=folder, uid=uid, uidvalidity=info.uidvalidity,
-            modseq=item.modseq, flags=item.flags or (), size=item.size or len(raw),
+            modseq=item.modseq, flags=_lasting_flags(item), size=item.size or len(raw),
             internaldate=item.internaldate, parsed=parsed,
             attachments=tuple(AttachmentInfo(a.filename, a.content_type, a.size, a.inline,
                                              a.content_id) for a in content.attachments),
@@ -510,7 +517,7 @@ class DraftService:
             )
             result.append(StoredMessage(
                 account=account, folder=folder, uid=uid, uidvalidity=uidvalidity,
-                modseq=item.modseq, flags=item.flags or (), size=item.size or 0,
+                modseq=item.modseq, flags=_lasting_flags(item), size=item.size or 0,
                 internaldate=item.internaldate,
                 parsed=dataclasses.replace(parsed, content=content), attachments=infos,
                 kept_headers=_kept_headers(item.sections.get("HEADER", b"")), complete=False,
@@ -862,7 +869,7 @@ class DraftService:
             raw = set_header(raw, name, value)
         replaces = f"<{current.uidvalidity}.{current.uid}>"
         raw = set_header(raw, HEADER_REPLACES, replaces)
-        dropped = {f.lower() for f in ("\\Deleted", "\\Recent", KEYWORD_PENDING, *drop_flags)}
+        dropped = {f.lower() for f in ("\\Deleted", KEYWORD_PENDING, *drop_flags)}
         keep = [f for f in current.flags if f.lower() not in dropped]
         flags = list(dict.fromkeys([*DRAFT_FLAGS, *keep, *add_flags, KEYWORD_PENDING]))
         appended = await conn.append(current.folder, raw, flags=flags, date=state.updated_at)
@@ -911,7 +918,7 @@ class DraftService:
         else:
             items = await conn.uid_fetch([current.uid], "(UID FLAGS)")
             if not items or _has_flag(items[0].flags or (), "\\Deleted") \
-                    or set(items[0].flags or ()) != set(current.flags):
+                    or set(_lasting_flags(items[0])) != set(current.flags):
                 return False
             await conn.uid_store([current.uid], "+FLAGS.SILENT", ["\\Deleted"])
         await self._expunge(conn, [current.uid])

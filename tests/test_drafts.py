@@ -231,6 +231,24 @@ async def test_drafts_written_by_other_clients_are_operable(service, devstack, u
     assert drafts_on_server(devstack, user) == []
 
 
+async def test_a_draft_reads_the_same_on_every_connection(
+        service: tuple[DraftService, AccountConfig], devstack: DevStack, user: MailUser) -> None:
+    """\\Recent only says which IMAP session saw a message first (RFC 3501 2.3.2; gone from
+    IMAP4rev2): whichever pooled connection reads a draft, its flags are the same."""
+    svc, account = service
+    client = imap_client(devstack, user)
+    try:  # appended from outside, while no session has Drafts selected
+        typ, data = client.append("Drafts", "(\\Draft)", None, (
+            b"From: a@example.test\r\nTo: b@example.test\r\nSubject: From outside\r\n"
+            b"Message-ID: <outside-1@example.test>\r\n\r\nHello\r\n"))
+        assert typ == "OK", data
+    finally:
+        client.logout()
+    [summary] = (await svc.list(account, DraftQuery())).items  # the first session to look
+    again = await svc.get(account, summary.id)
+    assert set(summary.flags) == set(again.flags) == {"\\Draft"}
+
+
 async def test_delete_to_trash(devstack, user) -> None:  # type: ignore[no-untyped-def]
     config = devstack.config(accounts=[devstack.account_entry(user.id, user.email, delete="trash")])
     accounts = Accounts(config)
