@@ -356,10 +356,20 @@ class SchedulerConfig(_Model):
     timeouts."""
 
 
+class DraftsConfig(_Model):
+    """``[drafts]``: how drafts are written and what a writer that died leaves behind."""
+
+    orphan_seconds: float = Field(default=5.0, ge=1, le=3600, allow_inf_nan=False)
+    """How long one write of a draft may take (plus 1 s per MB of the message) before it gives
+    up. A copy that a writer left half-written (it died, or lost its connection) is resolved by
+    any instance about this long after the write began (plus 1 s of grace for clocks)."""
+
+
 class Config(_Model):
     """The whole configuration file."""
 
     server: ServerConfig = Field(default_factory=ServerConfig)
+    drafts: DraftsConfig = Field(default_factory=DraftsConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     accounts: list[AccountConfig] = Field(min_length=1)
     tokens: list[TokenConfig] = Field(default_factory=list)

@@ -20,12 +20,13 @@ import contextlib
 import dataclasses
 import email.parser
 import email.policy
+import logging
 import quopri
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -34,6 +35,7 @@ from mailbridge.config import AccountConfig
 from mailbridge.errors import (
     Conflict,
     ImapNotFound,
+    ImapUnavailable,
     InvalidInput,
     NotFound,
     PreconditionFailed,
@@ -70,13 +72,20 @@ from mailbridge.model import (
     ParsedMessage,
     Status,
 )
+from mailbridge.versions import (
+    HEADER_REPLACES,
+    HEADER_WRITE,
+    KEYWORD_PENDING,
+    KEYWORD_REPLACED,
+    Copy,
+    Resolution,
+    replaces_header,
+    resolve,
+    rivals,
+    write_header,
+)
 
 HEADER_IDEMPOTENCY = "X-Mailbridge-Idempotency-Key"
-HEADER_REPLACES = "X-Mailbridge-Replaces"
-"""On a new version: which version (``<uidvalidity.uid>``) it replaces. Concurrent replacers of
-one version are arbitrated by UID order, the one order the server guarantees: the copy with the
-lowest UID wins. (Dovecot 2.3's conditional STORE alone is no compare-and-set: two sessions'
-simultaneous ``UNCHANGEDSINCE`` STOREs can both succeed.)"""
 HEADER_SEND_STATE = "X-Mailbridge-Send-State"
 """``sending`` (claimed by a sender, see HEADER_LEASE), ``failed``, or ``sent`` (in Sent)."""
 HEADER_LEASE = "X-Mailbridge-Lease-Until"
@@ -88,14 +97,9 @@ SEND_HEADERS = (HEADER_SEND_STATE, HEADER_LEASE, HEADER_SEND_KEY, HEADER_ATTEMPT
 KEYWORD_DELIVERED = "$MailbridgeDelivered"
 """Set on a claimed draft the moment the SMTP server accepted it: a crash after that point must
 lead to filing, never to a second delivery."""
-KEYWORD_PENDING = "$MailbridgePending"
-"""On a new version between its APPEND and the removal of the version it replaces. Readers
-never build on a pending copy: two replacers could otherwise each remove a different
-predecessor and both survive."""
-NOT_PENDING = ("NOT", "KEYWORD", KEYWORD_PENDING)
-ADOPT_AFTER_SECONDS = 1.0
-"""How long a reader waits for a pending copy to be committed before it adopts it as the
-current version (its writer died between removing the old version and committing)."""
+CURRENT_ONLY = ("NOT", "KEYWORD", KEYWORD_PENDING, "NOT", "KEYWORD", KEYWORD_REPLACED)
+"""SEARCH keys that leave out copies being written and versions being replaced (see
+mailbridge.versions): what is left is each draft's current version."""
 DRAFT_FLAGS = ("\\Draft", "\\Seen")
 
 ID_NAMESPACE = UUID("6d61696c-6272-6964-6765-000000000001")
@@ -115,6 +119,8 @@ KEPT_HEADER_PREFIXES = ("x-mozilla-", "x-uniform-type-identifier", "x-apple-", "
 CONTENT_FIELDS = frozenset(f.name for f in dataclasses.fields(DraftContent))
 
 _header_parser = email.parser.BytesHeaderParser(policy=email.policy.default)
+log = logging.getLogger("mailbridge.drafts")
+_FAMILY_FIELDS = f"HEADER.FIELDS ({HEADER_REPLACES} {HEADER_WRITE})".upper()
 
 
 def _lasting_flags(item: FetchItem) -> tuple[str, ...]:
@@ -382,6 +388,7 @@ class DraftService:
 
     def __init__(self, accounts: Accounts, *, cache_size: int = 10_000) -> None:
         self.accounts = accounts
+        self.orphan_after = timedelta(seconds=accounts.config.drafts.orphan_seconds)
         self._locations: OrderedDict[tuple[UUID, UUID], tuple[int, int]] = OrderedDict()
         self._cache_size = cache_size
         self._key_locks = KeyedLocks()
@@ -534,7 +541,7 @@ class DraftService:
         """
         info = await conn.select(folder)
         if isinstance(ref, int):
-            found = await conn.uid_search("UID", str(ref), "UNDELETED", *NOT_PENDING,
+            found = await conn.uid_search("UID", str(ref), "UNDELETED", *CURRENT_ONLY,
                                           *DRAFT_CRITERIA)
             return ref if ref in found.uids else None
         self._forget(account, ref)
@@ -544,8 +551,8 @@ class DraftService:
             return uid
         if ref.version != 5:  # mailbridge's own ids are uuid4; derived ones (foreign_id) uuid5
             return None
-        foreign = await conn.uid_search("UNDELETED", *NOT_PENDING, "NOT", "HEADER", HEADER_ID, '""',
-                                        *DRAFT_CRITERIA)
+        foreign = await conn.uid_search("UNDELETED", *CURRENT_ONLY, "NOT", "HEADER", HEADER_ID,
+                                        '""', *DRAFT_CRITERIA)
         if foreign.uids:
             items = await conn.uid_fetch(foreign.uids, "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
             for it in sorted(items, key=lambda i: -(i.uid or 0)):
@@ -556,37 +563,116 @@ class DraftService:
         return None
 
     async def _locate_by_id(self, conn: ImapConnection, ref: UUID) -> int | None:
-        """The UID of the committed copy carrying X-Mailbridge-Id ``ref``, else None.
+        """The UID of the current version of the draft ``ref`` (X-Mailbridge-Id), else None.
 
-        One SEARCH finds every copy; their FLAGS tell the committed one (neither \\Deleted nor
-        pending) from a replacement in flight. While only pending or deleted copies are seen,
-        the view may lag behind another session: sync (NOOP) and look again, for at most
-        ADOPT_AFTER_SECONDS; a pending copy still uncommitted then is adopted (its writer died
-        after removing the old version).
+        One SEARCH finds every copy and one FETCH of their flags tells the usual case, a single
+        settled copy. Anything else (a write in flight, or what a dead writer left) is resolved
+        as :mod:`mailbridge.versions` says, here and now.
         """
-        id_arg = _search_string(str(ref))
-        waited = 0.0
-        for attempt in range(1000):
-            found = await conn.uid_search("HEADER", HEADER_ID, id_arg)
-            items = await conn.uid_fetch(found.uids, "(UID FLAGS)") if found.uids else []
-            live = [i.uid for i in items if i.uid and not _has_flag(i.flags or (), "\\Deleted")]
-            pending = [i.uid for i in items if i.uid in live and _has_flag(i.flags or (), KEYWORD_PENDING)]
-            committed = [u for u in live if u not in pending]
-            if committed:
-                return max(committed)
-            if not items:
-                return None  # none at all (the caller synced the view just before)
-            if items and not live and waited >= ADOPT_AFTER_SECONDS / 2:
-                return None  # only deleted copies: it was deleted
-            if pending and waited >= ADOPT_AFTER_SECONDS:
-                uid = max(pending)
-                await conn.uid_store([uid], "-FLAGS.SILENT", [KEYWORD_PENDING])
-                return uid
-            if attempt > 0:
-                await asyncio.sleep(0.02)
-                waited += 0.02
+        seen: tuple[int, ...] = ()
+        for _ in range(3):
+            found = await conn.uid_search("HEADER", HEADER_ID, _search_string(str(ref)))
+            if not found.uids:
+                return None
+            items = await conn.uid_fetch(found.uids, "(UID FLAGS)")
+            live = [i for i in items if i.uid and not _has_flag(i.flags or (), "\\Deleted")]
+            if len(live) == 1 and not any(_has_flag(live[0].flags or (), k)
+                                          for k in (KEYWORD_PENDING, KEYWORD_REPLACED)):
+                return live[0].uid
+            if live:
+                return await self.settle(conn, ref)
+            if found.uids == seen:
+                return None  # only deleted copies, twice: it was deleted
+            # the FETCH may see a newer state than the SEARCH did (a replace finished in
+            # between, its new version not among the UIDs found): look again
+            seen = found.uids
             await conn.noop()
         return None
+
+    async def settle_id(self, conn: ImapConnection, folder: str, draft_id: UUID) -> int | None:
+        """Resolves every copy of the draft ``draft_id`` in ``folder`` (see :meth:`settle`);
+        returns the UID of its current version, None when it has none."""
+        await conn.select(folder)
+        return await self._locate_by_id(conn, draft_id)
+
+    async def _family(self, conn: ImapConnection, uids: Sequence[int]) -> list[Copy]:
+        """The copies ``uids`` of one draft, and the versions their pending ones replace, as
+        they stand now in the selected (and synced) folder."""
+        info = conn.select_info
+        uidvalidity = info.uidvalidity if info is not None else 0
+        items = await conn.uid_fetch(uids, f"(UID FLAGS INTERNALDATE BODY.PEEK[{_FAMILY_FIELDS}])")
+        family = []
+        for item in items:
+            fields = _fields(item.sections.get(_FAMILY_FIELDS, b""))
+            family.append(Copy.of(item.uid or 0, item.flags or (), uidvalidity=uidvalidity,
+                                  replaces=fields.get(HEADER_REPLACES.lower()),
+                                  write=fields.get(HEADER_WRITE.lower()),
+                                  internaldate=item.internaldate))
+        have = {c.uid for c in family}
+        targets = {c.replaces for c in family if c.pending and c.replaces is not None} - have
+        if targets:
+            for item in await conn.uid_fetch(sorted(targets), "(UID FLAGS)"):
+                family.append(Copy.of(item.uid or 0, item.flags or (), uidvalidity=uidvalidity))
+        return family
+
+    async def settle(self, conn: ImapConnection, draft_id: UUID) -> int | None:
+        """Resolves the copies of the draft ``draft_id`` (in the selected, synced folder) down
+        to its current version, carrying out what :func:`mailbridge.versions.resolve` says:
+        adopts a committed copy, removes abandoned and superseded ones. Returns the current
+        UID, or None when the draft has none. Safe to run from any number of instances at once.
+        """
+        for attempt in range(6):
+            found = await conn.uid_search("HEADER", HEADER_ID, _search_string(str(draft_id)))
+            if not found.uids:
+                return None
+            family = await self._family(conn, found.uids)
+            decision = resolve(family, now=datetime.now(UTC), orphan_after=self.orphan_after)
+            if not decision.settled:
+                if await self._carry_out(conn, family, decision):
+                    return decision.current
+            elif decision.current is not None or not decision.in_flight:
+                return decision.current
+            # no current version but a write in flight: it is being removed by its writer
+            # right now, or this session's view lags behind its commit; look again
+            await asyncio.sleep(0.01 * attempt)
+            await conn.noop()
+        return None
+
+    async def _carry_out(self, conn: ImapConnection, family: Sequence[Copy],
+                         decision: Resolution) -> bool:
+        """Does what ``decision`` says. False when an abandoned copy turned out to be committed
+        just now (its writer was late, not gone): then nothing of it was removed."""
+        by_uid = {c.uid: c for c in family}
+        if decision.adopt:
+            log.warning("adopting committed version(s) %s left pending by their writer",
+                        list(decision.adopt))
+            await conn.uid_store(decision.adopt, "-FLAGS.SILENT", [KEYWORD_PENDING])
+        if decision.discard:
+            log.warning("removing copies %s abandoned by writers that are gone",
+                        list(decision.discard))
+            if not await self._discard(conn, decision.discard,
+                                       {by_uid[u].replaces or 0 for u in decision.discard}):
+                return False
+        if decision.remove:
+            log.info("removing copies %s: superseded, or versions that lost", list(decision.remove))
+            await self._remove(conn, decision.remove)
+        if decision.restore:
+            await conn.uid_store(decision.restore, "-FLAGS.SILENT", [KEYWORD_REPLACED])
+        return True
+
+    async def _discard(self, conn: ImapConnection, uids: Sequence[int],
+                       targets: Iterable[int]) -> bool:
+        """Removes the abandoned pending copies ``uids`` unless one of the versions they replace
+        (``targets``) is flagged $MailbridgeReplaced by now: then their writer committed after
+        all, the mark is taken back and False returned. (The writer checks its own copy after
+        its commit in the same way, so whichever of the two came second sees the other.)"""
+        await conn.uid_store(uids, "+FLAGS.SILENT", ["\\Deleted"])
+        items = await conn.uid_fetch(sorted(set(targets)), "(UID FLAGS)")
+        if any(_has_flag(i.flags or (), KEYWORD_REPLACED) for i in items):
+            await conn.uid_store(uids, "-FLAGS.SILENT", ["\\Deleted"])
+            return False
+        await self._expunge(conn, uids)
+        return True
 
     async def _load_cached(self, conn: ImapConnection, account: AccountConfig, folder: str,
                            ref: UUID) -> StoredMessage | None:
@@ -599,7 +685,8 @@ class DraftService:
         if cached[0] != info.uidvalidity:
             return None
         draft = await self._fetch_full(conn, account, folder, cached[1])
-        if draft is None or _has_flag(draft.flags, KEYWORD_PENDING) or draft.id != ref:
+        if draft is None or draft.id != ref or _has_flag(draft.flags, KEYWORD_PENDING) \
+                or _has_flag(draft.flags, KEYWORD_REPLACED):
             self._forget(account, ref)
             return None
         self._remember(account, ref, draft.uidvalidity, draft.uid)
@@ -743,7 +830,7 @@ class DraftService:
         parts), whatever the folder's size beyond the server's own SEARCH.
         """
         folder = await self._folder(account)
-        base: list[str] = ["UNDELETED", *NOT_PENDING, *DRAFT_CRITERIA]
+        base: list[str] = ["UNDELETED", *CURRENT_ONLY, *DRAFT_CRITERIA]
         filters: list[str] = []
         if query.context_type is not None:
             filters += ["HEADER", HEADER_CONTEXT_TYPE, _search_string(query.context_type)]
@@ -843,13 +930,18 @@ class DraftService:
                             ) -> StoredMessage:
         """Replaces ``current`` by a new version with ``content``: the one write path of a draft.
 
-        APPENDs the new version (pending), then decides: among all versions written to replace
-        ``current`` the lowest UID wins (UID order is the server's one total order), and the
-        winner removes ``current`` only if no other client touched it since it was read
-        (conditional STORE, RFC 7162). Losers remove their copy and get Conflict, or
-        PreconditionFailed when ``strict`` (an If-Match was given). The stable id, Message-ID,
-        created_at and other clients' headers carry over; ``own_headers`` sets (str) or removes
-        (None) mailbridge's X-Mailbridge-* bookkeeping headers. Returns the new version.
+        The four steps of :mod:`mailbridge.versions`: APPEND the new version pending, with a
+        token of this write; arbitrate against other writers of the same version (the lowest UID
+        wins; copies abandoned by dead writers do not count); commit by flagging ``current``
+        $MailbridgeReplaced only if no other client touched it since it was read (conditional
+        STORE, RFC 7162); then clear the pending flag and remove ``current``. A loser removes its
+        copy and gets Conflict, or PreconditionFailed when ``strict`` (an If-Match was given). A
+        write that could not commit within its time (``[drafts] orphan_seconds``) gives up with
+        ImapUnavailable, leaving ``current`` as it was.
+
+        The stable id, Message-ID, created_at and other clients' headers carry over;
+        ``own_headers`` sets (str) or removes (None) mailbridge's X-Mailbridge-* bookkeeping
+        headers. Returns the new version.
         """
         account = current.account
         state = DraftState(id=current.id, created_at=current.created_at, updated_at=utcnow(),
@@ -857,6 +949,7 @@ class DraftService:
         message_id = current.parsed.message_id or make_message_id(account.email.rpartition("@")[2])
         own = {n: v for n, v in current.kept_headers if n.lower().startswith("x-mailbridge-")}
         own.pop(HEADER_REPLACES, None)
+        own.pop(HEADER_WRITE, None)
         for name, value in own_headers.items():
             own.pop(name, None)
             if value is not None:
@@ -867,61 +960,116 @@ class DraftService:
                                            if not h[0].lower().startswith("x-mailbridge-")])
         for name, value in own.items():
             raw = set_header(raw, name, value)
-        replaces = f"<{current.uidvalidity}.{current.uid}>"
+        replaces = replaces_header(current.uidvalidity, current.uid)
         raw = set_header(raw, HEADER_REPLACES, replaces)
-        dropped = {f.lower() for f in ("\\Deleted", KEYWORD_PENDING, *drop_flags)}
+        token = uuid.uuid4().hex
+        commit_by = datetime.now(UTC) + self.orphan_after + timedelta(seconds=len(raw) / 1e6)
+        raw = set_header(raw, HEADER_WRITE, write_header(token, commit_by))
+        dropped = {f.lower() for f in ("\\Deleted", KEYWORD_PENDING, KEYWORD_REPLACED, *drop_flags)}
         keep = [f for f in current.flags if f.lower() not in dropped]
         flags = list(dict.fromkeys([*DRAFT_FLAGS, *keep, *add_flags, KEYWORD_PENDING]))
         appended = await conn.append(current.folder, raw, flags=flags, date=state.updated_at)
         await conn.select(current.folder)  # sync: every lower UID is visible now
-        if appended is not None:
-            new_uid = appended.uid
-        else:
-            found = await conn.uid_search("UNDELETED", "HEADER", HEADER_ID,
-                                          _search_string(str(current.id)))
-            new_uid = max(u for u in found.uids if u != current.uid)
-        # Rivals replace ``current`` too, so they were appended after it: UIDs above
-        # current.uid. Only those below new_uid can beat us; search just that range (a search
-        # over the whole folder costs ~1 us per message in Dovecot, this one nearly nothing).
-        # "a:b" with b < a would mean b:a in IMAP, so an empty range is no search at all.
-        won = True
-        if current.uid + 1 <= new_uid - 1:
-            rivals = await conn.uid_search("UID", f"{current.uid + 1}:{new_uid - 1}",
-                                           "HEADER", HEADER_REPLACES, _search_string(replaces))
-            won = not rivals.uids
-        if not won or not await self._remove_if_unchanged(conn, current):
+        new_uid = await self._own_copy(conn, appended.uid if appended else None, token)
+        won = await self._arbitrate(conn, current, new_uid, replaces)
+        if won and datetime.now(UTC) > commit_by:
+            await self._remove(conn, [new_uid])
+            raise ImapUnavailable(
+                f"the IMAP server took longer than {self.orphan_after.total_seconds():g}s to store "
+                f"the new version; nothing was changed, retry (or raise [drafts] orphan_seconds)",
+                account=account.email)
+        if won:
+            committed = await self._store_if_unchanged(conn, current, KEYWORD_REPLACED)
+            if committed is None:
+                # ``current`` is gone: removed before our commit (then we lost), or right
+                # after it by a reader that finished the commit for us, which clears our
+                # pending flag before it removes the old version
+                items = await conn.uid_fetch([new_uid], "(UID FLAGS)")
+                committed = bool(items) and not any(
+                    _has_flag(items[0].flags or (), k) for k in (KEYWORD_PENDING, "\\Deleted"))
+            won = committed
+        if not won:
             await self._remove(conn, [new_uid])
             if strict:
                 raise PreconditionFailed("the draft changed meanwhile; nothing was changed",
                                          field="If-Match")
             raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
-        await conn.uid_store([new_uid], "-FLAGS.SILENT", [KEYWORD_PENDING])  # committed
+        # committed. Our copy must still be there: an instance that took it for abandoned (a
+        # clock far off, a write far slower than its time) may have marked it meanwhile.
+        cleared = await conn.uid_store([new_uid], "-FLAGS", [KEYWORD_PENDING])
+        mine = cleared.flags.get(new_uid)
+        if mine is None:  # no FETCH: unchanged (a reader adopted it already), or gone
+            items = await conn.uid_fetch([new_uid], "(UID FLAGS)")
+            mine = (items[0].flags or ()) if items else None
+        if mine is None or _has_flag(mine, "\\Deleted"):
+            await conn.uid_store([current.uid], "-FLAGS.SILENT", [KEYWORD_REPLACED])
+            raise Conflict("the new version was taken for abandoned and removed; the draft is "
+                           "unchanged, retry")
+        await self._remove(conn, [current.uid])
         fresh = await self._written(conn, account, current.folder, new_uid, raw, content, state)
         if fresh is None:
             raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
         self._remember(account, fresh.id, fresh.uidvalidity, fresh.uid)
         return fresh
 
-    async def _remove_if_unchanged(self, conn: ImapConnection, current: StoredMessage) -> bool:
-        """Marks the old version \\Deleted only if untouched since read, then expunges it.
+    @staticmethod
+    async def _own_copy(conn: ImapConnection, appended: int | None, token: str) -> int:
+        """The UID of the copy this write stored: APPENDUID's (UIDPLUS), else the one message
+        carrying the write's token (some servers show a session its own APPEND only after a
+        NOOP, which the caller's select has sent)."""
+        if appended is not None:
+            return appended
+        found = await conn.uid_search("HEADER", HEADER_WRITE, _search_string(token))
+        if not found.uids:
+            raise ImapUnavailable("the IMAP server does not show the version just stored; retry")
+        return found.uids[0]
 
-        Returns False when it changed or vanished. Without CONDSTORE the check is a FETCH of its
-        flags just before the STORE: a change in between is missed (documented limitation).
-        """
+    async def _arbitrate(self, conn: ImapConnection, current: StoredMessage, new_uid: int,
+                         replaces: str) -> bool:
+        """True when the copy ``new_uid`` may go on to replace ``current``: no live copy with a
+        lower UID replaces it too. Copies abandoned by dead writers are removed, not counted."""
+        # Rivals replace ``current`` too, so they were appended after it: UIDs above
+        # current.uid. Only those below new_uid can beat us; search just that range (a search
+        # over the whole folder costs ~1 us per message in Dovecot, this one nearly nothing).
+        # "a:b" with b < a would mean b:a in IMAP, so an empty range is no search at all.
+        if current.uid + 1 > new_uid - 1:
+            return True
+        found = await conn.uid_search("UID", f"{current.uid + 1}:{new_uid - 1}",
+                                      "HEADER", HEADER_REPLACES, _search_string(replaces))
+        if not found.uids:
+            return True
+        family = [c for c in await self._family(conn, found.uids) if c.uid in found.uids]
+        beating, abandoned = rivals(family, new_uid, now=datetime.now(UTC),
+                                    orphan_after=self.orphan_after)
+        if beating:
+            return False
+        if abandoned:
+            log.warning("removing copies %s abandoned by writers that are gone", abandoned)
+            return await self._discard(conn, abandoned, [current.uid])
+        return True
+
+    async def _store_if_unchanged(self, conn: ImapConnection, current: StoredMessage,
+                                  flag: str) -> bool | None:
+        """Adds ``flag`` to ``current`` only if nobody touched it since it was read (RFC 7162
+        conditional STORE). Returns True when it did, False when ``current`` changed, None when
+        it is gone: expunged before the STORE, or (the server then answers no FETCH either)
+        just after it. Without mod-sequences the check is a FETCH of its flags just before the
+        STORE: a change in between is missed (documented limitation)."""
         if conn.condstore_enabled and current.modseq is not None:
-            result = await conn.uid_store([current.uid], "+FLAGS", ["\\Deleted"],
+            result = await conn.uid_store([current.uid], "+FLAGS", [flag],
                                           unchangedsince=current.modseq)
             # MODIFIED wins: the reply may also carry an unsolicited FETCH for the same message
-            # (another session's flag change); no FETCH at all means it is gone
-            if current.uid in result.modified or current.uid not in result.changed:
+            # (another session's flag change)
+            if current.uid in result.modified:
                 return False
-        else:
-            items = await conn.uid_fetch([current.uid], "(UID FLAGS)")
-            if not items or _has_flag(items[0].flags or (), "\\Deleted") \
-                    or set(_lasting_flags(items[0])) != set(current.flags):
-                return False
-            await conn.uid_store([current.uid], "+FLAGS.SILENT", ["\\Deleted"])
-        await self._expunge(conn, [current.uid])
+            return True if current.uid in result.changed else None
+        items = await conn.uid_fetch([current.uid], "(UID FLAGS)")
+        if not items:
+            return None
+        if _has_flag(items[0].flags or (), "\\Deleted") \
+                or set(_lasting_flags(items[0])) != set(current.flags):
+            return False
+        await conn.uid_store([current.uid], "+FLAGS.SILENT", [flag])
         return True
 
     async def _remove(self, conn: ImapConnection, uids: Sequence[int]) -> None:
@@ -939,28 +1087,39 @@ class DraftService:
                      if_match: str | None = None) -> StoredMessage:
         """Deletes the draft: permanently, or into Trash when the account says ``delete = "trash"``.
 
-        Returns the draft as it was. PreconditionFailed when ``if_match`` is stale.
+        Every other copy of it goes too (a version being written, or one a dead writer left), so
+        nothing of it can come back. Returns the draft as it was. PreconditionFailed when
+        ``if_match`` is stale.
         """
         async with self._pool(account).connection() as conn:
             current = await self._load(conn, account, ref)
             check_writable(current, if_match, "deleted")
+            await conn.select(current.folder, sync=False)
+            if if_match is not None \
+                    and not await self._store_if_unchanged(conn, current, "\\Deleted"):
+                raise PreconditionFailed("the draft changed meanwhile", field="If-Match")
+            copies = await conn.uid_search("HEADER", HEADER_ID, _search_string(str(current.id)))
+            others = [u for u in copies.uids if u != current.uid]
             if account.delete == "trash":
                 trash = await self._folder(account, "trash", conn)
-                await conn.select(current.folder, sync=False)
+                if if_match is not None:  # marked \Deleted above: the copy in Trash is not
+                    await conn.uid_store([current.uid], "-FLAGS.SILENT", ["\\Deleted"])
                 if conn.has("MOVE"):
                     await conn.uid_move([current.uid], trash)
                 else:
                     await conn.uid_copy([current.uid], trash)
-                    await self._remove(conn, [current.uid])
+                    others.append(current.uid)
             else:
-                await conn.select(current.folder, sync=False)
-                if if_match is not None:
-                    if not await self._remove_if_unchanged(conn, current):
-                        raise PreconditionFailed("the draft changed meanwhile", field="If-Match")
-                else:
-                    await self._remove(conn, [current.uid])
+                others.append(current.uid)
+            await self._remove(conn, others)
         self._forget(account, current.id)
         return current
+
+
+def _fields(block: bytes) -> dict[str, str]:
+    """The header fields of ``block`` by lower-cased name (the first of each), unfolded."""
+    msg = _header_parser.parsebytes(block)
+    return {k.lower(): str(v).strip() for k, v in reversed(msg.items())}
 
 
 def _message_id_of(header: bytes) -> str | None:

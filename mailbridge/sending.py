@@ -24,7 +24,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
@@ -34,17 +34,17 @@ from email_validator import EmailNotValidError, validate_email
 
 from mailbridge.config import AccountConfig, Config, SchedulerConfig
 from mailbridge.drafts import (
+    CURRENT_ONLY,
     HEADER_ATTEMPTS,
     HEADER_LEASE,
-    HEADER_REPLACES,
     HEADER_RETRY_AT,
     HEADER_SEND_KEY,
     HEADER_SEND_STATE,
     KEYWORD_DELIVERED,
-    KEYWORD_PENDING,
     DraftService,
     KeyedLocks,
     StoredMessage,
+    _fields,
     _search_string,
     check_writable,
     utcnow,
@@ -64,6 +64,13 @@ from mailbridge.imap import FetchItem, ImapConnection
 from mailbridge.mime import HEADER_ID, HEADER_PLANNED_SEND_AT, set_header, strip_for_sending
 from mailbridge.model import Status
 from mailbridge.sender import Sender, smtp_endpoint
+from mailbridge.versions import (
+    HEADER_REPLACES,
+    HEADER_WRITE,
+    KEYWORD_PENDING,
+    KEYWORD_REPLACED,
+    Copy,
+)
 
 log = logging.getLogger("mailbridge.sending")
 
@@ -197,6 +204,8 @@ class SendService:
         # what the scheduler's last searches of each Drafts folder found
         self._planned: _WhileUnchanged[tuple[_Planned, ...]] = _WhileUnchanged()
         self._claims: _WhileUnchanged[tuple[tuple[int, datetime | None], ...]] = _WhileUnchanged()
+        self._leftovers: _WhileUnchanged[tuple[tuple[UUID, datetime | None], ...]] = \
+            _WhileUnchanged()
 
     # ---------------------------------------------------------------- public
 
@@ -276,7 +285,7 @@ class SendService:
             if folder is None:
                 continue
             await conn.select(folder)
-            found = await conn.uid_search("UNDELETED", "NOT", "KEYWORD", KEYWORD_PENDING,
+            found = await conn.uid_search("UNDELETED", *CURRENT_ONLY,
                                           "HEADER", HEADER_SEND_KEY, _search_string(key))
             if found.uids:
                 return await self.drafts._fetch_full(conn, account, folder, max(found.uids))
@@ -456,7 +465,8 @@ class SendService:
 
     async def sweep(self, account: AccountConfig, now: datetime) -> None:
         """Finishes sends whose claim expired (their sender died): files the delivered ones,
-        marks the others failed with an unknown outcome."""
+        marks the others failed with an unknown outcome. Resolves what dead writers left (see
+        mailbridge.versions) once their time is up."""
         stale, _ = await self._tick(account, now, due=False)
         await self._file_stale(account, stale)
 
@@ -474,6 +484,8 @@ class SendService:
         async with pool.connection() as conn:
             folder = await pool.folder("drafts", conn)
             state = await _folder_state(conn, folder)
+            if sweep and await self._settle_leftovers(conn, account, folder, state, now):
+                state = await _folder_state(conn, folder)
             stale = await self._take_expired(conn, account, folder, state, now) if sweep else []
             result = []
             if due:
@@ -488,7 +500,7 @@ class SendService:
         """Every scheduled draft of ``folder`` (selected and synced) with its time (or retry
         time), due or not."""
         await conn.select(folder, sync=False)  # no command: it is (see _folder_state)
-        found = await conn.uid_search("UNDELETED", "NOT", "KEYWORD", KEYWORD_PENDING,
+        found = await conn.uid_search("UNDELETED", *CURRENT_ONLY,
                                       "HEADER", HEADER_PLANNED_SEND_AT, '""',
                                       "NOT", "HEADER", HEADER_SEND_STATE, '""')
         if not found.uids:
@@ -497,7 +509,7 @@ class SendService:
         items = await conn.uid_fetch(found.uids, f"(UID BODY.PEEK[{fields}])")
         result = []
         for item in items:
-            headers = _headers(item.sections.get(fields, b""))
+            headers = _fields(item.sections.get(fields, b""))
             planned = _parse_time(headers.get(HEADER_PLANNED_SEND_AT.lower()))
             retry = _parse_time(headers.get(HEADER_RETRY_AT.lower()))
             draft_id = headers.get(HEADER_ID.lower())
@@ -544,18 +556,66 @@ class SendService:
                 log.warning("draft %s: %s", draft.id, OUTCOME_UNKNOWN)
         return stale
 
+    async def _settle_leftovers(self, conn: ImapConnection, account: AccountConfig, folder: str,
+                                state: _FolderState | None, now: datetime) -> bool:
+        """Resolves the drafts of ``folder`` with a copy that a writer left pending or flagged
+        replaced, once that copy's writer counts as gone (a commit: at once). Returns whether
+        it looked at any."""
+        leftovers = await self._leftovers.get((account.id, folder), state,
+                                              lambda: self._search_leftovers(conn, folder))
+        acted = False
+        for draft_id, ready in leftovers:
+            if ready is not None and ready > now:
+                continue  # a write in flight
+            acted = True
+            try:
+                await self.drafts.settle_id(conn, folder, draft_id)
+            except Conflict:
+                continue  # changing right now: the next tick looks again
+        return acted
+
+    async def _search_leftovers(self, conn: ImapConnection,
+                                folder: str) -> tuple[tuple[UUID, datetime | None], ...]:
+        """Each draft of ``folder`` (selected and synced) with a pending or replaced copy, with
+        the time from which it may be resolved (None: now)."""
+        await conn.select(folder, sync=False)  # no command: it is (see _folder_state)
+        found = await conn.uid_search("UNDELETED", "OR", "KEYWORD", KEYWORD_PENDING,
+                                      "KEYWORD", KEYWORD_REPLACED)
+        if not found.uids:
+            return ()
+        info = conn.select_info
+        fields = f"HEADER.FIELDS ({HEADER_ID} {HEADER_WRITE})".upper()
+        items = await conn.uid_fetch(found.uids, f"(UID FLAGS INTERNALDATE BODY.PEEK[{fields}])")
+        ready: dict[UUID, datetime | None] = {}
+        for item in items:
+            headers = _fields(item.sections.get(fields, b""))
+            try:
+                draft_id = UUID(headers.get(HEADER_ID.lower(), ""))
+            except ValueError:
+                continue  # not one of mailbridge's drafts
+            copy = Copy.of(item.uid or 0, item.flags or (), write=headers.get(HEADER_WRITE.lower()),
+                           uidvalidity=info.uidvalidity if info else 0,
+                           internaldate=item.internaldate)
+            at = None if copy.replaced else copy.abandoned_at(self.drafts.orphan_after)
+            if draft_id in ready:
+                earlier = ready[draft_id]
+                at = None if at is None or earlier is None else min(at, earlier)
+            ready[draft_id] = at
+        return tuple(ready.items())
+
     @staticmethod
     async def _search_claims(conn: ImapConnection,
                              folder: str) -> tuple[tuple[int, datetime | None], ...]:
         """The UIDs of ``folder`` (selected and synced) in send-state sending, each with the
         end of its lease."""
         await conn.select(folder, sync=False)  # no command: it is (see _folder_state)
-        found = await conn.uid_search("UNDELETED", "HEADER", HEADER_SEND_STATE, '"sending"')
+        found = await conn.uid_search("UNDELETED", *CURRENT_ONLY,
+                                      "HEADER", HEADER_SEND_STATE, '"sending"')
         if not found.uids:
             return ()
         fields = f"HEADER.FIELDS ({HEADER_LEASE})".upper()
         items = await conn.uid_fetch(found.uids, f"(UID BODY.PEEK[{fields}])")
-        return tuple((item.uid, _parse_time(_headers(item.sections.get(fields, b""))
+        return tuple((item.uid, _parse_time(_fields(item.sections.get(fields, b""))
                                             .get(HEADER_LEASE.lower())))
                      for item in items if item.uid is not None)
 
@@ -608,11 +668,3 @@ class SendService:
                 except MailbridgeError as exc:
                     log.warning("scheduler: %s: %s", account.email, exc.message)
             await asyncio.sleep(self.settings.interval_seconds)
-
-
-def _headers(block: bytes) -> Mapping[str, str]:
-    from email.parser import BytesHeaderParser
-    from email.policy import default
-
-    msg = BytesHeaderParser(policy=default).parsebytes(block)
-    return {k.lower(): str(v).strip() for k, v in msg.items()}

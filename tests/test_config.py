@@ -200,7 +200,8 @@ def test_unknown_key_in_limits_and_top_level() -> None:
     data["sever"] = {}
     msg = error_of(data)
     assert "config.toml: [server.limits] max_body: unknown key" in msg
-    assert "config.toml: sever: unknown key (expected one of: server, scheduler, accounts, tokens)" in msg
+    assert ("config.toml: sever: unknown key "
+            "(expected one of: server, drafts, scheduler, accounts, tokens)") in msg
 
 
 def test_unknown_key_in_account_subsection() -> None:

@@ -808,7 +808,8 @@ async def test_without_mod_sequences_every_tick_searches(
         commands = record_commands(monkeypatch)
         assert await service.due(account, now) == []
         await service.sweep(account, now)
-        assert len(searches(commands)) == 2, commands  # scheduled drafts, claims: searched anew
+        # scheduled drafts, claims, what dead writers left: each searched anew
+        assert len(searches(commands)) == 3, commands
 
         def clear_pending() -> None:
             with api.imap() as client:

@@ -20,8 +20,8 @@ import asyncio
 import logging
 import re
 import ssl
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -304,10 +304,12 @@ class ConnectionPolicy:
 @dataclass(frozen=True)
 class StoreResult:
     """What a UID STORE did: ``modified`` = refused by UNCHANGEDSINCE (RFC 7162), ``changed`` =
-    UIDs a FETCH was answered for (see ImapConnection.uid_store)."""
+    UIDs a FETCH was answered for (see ImapConnection.uid_store), ``flags`` = the flags that
+    FETCH reported for each of them."""
 
     modified: tuple[int, ...]
     changed: tuple[int, ...]
+    flags: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 class ImapConnection:
@@ -736,7 +738,7 @@ class ImapConnection:
         """
         wanted = sorted(set(uids))
         modified: list[int] = []
-        changed: list[int] = []
+        flags_of: dict[int, tuple[str, ...]] = {}
         for i in range(0, len(wanted), FETCH_CHUNK):
             chunk = wanted[i:i + FETCH_CHUNK]
             args = [uid_set(chunk)]
@@ -747,8 +749,12 @@ class ImapConnection:
             lines = await self.command("STORE", *args, prefix="UID", untagged="FETCH")
             modified.extend(parse_modified(lines))
             keep = set(chunk)
-            changed.extend(it.uid for it in parse_fetch(lines) if it.uid in keep)
-        return StoreResult(modified=tuple(modified), changed=tuple(sorted(set(changed))))
+            for it in parse_fetch(lines):
+                if it.uid in keep:
+                    flags_of[it.uid] = it.flags if it.flags is not None \
+                        else flags_of.get(it.uid, ())
+        return StoreResult(modified=tuple(modified), changed=tuple(sorted(flags_of)),
+                           flags=flags_of)
 
     async def uid_expunge(self, uids: Iterable[int]) -> None:
         """UID EXPUNGE (RFC 4315): removes only these \\Deleted messages. Needs UIDPLUS."""
