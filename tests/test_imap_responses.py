@@ -292,6 +292,20 @@ def test_fetch_header_sections_with_syntax_inside() -> None:
                                       None, None, None, None]  # the empty-bodied message
 
 
+@pytest.mark.parametrize("echoed", [
+    b'HEADER.FIELDS ("MESSAGE-ID" "X-Mailbridge-Id")',  # Courier-IMAP 5.0
+    b"HEADER.FIELDS (MESSAGE-ID X-MAILBRIDGE-ID)",  # Dovecot
+    b'header.fields ("Message-ID" X-Mailbridge-Id)',
+    b'HEADER.FIELDS  ( "MESSAGE-ID"  "X-MAILBRIDGE-ID" )',
+])
+def test_fetch_header_field_names_may_be_quoted(echoed: bytes) -> None:
+    """A header-list holds astrings (RFC 3501 9): quoted or not, one key."""
+    reply = [b"* 1 FETCH (UID 5 BODY[" + echoed + b"] {21}", b"Message-ID: <a@b>\r\n\r\n", b")",
+             b"A1 OK done"]
+    [item] = parse_fetch(reply)
+    assert item.sections == {"HEADER.FIELDS (MESSAGE-ID X-MAILBRIDGE-ID)": b"Message-ID: <a@b>\r\n\r\n"}
+
+
 def test_fetch_whole_messages() -> None:
     full = by_uid(parse_fetch(lines("fetch_full")))
     sizes = {uid: item.size for uid, item in by_uid(parse_fetch(lines("fetch_summary"))).items()}

@@ -596,12 +596,27 @@ def _fetch_item(seq: int, atts: list[SExpr]) -> FetchItem:
         elif name in _RFC822_SECTIONS:
             sections[_RFC822_SECTIONS[name]] = _nstring(value, name)
         elif (m := _SECTION_KEY.match(name)) is not None:
-            sections[m.group(1)] = _nstring(value, "BODY[]")
+            sections[_section_spec(m.group(1))] = _nstring(value, "BODY[]")
         else:
             extra[name] = _cook(value)
     return FetchItem(seq=seq, uid=uid, flags=flags, internaldate=internaldate, modseq=modseq,
                      size=size, sections=sections, bodystructure=bodystructure, envelope=envelope,
                      extra=extra)
+
+
+_FIELD_LIST = re.compile(r"(.*?HEADER\.FIELDS(?:\.NOT)?) *\((.*)\)\Z", re.S)
+
+
+def _section_spec(spec: str) -> str:
+    """A section spec as FetchItem keys it: the header-list of HEADER.FIELDS[.NOT] as
+    space-separated atoms. A header-list is a list of astrings (RFC 3501 9), so a server may
+    echo a field name quoted, as Courier-IMAP does (``HEADER.FIELDS ("MESSAGE-ID")``)."""
+    m = _FIELD_LIST.match(spec)
+    if m is None:
+        return spec
+    names = re.findall(r'"((?:[^"\\]|\\.)*)"|(\S+)', m.group(2))
+    fields = " ".join(re.sub(r"\\(.)", r"\1", q) if q else a for q, a in names)
+    return f"{m.group(1)} ({fields})"
 
 
 def _nstring(value: SExpr, what: str) -> bytes:
