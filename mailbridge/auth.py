@@ -70,7 +70,10 @@ class Authenticator:
         scheme, _, presented = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-        digest = hashlib.sha256(presented.strip().encode()).digest()
+        try:
+            digest = hashlib.sha256(presented.strip().encode()).digest()
+        except UnicodeEncodeError:  # bytes that are not UTF-8 (aiohttp keeps them as surrogates)
+            raise Unauthorized("invalid bearer token") from None
         match: Principal | None = None
         for expected, principal in self._entries:  # no early exit: constant work per request
             if hmac.compare_digest(digest, expected):

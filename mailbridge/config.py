@@ -136,6 +136,15 @@ class Limits(_Model):
     """Largest total of all attachments of one draft (decoded size)."""
     max_recipients: int = Field(default=100, gt=0)
     """Most recipients of one draft, to + cc + bcc."""
+    max_attachments: int = Field(default=100, gt=0)
+    """Most attachments of one draft."""
+    max_header_chars: int = Field(default=2000, gt=0)
+    """Longest subject, display name, file name, context type or id, in characters."""
+    max_json_depth: int = Field(default=16, ge=4, le=1000)
+    """Deepest nesting of arrays and objects in a JSON request body."""
+    request_timeout_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    """How long a client may take to send a whole request (headers and body) before its
+    connection is closed; also how long an idle keep-alive connection is kept."""
 
 
 class ServerConfig(_Model):

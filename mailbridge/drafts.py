@@ -118,6 +118,33 @@ KEPT_HEADER_PREFIXES = ("x-mozilla-", "x-uniform-type-identifier", "x-apple-", "
 
 CONTENT_FIELDS = frozenset(f.name for f in dataclasses.fields(DraftContent))
 
+
+class IdempotencyKeyReused(InvalidInput):
+    """An Idempotency-Key came back with another request than the one it was first used for
+    (IETF draft-ietf-httpapi-idempotency-key-header: 422)."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used before for another request; use a new "
+                         "key for a new request", field="Idempotency-Key", status=422)
+
+
+def key_part(key: str) -> str:
+    """The searchable part of an idempotency key value ``"<key> <request digest>"``."""
+    return key.split(" ", 1)[0]
+
+
+def check_same_request(stored: str | None, key: str) -> None:
+    """Raises IdempotencyKeyReused when ``stored`` (the value kept with the first request) has
+    the key of ``key`` but another request digest. Values without a digest (kept before
+    digests existed) match any request."""
+    if stored is None or key_part(stored) != key_part(key):
+        return
+    digest, wanted = stored.partition(" ")[2], key.partition(" ")[2]
+    if digest and wanted and digest != wanted:
+        raise IdempotencyKeyReused()
+
 _header_parser = email.parser.BytesHeaderParser(policy=email.policy.default)
 log = logging.getLogger("mailbridge.drafts")
 _FAMILY_FIELDS = f"HEADER.FIELDS ({HEADER_REPLACES} {HEADER_WRITE})".upper()
@@ -762,6 +789,7 @@ class DraftService:
         async with self._key_locks.hold((account.id, idempotency_key)):
             existing = await self._by_idempotency_key(account, idempotency_key)
             if existing is not None:
+                check_same_request(existing.header(HEADER_IDEMPOTENCY), idempotency_key)
                 return existing, False
             return await self._create(account, content, idempotency_key), True
 
@@ -769,8 +797,8 @@ class DraftService:
         folder = await self._folder(account)
         async with self._pool(account).connection() as conn:
             await conn.select(folder)
-            found = await conn.uid_search("UNDELETED", "HEADER", HEADER_IDEMPOTENCY,
-                                          _search_string(key))
+            found = await conn.uid_search("UNDELETED", *CURRENT_ONLY, "HEADER", HEADER_IDEMPOTENCY,
+                                          _search_string(key_part(key)))
             if not found.uids:
                 return None
             draft = await self._fetch_full(conn, account, folder, min(found.uids))
@@ -800,7 +828,7 @@ class DraftService:
                 # Another instance may have raced us with the same key: the lowest UID wins
                 # and the others remove their copy, so one message is left for the key.
                 same = await conn.uid_search("UNDELETED", "HEADER", HEADER_IDEMPOTENCY,
-                                             _search_string(idempotency_key))
+                                             _search_string(key_part(idempotency_key)))
                 winner = min(same.uids) if same.uids else uid
                 if winner != uid:
                     await self._remove(conn, [uid])

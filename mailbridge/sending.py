@@ -42,11 +42,14 @@ from mailbridge.drafts import (
     HEADER_SEND_STATE,
     KEYWORD_DELIVERED,
     DraftService,
+    IdempotencyKeyReused,
     KeyedLocks,
     StoredMessage,
     _fields,
     _search_string,
+    check_same_request,
     check_writable,
+    key_part,
     utcnow,
 )
 from mailbridge.errors import (
@@ -247,11 +250,21 @@ class SendService:
                     return found
                 current = found
             check_writable(current, if_match, "sent")
+            if key is not None:
+                await self._check_key_unused(conn, account, current, key)
             if key is not None and current.header(HEADER_SEND_KEY) == key \
                     and current.status is Status.FAILED:
                 raise SendFailed(SmtpRejected(current.last_error or "the earlier send failed"),
                                  current)
-            recipients = self._recipients(current)
+            try:
+                recipients = self._recipients(current)
+            except InvalidInput as exc:
+                if scheduled:  # no caller to answer: record it, once, and stop trying
+                    await self.drafts.write_version(
+                        conn, current, current.content, last_error=exc.message,
+                        own_headers={HEADER_SEND_STATE: "failed", HEADER_LEASE: None,
+                                     HEADER_RETRY_AT: None})
+                raise
             lease = datetime.now(UTC) + timedelta(seconds=self.settings.lease_seconds)
             try:
                 claimed = await self.drafts.write_version(
@@ -286,10 +299,25 @@ class SendService:
                 continue
             await conn.select(folder)
             found = await conn.uid_search("UNDELETED", *CURRENT_ONLY,
-                                          "HEADER", HEADER_SEND_KEY, _search_string(key))
+                                          "HEADER", HEADER_SEND_KEY, _search_string(key_part(key)))
             if found.uids:
-                return await self.drafts._fetch_full(conn, account, folder, max(found.uids))
+                done = await self.drafts._fetch_full(conn, account, folder, max(found.uids))
+                if done is not None:
+                    check_same_request(done.header(HEADER_SEND_KEY), key)
+                return done
         return None
+
+    async def _check_key_unused(self, conn: ImapConnection, account: AccountConfig,
+                                current: StoredMessage, key: str) -> None:
+        """Raises IdempotencyKeyReused when ``key`` came with another request body for this
+        draft, or is held by another draft in Drafts (one SEARCH of the folder selected
+        already). A key whose draft was sent and filed already is not looked for in Sent: that
+        would cost every keyed send a SELECT and a SEARCH of Sent."""
+        check_same_request(current.header(HEADER_SEND_KEY), key)
+        found = await conn.uid_search("UNDELETED", *CURRENT_ONLY, "HEADER", HEADER_SEND_KEY,
+                                      _search_string(key_part(key)))
+        if any(uid != current.uid for uid in found.uids):
+            raise IdempotencyKeyReused()
 
     def _recipients(self, draft: StoredMessage) -> list[str]:
         c = draft.content

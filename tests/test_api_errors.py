@@ -33,7 +33,8 @@ from mailbridge.api import create_app
 from mailbridge.devstack.stack import DevStack
 
 LIMITS = {"max_request_bytes": 4096, "max_body_bytes": 1000, "max_attachment_bytes": 300,
-          "max_draft_attachments_bytes": 500, "max_recipients": 3}
+          "max_draft_attachments_bytes": 500, "max_recipients": 3, "max_attachments": 2,
+          "max_header_chars": 100, "max_json_depth": 6}
 
 J = "/api/v1/emails/drafts"
 E = "/api/email/drafts"
@@ -191,6 +192,40 @@ CASES = [
          body={"planned_send_at": "2030-01-01"}),
     Case("e-planned-number", "POST", E, 422, "planned_send_at",
          body={"planned_send_at": 1893456000}),
+    Case("e-planned-fraction-offset-garbage", "POST", E, 422, "planned_send_at",
+         body={"planned_send_at": "2030-01-01T10:00:00.5+25:00"}),
+    Case("e-planned-before-1970", "POST", E, 422, "planned_send_at",
+         body={"planned_send_at": "1969-12-31T23:59:59Z"}),
+    Case("j-planned-year-672", "POST", J, 422, "plannedSendAt",
+         body={"plannedSendAt": "0672-03-17T00:00:00Z"}),
+    Case("e-planned-year-10000", "POST", E, 422, "planned_send_at",
+         body={"planned_send_at": "10000-01-01T00:00:00Z"}),
+    # --- limits enforced before the work they protect
+    Case("j-too-many-attachments", "POST", J, 422, "attachments",
+         body={"attachments": [{"filename": f"a{i}", "content": "eA=="} for i in range(3)]}),
+    Case("e-subject-too-long", "POST", E, 422, "subject", body={"subject": "s" * 101}),
+    Case("j-display-name-too-long", "POST", J, 422, "to[0]",
+         body={"to": [f"{'n' * 101} <n@example.test>"]}),
+    Case("e-filename-too-long", "POST", E, 422, "attachments[0].filename",
+         body={"attachments": [{"filename": "f" * 101, "data_base64": "eA=="}]}),
+    Case("j-recipients-in-one-string", "POST", J, 422, "to",
+         body={"to": ", ".join(f"r{i}@example.test" for i in range(50))}),
+    Case("j-json-too-deep", "POST", J, 400, code="malformed_json",
+         raw=b'{"to": [[[[[[["a@example.test"]]]]]]]}'),
+    Case("e-json-brackets-in-strings-are-no-depth", "POST", E, 422, "subject",
+         body={"subject": "[[[[[[[[[[{{{{{{{{" * 7}),
+    Case("j-duplicate-key", "POST", J, 400, "subject", "malformed_json",
+         raw=b'{"subject": "shown", "subject": "sent"}'),
+    Case("e-duplicate-nested-key", "POST", E, 400, "filename", "malformed_json",
+         raw=b'{"attachments": [{"filename": "a", "filename": "b", "data_base64": "eA=="}]}'),
+    Case("j-form-content-type", "POST", J, 415, "Content-Type", "unsupported_media_type",
+         body={"subject": "x"}, headers={"Content-Type": "application/x-www-form-urlencoded"}),
+    Case("e-text-content-type", "POST", E, 415, "Content-Type", "unsupported_media_type",
+         body={"subject": "x"}, headers={"Content-Type": "text/plain"}),
+    Case("j-false-gzip", "POST", J, 400, "Content-Encoding", body={"subject": "x"},
+         headers={"Content-Encoding": "gzip"}),
+    Case("e-false-deflate", "POST", E, 400, "Content-Encoding", body={"subject": "x"},
+         headers={"Content-Encoding": "deflate"}),
     # --- query parameters
     Case("j-limit-zero", "GET", J, 400, "limit", params={"limit": "0"}),
     Case("j-limit-too-big", "GET", "/api/v1/emails", 400, "limit", params={"limit": "101"}),

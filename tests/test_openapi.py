@@ -456,7 +456,9 @@ async def test_dialect_1_answers_as_documented(live: Live) -> None:
     # errors, each in the documented shape
     assert (await live.call("GET", drafts, token=None)).status == 401
     assert (await live.call("POST", drafts, json_body={}, token=READ_TOKEN)).status == 403
-    assert (await live.call("POST", drafts, data="{not json")).status == 400
+    assert (await live.call("POST", drafts, data="{not json",
+                            headers={"Content-Type": "application/json"})).status == 400
+    assert (await live.call("POST", drafts, data="{}")).status == 415  # sent as text/plain
     assert (await live.call("POST", drafts, json_body={"to": 5})).status == 422
     assert (await live.call("GET", drafts, params={"account": "nobody@example.com"})).status == 404
     assert (await live.call("GET", "/api/v1/emails", params={"folder": "Nope"})).status == 404

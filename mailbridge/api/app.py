@@ -80,7 +80,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         challenge = {"WWW-Authenticate": WWW_AUTHENTICATE} if isinstance(exc, Unauthorized) else None
         if exc.status >= 500:
             log.warning("%s %s: %s: %s", request.method, path, exc.code, exc.message)
-        return error_response(path, exc.status, exc.code, exc.message, field, challenge)
+        response = error_response(path, exc.status, exc.code, exc.message, field, challenge)
+        if getattr(exc, "close_connection", False):
+            response.force_close()
+        return response
     except Exception:
         log.exception("unhandled error on %s %s", request.method, path)
         return error_response(path, 500, "internal_error", "internal error; see the service log")

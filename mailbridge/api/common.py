@@ -11,6 +11,7 @@ it (``attachments[1].content``, ``plannedSendAt``...); the error middleware of
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -36,6 +37,10 @@ from mailbridge.model import Address, Attachment, DraftContent
 
 M = TypeVar("M", bound=BaseModel)
 
+BODY_DIGEST = web.RequestKey("body_digest", str)
+"""Request key: a digest of the JSON body read (for Idempotency-Key)."""
+_EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()[:16]
+
 MAX_IDEMPOTENCY_KEY = 200
 MAX_FOLDER_NAME = 1000
 MAX_UID = 2**32 - 1
@@ -51,6 +56,80 @@ class MalformedJson(InvalidInput):
     """The request body is not JSON, or not a JSON object."""
 
     code = "malformed_json"
+
+
+class UnsupportedMediaType(InvalidInput):
+    """The request body is declared as something other than JSON."""
+
+    code = "unsupported_media_type"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="Content-Type", status=415)
+
+
+class UnreadableBody(InvalidInput):
+    """The request body could not be read as sent (a Content-Encoding it does not follow).
+    Where it ends is unknown then, so the connection is closed after the answer."""
+
+    close_connection = True
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads' object_pairs_hook: an object naming one key twice is refused (RFC 8259 4:
+    the names "SHOULD be unique"; which value a reader keeps is anyone's guess)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _json_depth(text: str) -> int:
+    """How deep the arrays and objects of the JSON ``text`` nest, found without parsing it
+    (strings dropped by one regex, then the brackets counted)."""
+    depth = deepest = 0
+    for m in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        if m.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+_LARGE_BODY = 256 * 1024
+"""Bodies larger than this are parsed in a worker thread (the GIL still switches every few
+milliseconds, so the event loop keeps answering other requests)."""
+
+
+def _parse_json(raw: bytearray, max_depth: int) -> tuple[Any, bool]:
+    """``raw`` decoded and parsed (ValueError / _DuplicateKey / MalformedJson for bad input),
+    and whether it has \\u escapes (only those can make a lone surrogate); the nesting is
+    checked before the parse."""
+    text = raw.decode("utf-8")
+    if text.count("[") + text.count("{") > max_depth and _json_depth(text) > max_depth:
+        raise MalformedJson(f"the JSON body nests arrays and objects deeper than {max_depth} "
+                            "levels")
+    return json.loads(text, object_pairs_hook=_refuse_duplicates), "\\u" in text
+
+
+def _is_json_media_type(value: str) -> bool:
+    media = value.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/")
+                                           and media.endswith("+json"))
 
 
 class UnknownField(InvalidInput):
@@ -93,24 +172,37 @@ def limits_of(request: web.Request) -> Limits:
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The request body parsed as a JSON object.
 
-    Raises PayloadTooLarge (413) beyond ``max_request_bytes``, MalformedJson (400) for anything
-    but a JSON object (including text that is not UTF-8 and strings with lone surrogates).
+    Raises UnsupportedMediaType (415) for a body declared as anything but JSON (no
+    Content-Type is taken as JSON), PayloadTooLarge (413) beyond ``max_request_bytes``,
+    MalformedJson (400) for anything but a JSON object (including text that is not UTF-8,
+    strings with lone surrogates, a key given twice, nesting deeper than ``max_json_depth``).
     """
-    raw = await _read_body(request, limits_of(request).max_request_bytes)
+    declared = request.headers.get("Content-Type")
+    if declared is not None and not _is_json_media_type(declared):
+        raise UnsupportedMediaType("the request body must be JSON (Content-Type: "
+                                   "application/json)")
+    limits = limits_of(request)
+    raw = await _read_body(request, limits.max_request_bytes)
+    if "Idempotency-Key" in request.headers:
+        request[BODY_DIGEST] = hashlib.sha256(raw).hexdigest()[:16]
     if not raw.strip():
         raise MalformedJson("the request body must be a JSON object; it is empty")
     try:
-        text = raw.decode("utf-8")
-        del raw  # a 20 MB attachment arrives as ~27 MB of JSON: hold as few copies as we can
-        data = json.loads(text)
-        del text
+        if len(raw) > _LARGE_BODY:  # in a thread, so that other requests are served meanwhile
+            data, escapes = await asyncio.to_thread(_parse_json, raw, limits.max_json_depth)
+        else:
+            data, escapes = _parse_json(raw, limits.max_json_depth)
+        del raw
+    except _DuplicateKey as exc:
+        raise MalformedJson(f"the key {exc.key!r} appears twice in one object",
+                            field=exc.key) from None
     except (ValueError, RecursionError) as exc:
         detail = f": {exc.msg} at line {exc.lineno} column {exc.colno}" \
             if isinstance(exc, json.JSONDecodeError) else ""
         raise MalformedJson(f"the request body is not valid JSON{detail}") from None
     if not isinstance(data, dict):
         raise MalformedJson(f"the request body must be a JSON object, not {_json_type(data)}")
-    bad = _first_bad_string(data, "")
+    bad = _first_bad_string(data, "") if escapes else None
     if bad is not None:
         raise InvalidInput("text is not valid Unicode (a lone surrogate escape)", field=bad or None)
     return data
@@ -125,18 +217,23 @@ async def _read_body(request: web.Request, limit: int) -> bytearray:
     declared = request.content_length
     if declared is not None and declared > limit:
         raise too_large()
-    body = bytearray(declared or 0)
+    body = bytearray(min(declared or 0, limit))
     filled = 0
-    async for chunk in request.content.iter_chunked(1 << 20):
-        end = filled + len(chunk)
-        if end > limit:
-            raise too_large()
-        if end <= len(body):
-            body[filled:end] = chunk
-        else:
-            del body[filled:]
-            body += chunk
-        filled = end
+    try:
+        async for chunk in request.content.iter_chunked(1 << 20):
+            end = filled + len(chunk)
+            if end > limit:
+                raise too_large()
+            if end <= len(body):
+                body[filled:end] = chunk
+            else:
+                del body[filled:]
+                body += chunk
+            filled = end
+    except web.RequestPayloadError:  # a Content-Encoding the body does not follow, mostly
+        encoding = request.headers.get("Content-Encoding")
+        raise UnreadableBody(f"the request body could not be read as sent (Content-Encoding: "
+                             f"{encoding or 'none'})", field="Content-Encoding") from None
     del body[filled:]
     return body
 
@@ -216,7 +313,10 @@ def validate_body(model: type[M], data: Mapping[str, Any]) -> M:
 # ----------------------------------------------------------------------------- headers
 
 def idempotency_key(request: web.Request, principal: Principal) -> str | None:
-    """The request's Idempotency-Key, scoped to the token and hashed; None when absent.
+    """The request's Idempotency-Key as DraftService and SendService take it, None when absent:
+    the key scoped to the token and hashed, a space, and a digest of the request body (see
+    :class:`mailbridge.drafts.IdempotencyKey`), so that a key reused with another request is
+    told from a retry.
 
     The key must be 1-200 printable ASCII characters (InvalidInput 400 otherwise). Two tokens
     using the same key never see each other's drafts.
@@ -227,7 +327,8 @@ def idempotency_key(request: web.Request, principal: Principal) -> str | None:
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not all(" " <= c <= "~" for c in key):
         raise InvalidInput(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII "
                            "characters", field="Idempotency-Key")
-    return hashlib.sha256(f"{principal.name}:{key}".encode()).hexdigest()[:32]
+    scoped = hashlib.sha256(f"{principal.name}:{key}".encode()).hexdigest()[:32]
+    return f"{scoped} {request.get(BODY_DIGEST, _EMPTY_DIGEST)}"
 
 
 def if_match(request: web.Request) -> str | None:
@@ -411,6 +512,7 @@ def draft_changes(given: DraftInput, limits: Limits) -> dict[str, Any]:
     """
     names, values = given.names, given.values
     changes: dict[str, Any] = {}
+    _count_recipients_roughly(values, names, limits)
     recipients = 0
     for key in ("to", "cc", "bcc"):
         if key in values:
@@ -421,9 +523,12 @@ def draft_changes(given: DraftInput, limits: Limits) -> dict[str, Any]:
             if recipients > limits.max_recipients:
                 raise InvalidInput(f"too many recipients: at most {limits.max_recipients} in "
                                    "to, cc and bcc together", field=names.of(key), status=422)
+            for i, address in enumerate(parsed):
+                _short(f"{names.of(key)}[{i}]", address.name, limits)
             changes[key] = parsed
     if "subject" in values:
-        changes["subject"] = header_safe(names.subject, values["subject"] or "")
+        changes["subject"] = _short(names.subject, header_safe(names.subject, values["subject"] or ""),
+                                    limits)
     body = 0
     for key in ("text", "html"):
         if key in values:
@@ -449,11 +554,37 @@ def draft_changes(given: DraftInput, limits: Limits) -> dict[str, Any]:
     for key in ("context_type", "context_id"):
         if key in values:
             value = values[key]
-            changes[key] = None if value in (None, "") else header_safe(names.of(key), value)
+            changes[key] = None if value in (None, "") \
+                else _short(names.of(key), header_safe(names.of(key), value), limits)
     if "planned_send_at" in values:
         planned: datetime | None = values["planned_send_at"]
         changes["planned_send_at"] = planned
     return changes
+
+
+def _count_recipients_roughly(values: Mapping[str, Any], names: Names, limits: Limits) -> None:
+    """Refuses a request with far too many recipients before any address is parsed (parsing
+    100,000 of them would hold the event loop for seconds): a list counts its items, a string
+    its "@" signs (a display name may hold one too, hence the slack). The exact count follows
+    the parsing."""
+    rough = 0
+    for key in ("to", "cc", "bcc"):
+        raw = values.get(key)
+        if isinstance(raw, str):
+            rough += raw.count("@") // 2
+        elif isinstance(raw, list | tuple):
+            rough += len(raw)
+        if rough > limits.max_recipients:
+            raise InvalidInput(f"too many recipients: at most {limits.max_recipients} in "
+                               "to, cc and bcc together", field=names.of(key), status=422)
+
+
+def _short(field: str, value: str, limits: Limits) -> str:
+    """``value`` unless it is longer than ``max_header_chars`` (InvalidInput 422)."""
+    if len(value) > limits.max_header_chars:
+        raise InvalidInput(f"is longer than {limits.max_header_chars} characters", field=field,
+                           status=422)
+    return value
 
 
 def draft_content(given: DraftInput, limits: Limits) -> DraftContent:
@@ -463,11 +594,15 @@ def draft_content(given: DraftInput, limits: Limits) -> DraftContent:
 
 def _attachments(items: Sequence[RawAttachment], names: Names,
                  limits: Limits) -> tuple[Attachment, ...]:
+    if len(items) > limits.max_attachments:
+        raise InvalidInput(f"too many attachments: at most {limits.max_attachments}",
+                           field=names.attachments, status=422)
     result = []
     total = 0
     for i, item in enumerate(items):
         where = f"{names.attachments}[{i}]"
-        filename = header_safe(f"{where}.{names.filename}", item.filename)
+        filename = _short(f"{where}.{names.filename}",
+                          header_safe(f"{where}.{names.filename}", item.filename), limits)
         if "/" in filename or "\\" in filename or filename.strip(". ") == "":
             raise InvalidInput("the filename must be a plain file name, without a path",
                                field=f"{where}.{names.filename}")

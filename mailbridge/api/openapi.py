@@ -246,7 +246,7 @@ _SEND_NOTES = {
          "unchanged and a retry is safe.",
 }
 
-_BODY_ERRORS = (400, 401, 403, 404, 409, 413, 422, 502, 503)
+_BODY_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 502, 503)
 
 OPERATIONS: tuple[Operation, ...] = (
     # ------------------------------------------------------------------ dialect 1: Jasni
@@ -293,7 +293,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "write", JasniOk[JasniDraftSaved], body=JasniDraftUpdate,
         examples={"reschedule": ("A new subject, scheduled", _JASNI_UPDATE)},
         params=(JASNI_DRAFT_UID, ACCOUNT, IF_MATCH),
-        errors=(400, 401, 403, 404, 409, 412, 413, 422, 502, 503), etag=True, if_match=True),
+        errors=(400, 401, 403, 404, 409, 412, 413, 415, 422, 502, 503), etag=True, if_match=True),
     Operation(
         "DELETE", "/api/v1/emails/drafts/{uid}", "jasniDeleteDraft", TAG_JASNI, "Delete a draft",
         "Removes the draft from the Drafts folder; `uid` in the answer is the one it had. A draft "
@@ -308,7 +308,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "send", JasniOk[JasniSent], body=JasniSendRequest, body_required=False,
         examples={"send": ("Naming the account", {"account": EXAMPLE_ACCOUNT})},
         params=(JASNI_DRAFT_UID, ACCOUNT, IF_MATCH, IDEMPOTENCY_KEY),
-        errors=(400, 401, 403, 404, 409, 412, 422, 502, 503), error_notes=_SEND_NOTES,
+        errors=(400, 401, 403, 404, 409, 412, 415, 422, 502, 503), error_notes=_SEND_NOTES,
         if_match=True, idempotency=True),
     Operation(
         "GET", "/api/v1/emails", "jasniListEmails", TAG_JASNI, "List the messages of a folder",
@@ -337,7 +337,7 @@ OPERATIONS: tuple[Operation, ...] = (
         examples={"create": ("Create a draft", _EXANTE_CREATE),
                   "update": ("Update two fields of a draft", _EXANTE_UPDATE)},
         params=(IF_MATCH, IDEMPOTENCY_KEY),
-        errors=(400, 401, 403, 404, 409, 412, 413, 422, 502, 503), etag=True, if_match=True,
+        errors=(400, 401, 403, 404, 409, 412, 413, 415, 422, 502, 503), etag=True, if_match=True,
         idempotency=True),
     Operation(
         "GET", "/api/email/drafts", "exanteListDrafts", TAG_EXANTE, "List drafts",
@@ -363,7 +363,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST", "/api/email/drafts/{uid}/send", "exanteSendDraft", TAG_EXANTE, "Send a draft",
         f"{_SEND_OUTCOMES} No request body. The answer is the draft record with status `sent`.",
         "send", ExanteDraft, params=(EXANTE_UID, FROM_ACCOUNT_HINT, IF_MATCH, IDEMPOTENCY_KEY),
-        errors=(400, 401, 403, 404, 409, 412, 422, 502, 503), error_notes=_SEND_NOTES, etag=True,
+        errors=(400, 401, 403, 404, 409, 412, 415, 422, 502, 503), error_notes=_SEND_NOTES, etag=True,
         if_match=True, idempotency=True),
     # ------------------------------------------------------------------ health and docs
     Operation(
@@ -395,9 +395,10 @@ OPERATIONS: tuple[Operation, ...] = (
 # ----------------------------------------------------------------------------- errors
 
 _ERROR_TEXT = {
-    400: "Malformed request: the body is not a JSON object (`malformed_json`), names an unknown "
-         "field (`unknown_field`), or a value is malformed, e.g. an address, base64, a uid, "
-         "`limit`, a cursor or a header value with a line break (`invalid_input`, "
+    400: "Malformed request: the body is not a JSON object, names a key twice or nests deeper "
+         "than `max_json_depth` (`malformed_json`), does not follow its Content-Encoding, names "
+         "an unknown field (`unknown_field`), or a value is malformed, e.g. an address, base64, a "
+         "uid, `limit`, a cursor or a header value with a line break (`invalid_input`, "
          "`header_injection`). `field` names the culprit.",
     401: "No bearer token, or one that matches no configured token (`unauthorized`).",
     403: "The token lacks the scope this call needs (`forbidden`).",
@@ -407,9 +408,13 @@ _ERROR_TEXT = {
          " nothing was changed.",
     413: "The request, the text and HTML bodies, an attachment or all attachments together exceed "
          "the configured limits (`payload_too_large`).",
+    415: "The body is declared as something other than JSON (`unsupported_media_type`); send "
+         "`Content-Type: application/json` (or none).",
     422: "Well-formed but unusable: a required field is missing, a value has the wrong type or "
-         "form, too many recipients, or the account must be named because the token may use "
-         "several (`invalid_input`).",
+         "form (a time outside 1970-9999), too many recipients or attachments, a value longer "
+         "than `max_header_chars`, or the account must be named because the token may use "
+         "several (`invalid_input`); an Idempotency-Key used before with another request "
+         "(`idempotency_key_reused`).",
     502: "The mail server answered with an error (`imap_error`, `imap_protocol_error`, "
          "`imap_auth_failed`, `imap_capability_missing`).",
     503: "The mail server could not be reached or timed out (`imap_unavailable`); retrying later "
