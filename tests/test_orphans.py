@@ -324,15 +324,17 @@ async def test_concurrent_updates_leave_one_version(
             results = await asyncio.gather(*(update(first if i % 2 else second, f"R{round_} #{i}")
                                              for i in range(8)))
             acknowledged = {r.content.subject for r in results if not isinstance(r, Exception)}
-            assert acknowledged, results
             live = mailbox.live(draft.id)
-            assert len(live) == 1, [(u, f, re.findall(rb"X-Mailbridge-Replaces: [^\r]*", b))
-                                    for u, f, b in mailbox.copies(draft.id)]
+            state = (round_, [r if isinstance(r, Exception) else r.uid for r in results],
+                     [(u, f, re.findall(rb"X-Mailbridge-Replaces: [^\r]*|Subject: [^\r]*", b))
+                      for u, f, b in mailbox.copies(draft.id)])
+            assert acknowledged, state
+            assert len(live) == 1, state
             subject = re.search(rb"Subject: (.*)\r\n", live[0][2])
-            assert subject and subject.group(1).decode() in acknowledged
-            assert "$MailbridgePending" not in live[0][1]
+            assert subject and subject.group(1).decode() in acknowledged, state
+            assert "$MailbridgePending" not in live[0][1], state
             got = await first.get(account, draft.id)
-            assert got.uid == live[0][0]
+            assert got.uid == live[0][0], state
     finally:
         await one.close()
         await two.close()
