@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
 
 from aiohttp import web
@@ -26,10 +28,42 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
+class _OutOfDescriptors:
+    """The event loop's exception handler: running out of file descriptors (EMFILE, ENFILE)
+    is logged at most once a minute, not once per failed accept(); asyncio pauses accepting
+    for a moment by itself and the service goes on once descriptors are free again."""
+
+    EVERY_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._last = -self.EVERY_SECONDS
+        self._missed = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        exc = context.get("exception")
+        if not (isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE)):
+            loop.default_exception_handler(context)
+            return
+        now = time.monotonic()
+        if now - self._last < self.EVERY_SECONDS:
+            self._missed += 1
+            return
+        log.error("out of file descriptors (%s); new connections wait until some close "
+                  "(%d more such errors since the last message; raise the limit, ulimit -n, "
+                  "or lower [server.limits] request_timeout_seconds)", exc.strerror, self._missed)
+        self._last, self._missed = now, 0
+
+
 async def _serve_until_signal(app: web.Application, host: str, port: int,
-                              on_ready: str | None = None) -> None:
-    """Serves ``app`` until SIGINT or SIGTERM, then shuts it down cleanly."""
-    runner = web.AppRunner(app, handle_signals=False)
+                              on_ready: str | None = None, *,
+                              request_timeout: float = 30.0) -> None:
+    """Serves ``app`` until SIGINT or SIGTERM, then shuts it down cleanly. A connection that
+    sends no complete request within ``request_timeout`` seconds (also between keep-alive
+    requests) is closed."""
+    asyncio.get_running_loop().set_exception_handler(_OutOfDescriptors())
+    # lingering_time: how long aiohttp goes on reading an unread body after an early answer
+    runner = web.AppRunner(app, handle_signals=False, keepalive_timeout=request_timeout,
+                           lingering_time=min(request_timeout, 10.0))
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -53,8 +87,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     app = create_app(config)
-    asyncio.run(_serve_until_signal(app, host, port,
-                                    on_ready=f"mailbridge listening on http://{host}:{port}"))
+    asyncio.run(_serve_until_signal(
+        app, host, port, on_ready=f"mailbridge listening on http://{host}:{port}",
+        request_timeout=config.server.limits.request_timeout_seconds))
     return 0
 
 
@@ -147,8 +182,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
         (stack.state_dir / "config.toml").write_text(dumps(stack.config_data()))
         app = create_app(config)
-        asyncio.run(_serve_until_signal(app, "127.0.0.1", stack.ports.api,
-                                        on_ready=dev_banner(config, stack)))
+        asyncio.run(_serve_until_signal(
+            app, "127.0.0.1", stack.ports.api, on_ready=dev_banner(config, stack),
+            request_timeout=config.server.limits.request_timeout_seconds))
     finally:
         stack.stop()
         print("mailbridge dev stack stopped", flush=True)

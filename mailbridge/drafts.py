@@ -35,12 +35,13 @@ from mailbridge.config import AccountConfig
 from mailbridge.errors import (
     Conflict,
     ImapNotFound,
+    ImapProtocolError,
     ImapUnavailable,
     InvalidInput,
     NotFound,
     PreconditionFailed,
 )
-from mailbridge.imap import FetchItem, ImapConnection, ImapPool
+from mailbridge.imap import FetchItem, ImapConnection, ImapPool, SelectInfo
 from mailbridge.imap.bodystructure import (
     BodyPart,
     attachment_name,
@@ -898,10 +899,8 @@ class DraftService:
     async def get_message(self, account: AccountConfig, folder: str, uid: int) -> StoredMessage:
         """Any message of any folder by UID, loaded whole; NotFound if absent."""
         async with self._pool(account).connection() as conn:
-            try:
-                message = await self._fetch_full(conn, account, folder, uid)
-            except ImapNotFound:
-                raise NotFound(f"no folder {folder!r} in {account.email}", field="folder") from None
+            await _select_named(conn, account, folder)
+            message = await self._fetch_full(conn, account, folder, uid)
         if message is None:
             raise NotFound(f"no message {uid} in {folder!r} of {account.email}", field="uid")
         return message
@@ -909,10 +908,7 @@ class DraftService:
     async def _page(self, account: AccountConfig, folder: str, criteria: Sequence[str], limit: int,
                     cursor: str | None) -> Page:
         async with self._pool(account).connection() as conn:
-            try:
-                info = await conn.select(folder)
-            except ImapNotFound:
-                raise NotFound(f"no folder {folder!r} in {account.email}", field="folder") from None
+            info = await _select_named(conn, account, folder)
             if cursor is not None:
                 validity, before = decode_cursor(cursor)
                 if validity != info.uidvalidity:
@@ -1142,6 +1138,19 @@ class DraftService:
             await self._remove(conn, others)
         self._forget(account, current.id)
         return current
+
+
+async def _select_named(conn: ImapConnection, account: AccountConfig, folder: str) -> SelectInfo:
+    """SELECT a folder a caller named: NotFound when there is none, InvalidInput (400) when the
+    server refuses the name or the folder (NO or BAD), without the server's own words."""
+    try:
+        return await conn.select(folder)
+    except ImapNotFound:
+        raise NotFound(f"no folder {folder!r} in {account.email}", field="folder") from None
+    except ImapProtocolError:
+        raise InvalidInput(f"the mail server of {account.email} refuses the folder {folder!r}: "
+                           "the name is not valid there, or the folder cannot be opened",
+                           field="folder") from None
 
 
 def _fields(block: bytes) -> dict[str, str]:

@@ -236,6 +236,10 @@ CASES = [
     Case("j-bad-folder", "GET", "/api/v1/emails", 400, "folder", params={"folder": "a\r\nb"}),
     Case("j-missing-folder", "GET", "/api/v1/emails/1", 404, "folder",
          params={"folder": "Nope"}),
+    Case("j-folder-refused", "GET", "/api/v1/emails", 400, "folder", "invalid_input",
+         params={"folder": "INBOX/../x"}),
+    Case("j-folder-refused-get", "GET", "/api/v1/emails/1", 400, "folder", "invalid_input",
+         params={"folder": "a//b"}),
     # --- ids in paths
     Case("j-no-such-uid", "GET", f"{J}/999999", 404, "uid", "not_found"),
     Case("j-no-such-uid-update", "PUT", f"{J}/999999", 404, "uid", "not_found",
@@ -309,6 +313,10 @@ def check_shape(case: Case, path: str, status: int, body: Any, headers: dict[str
 
 
 async def run_case(api: Api, case: Case, names: dict[str, str]) -> None:
+    if case.id.startswith("j-folder-refused"):  # the folder named, not the server's words
+        reply = await api.call(case.method, fill(case.path, names), params=case.params)
+        assert case.params["folder"] in reply.body["error"], reply.body
+        assert "CANNOT" not in reply.body["error"] and "mailbox name" not in reply.body["error"]
     path = fill(case.path, names)
     headers = dict(case.headers)
     data: bytes | None = case.raw

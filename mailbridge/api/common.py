@@ -74,6 +74,16 @@ class UnreadableBody(InvalidInput):
     close_connection = True
 
 
+class RequestTimeout(UnreadableBody):
+    """The request body did not arrive within ``request_timeout_seconds`` (408)."""
+
+    code = "request_timeout"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.status = 408
+
+
 class _DuplicateKey(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
@@ -210,7 +220,9 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 
 async def _read_body(request: web.Request, limit: int) -> bytearray:
     """The request body, read from the stream into one buffer (aiohttp's request.read() would
-    keep a cached copy for the whole request). PayloadTooLarge beyond ``limit`` bytes."""
+    keep a cached copy for the whole request). PayloadTooLarge beyond ``limit`` bytes,
+    UnreadableBody when it does not follow its Content-Encoding, RequestTimeout when it does not
+    arrive within ``request_timeout_seconds``."""
     def too_large() -> PayloadTooLarge:
         return PayloadTooLarge(f"the request body exceeds the limit of {limit} bytes")
 
@@ -219,21 +231,25 @@ async def _read_body(request: web.Request, limit: int) -> bytearray:
         raise too_large()
     body = bytearray(min(declared or 0, limit))
     filled = 0
+    timeout = limits_of(request).request_timeout_seconds
     try:
-        async for chunk in request.content.iter_chunked(1 << 20):
-            end = filled + len(chunk)
-            if end > limit:
-                raise too_large()
-            if end <= len(body):
-                body[filled:end] = chunk
-            else:
-                del body[filled:]
-                body += chunk
-            filled = end
+        async with asyncio.timeout(timeout):
+            async for chunk in request.content.iter_chunked(1 << 20):
+                end = filled + len(chunk)
+                if end > limit:
+                    raise too_large()
+                if end <= len(body):
+                    body[filled:end] = chunk
+                else:
+                    del body[filled:]
+                    body += chunk
+                filled = end
     except web.RequestPayloadError:  # a Content-Encoding the body does not follow, mostly
         encoding = request.headers.get("Content-Encoding")
         raise UnreadableBody(f"the request body could not be read as sent (Content-Encoding: "
                              f"{encoding or 'none'})", field="Content-Encoding") from None
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {timeout:g}s") from None
     del body[filled:]
     return body
 
