@@ -10,6 +10,7 @@ import asyncio
 import imaplib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -244,3 +245,62 @@ def test_crash_during_smtp_dialogue_is_failed_never_resent(
     time.sleep(2)  # the worker keeps running: it must not try again
     assert delivered_for(devstack, user) == []
     assert len(mailbox(devstack, user, "Drafts")) == 1 and mailbox(devstack, user, "Sent") == []
+
+
+def test_workers_killed_at_random_moments_deliver_each_draft_at_most_once(
+    devstack: DevStack, user: MailUser, tmp_path: Path, processes: list[Process]
+) -> None:
+    """Scheduled sends while their worker is SIGKILLed at random moments, three times over;
+    then a last worker finishes. Every draft ends sent (delivered once, filed) or failed with an
+    unknown outcome (killed during its SMTP dialogue: never sent again); none is stuck, none is
+    delivered twice."""
+    config = write_config(devstack, user, tmp_path, concurrency=4, lease_seconds=2)
+    seed = int(time.time())
+    rng = random.Random(seed)
+    subjects = [f"killed worker {i:02d}" for i in range(60)]
+
+    async def create_all() -> list[uuid.UUID]:
+        accounts = Accounts(parse_config(devstack.config_data(
+            accounts=[devstack.account_entry(user.id, user.email)]), source="test"))
+        drafts = DraftService(accounts)
+        account = accounts.config.accounts[0]
+        try:
+            made = await asyncio.gather(*(drafts.create(account, DraftContent(
+                to=(Address("someone@example.org"),), subject=s, text="due",
+                planned_send_at=datetime.now(UTC))) for s in subjects))
+            return [d.id for d, _ in made]
+        finally:
+            await accounts.close()
+
+    async def statuses(ids: list[uuid.UUID]) -> list[Status]:
+        accounts = Accounts(parse_config(devstack.config_data(
+            accounts=[devstack.account_entry(user.id, user.email)]), source="test"))
+        try:
+            drafts = DraftService(accounts)
+            return [(await drafts.get(accounts.config.accounts[0], i)).status for i in ids]
+        finally:
+            await accounts.close()
+
+    ids = asyncio.run(create_all())
+    for round_ in range(3):
+        worker = Process(["worker", "--config", str(config)], tmp_path / f"w{round_}.log")
+        processes.append(worker)
+        worker.wait_for("worker running")
+        time.sleep(rng.uniform(0.05, 0.4))
+        worker.kill9()
+    processes.append(Process(["worker", "--config", str(config)], tmp_path / "last.log"))
+    settled = {Status.SENT, Status.FAILED}
+    wait_until(lambda: set(asyncio.run(statuses(ids))) <= settled, 40, "every draft settled")
+    time.sleep(1.5)  # a second delivery would show up now
+    final = asyncio.run(statuses(ids))
+    delivered = [m.data.split(b"Subject: ", 1)[1].split(b"\r\n", 1)[0].decode()
+                 for m in delivered_for(devstack, user)]
+    twice = [s for s in set(delivered) if delivered.count(s) > 1]
+    sent = final.count(Status.SENT)
+    print(f"\nseed {seed}: 60 scheduled drafts, worker SIGKILLed 3 times: {sent} sent, "
+          f"{final.count(Status.FAILED)} failed with an unknown outcome, {len(delivered)} "
+          f"deliveries, {len(twice)} delivered twice")
+    assert twice == []
+    assert len(delivered) >= sent  # a failed one may have been delivered before the kill
+    assert len(mailbox(devstack, user, "Sent")) == sent
+    assert all(s in settled for s in final)
