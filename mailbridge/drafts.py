@@ -106,10 +106,10 @@ DRAFT_FLAGS = ("\\Draft", "\\Seen")
 ID_NAMESPACE = UUID("6d61696c-6272-6964-6765-000000000001")
 """uuid5 namespace of the stable ids given to drafts that other mail clients wrote."""
 
-# A message in Drafts counts as a draft when it has \Draft, or Thunderbird's or Apple Mail's
-# draft marker header (RFC 3501 SEARCH keys).
-DRAFT_CRITERIA = ("OR", "OR", "DRAFT", "HEADER", "X-Mozilla-Draft-Info", '""',
-                  "HEADER", "X-Uniform-Type-Identifier", '"com.apple.mail-draft"')
+EDITED_ELSEWHERE_AFTER = timedelta(seconds=2)
+"""mailbridge stores each version with INTERNALDATE = its X-Mailbridge-Updated-At (whole
+seconds); an INTERNALDATE later than that by more than this means another client saved the
+message since (a person edited the draft in a mail client)."""
 
 # Headers of a message that a replace keeps although DraftContent has no field for them: mail
 # client draft markers and settings, and mailbridge's own idempotency key.
@@ -149,6 +149,18 @@ def check_same_request(stored: str | None, key: str) -> None:
 _header_parser = email.parser.BytesHeaderParser(policy=email.policy.default)
 log = logging.getLogger("mailbridge.drafts")
 _FAMILY_FIELDS = f"HEADER.FIELDS ({HEADER_REPLACES} {HEADER_WRITE})".upper()
+
+
+def saved_elsewhere(updated: datetime | None, stored: datetime | None) -> bool:
+    """Whether a message mailbridge last wrote at ``updated`` (X-Mailbridge-Updated-At) was
+    saved again by another client since: its INTERNALDATE ``stored`` is later."""
+    return updated is not None and stored is not None and stored > updated + EDITED_ELSEWHERE_AFTER
+
+
+def is_held(planned: datetime, updated: datetime | None, stored: datetime | None) -> bool:
+    """Whether a scheduled draft is held (Status.HELD): saved by another client at or after
+    its planned time, so a person edited it while it was due."""
+    return saved_elsewhere(updated, stored) and stored is not None and stored >= planned
 
 
 def _lasting_flags(item: FetchItem) -> tuple[str, ...]:
@@ -215,8 +227,18 @@ class StoredMessage:
         return self.parsed.date or self.internaldate or utcnow()
 
     @property
+    def edited_elsewhere(self) -> bool:
+        """True when another client saved this message after mailbridge last wrote it."""
+        state = self.parsed.state
+        return state is not None and saved_elsewhere(state.updated_at, self.internaldate)
+
+    @property
     def updated_at(self) -> datetime:
+        """When the draft last changed: mailbridge's last write, or a mail client's later save
+        (its INTERNALDATE)."""
         if self.parsed.state is not None:
+            if self.edited_elsewhere and self.internaldate is not None:
+                return self.internaldate
             return self.parsed.state.updated_at
         return self.internaldate or self.parsed.date or utcnow()
 
@@ -233,7 +255,11 @@ class StoredMessage:
             return Status.FAILED
         if send_state == "sent":
             return Status.SENT
-        if self.content.planned_send_at is not None:
+        planned = self.content.planned_send_at
+        if planned is not None:
+            state = self.parsed.state
+            if state is not None and is_held(planned, state.updated_at, self.internaldate):
+                return Status.HELD
             return Status.SCHEDULED
         return Status.DRAFT
 
@@ -446,7 +472,12 @@ class DraftService:
         self._locations.pop((account.id, draft_id), None)
 
     @staticmethod
-    def _sender(account: AccountConfig) -> Address:
+    def _sender(account: AccountConfig, current: StoredMessage | None = None) -> Address:
+        """The From of a version: the account's address, with the draft's own display name
+        when its From is that address (a person may have set one), else the account's."""
+        own = current.parsed.sender if current is not None else None
+        if own is not None and own.name and own.email.lower() == account.email.lower():
+            return Address(email=account.email, name=own.name)
         return Address(email=account.email, name=account.display_name)
 
     @staticmethod
@@ -569,8 +600,7 @@ class DraftService:
         """
         info = await conn.select(folder)
         if isinstance(ref, int):
-            found = await conn.uid_search("UID", str(ref), "UNDELETED", *CURRENT_ONLY,
-                                          *DRAFT_CRITERIA)
+            found = await conn.uid_search("UID", str(ref), "UNDELETED", *CURRENT_ONLY)
             return ref if ref in found.uids else None
         self._forget(account, ref)
         uid = await self._locate_by_id(conn, ref)
@@ -580,7 +610,7 @@ class DraftService:
         if ref.version != 5:  # mailbridge's own ids are uuid4; derived ones (foreign_id) uuid5
             return None
         foreign = await conn.uid_search("UNDELETED", *CURRENT_ONLY, "NOT", "HEADER", HEADER_ID,
-                                        '""', *DRAFT_CRITERIA)
+                                        '""')
         if foreign.uids:
             items = await conn.uid_fetch(foreign.uids, "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
             for it in sorted(items, key=lambda i: -(i.uid or 0)):
@@ -859,7 +889,7 @@ class DraftService:
         parts), whatever the folder's size beyond the server's own SEARCH.
         """
         folder = await self._folder(account)
-        base: list[str] = ["UNDELETED", *CURRENT_ONLY, *DRAFT_CRITERIA]
+        base: list[str] = ["UNDELETED", *CURRENT_ONLY]
         filters: list[str] = []
         if query.context_type is not None:
             filters += ["HEADER", HEADER_CONTEXT_TYPE, _search_string(query.context_type)]
@@ -871,7 +901,7 @@ class DraftService:
         for word in (query.subject or "").split():
             filters += ["SUBJECT", _search_string(word)]
         status = query.status
-        if status in (Status.DRAFT, Status.SCHEDULED):
+        if status in (Status.DRAFT, Status.SCHEDULED, Status.HELD):
             filters += ["NOT", "HEADER", HEADER_SEND_STATE, '""']
             filters += (["NOT"] if status is Status.DRAFT else []) + [
                 "HEADER", HEADER_PLANNED_SEND_AT, '""']
@@ -883,10 +913,11 @@ class DraftService:
         criteria = base + filters
         page = await self._page(account, folder, criteria, query.limit, query.cursor)
 
-        def exact(m: StoredMessage) -> bool:  # HEADER search matches substrings
-            c = m.content
+        def exact(m: StoredMessage) -> bool:  # HEADER search matches substrings; held is no
+            c = m.content                       # SEARCH key (it compares two dates)
             return ((query.context_type is None or c.context_type == query.context_type)
-                    and (query.context_id is None or c.context_id == query.context_id))
+                    and (query.context_id is None or c.context_id == query.context_id)
+                    and (status not in (Status.SCHEDULED, Status.HELD) or m.status is status))
 
         return Page(items=[m for m in page.items if exact(m)], total=page.total,
                     next_cursor=page.next_cursor)
@@ -978,7 +1009,7 @@ class DraftService:
             own.pop(name, None)
             if value is not None:
                 own[name] = value
-        raw = build_message(content, sender=self._sender(account), message_id=message_id,
+        raw = build_message(content, sender=self._sender(account, current), message_id=message_id,
                             date=state.updated_at, state=state,
                             extra_headers=[h for h in current.kept_headers
                                            if not h[0].lower().startswith("x-mailbridge-")])
@@ -989,9 +1020,10 @@ class DraftService:
         token = uuid.uuid4().hex
         commit_by = datetime.now(UTC) + self.orphan_after + timedelta(seconds=len(raw) / 1e6)
         raw = set_header(raw, HEADER_WRITE, write_header(token, commit_by))
+        # the draft's own flags, \Seen or not, \Draft or not (a person may have marked it)
         dropped = {f.lower() for f in ("\\Deleted", KEYWORD_PENDING, KEYWORD_REPLACED, *drop_flags)}
         keep = [f for f in current.flags if f.lower() not in dropped]
-        flags = list(dict.fromkeys([*DRAFT_FLAGS, *keep, *add_flags, KEYWORD_PENDING]))
+        flags = list(dict.fromkeys([*keep, *add_flags, KEYWORD_PENDING]))
         appended = await conn.append(current.folder, raw, flags=flags, date=state.updated_at)
         await conn.select(current.folder)  # sync: every lower UID is visible now
         new_uid = await self._own_copy(conn, appended.uid if appended else None, token)

@@ -310,6 +310,7 @@ class _Leaf:
     headers: list[str]
     body: bytes
     base64: bool = False  # body is raw data still to be base64-encoded
+    raw_headers: tuple[bytes, ...] = ()  # written first, as they are (CRLF-terminated)
 
 
 @dataclass
@@ -411,14 +412,35 @@ def _attachment_leaf(attachment: Attachment, index: int) -> _Leaf:
         f"Content-Disposition: {'inline' if inline else 'attachment'}; "
         f"{_param('filename', attachment.filename)}",
     ]
+    verbatim = _verbatim_fields(attachment.mime_headers)
+    if verbatim:  # as another client wrote them: parameters survive byte for byte
+        headers = []
     if attachment.content_id is not None:
         cid = _check_msg_id(f"{prefix}.content_id", attachment.content_id)
         headers.append(f"Content-ID: <{cid}>")
     if ctype.startswith("message/") and _is_plain_message(attachment.data):
         # RFC 2046 5.2.1: message/rfc822 may not be base64-encoded; readers parse it in place.
         cte = "7bit" if attachment.data.isascii() else "8bit"
-        return _Leaf([*headers, f"Content-Transfer-Encoding: {cte}"], attachment.data)
-    return _Leaf([*headers, "Content-Transfer-Encoding: base64"], attachment.data, base64=True)
+        return _Leaf([*headers, f"Content-Transfer-Encoding: {cte}"], attachment.data,
+                     raw_headers=verbatim)
+    return _Leaf([*headers, "Content-Transfer-Encoding: base64"], attachment.data, base64=True,
+                 raw_headers=verbatim)
+
+
+def _verbatim_fields(fields: Sequence[bytes]) -> tuple[bytes, ...]:
+    """Header fields read from a stored part, to write back as they were: each ends in CRLF,
+    its continuation lines begin with white space, and none is a field mailbridge writes
+    itself (so nothing can be added or doubled)."""
+    kept = []
+    for field_ in fields:
+        lines = field_.replace(b"\r\n", b"\n").rstrip(b"\n").split(b"\n")
+        name = lines[0].split(b":", 1)[0].strip().lower()
+        folded = all(line[:1] in (b" ", b"\t") for line in lines[1:])
+        if name not in (b"content-type", b"content-disposition") or not folded \
+                or any(b"\r" in line or b"\0" in line for line in lines):
+            return ()
+        kept.append(b"\r\n".join(lines) + b"\r\n")
+    return tuple(kept)
 
 
 _LONG_LINE = re.compile(rb"[^\r\n]{999}")
@@ -484,6 +506,8 @@ def _write_base64(out: io.BytesIO, data: bytes) -> None:
 def _write_entity(out: io.BytesIO, node: _Leaf | _Multipart, literal: list[bytes]) -> None:
     """Writes the part's MIME headers, the blank line and its body."""
     if isinstance(node, _Leaf):
+        for line in node.raw_headers:
+            out.write(line)
         for header in node.headers:
             out.write(_fold(*header.split(": ", 1)).encode("ascii") + _CRLF)
         out.write(_CRLF)
@@ -1250,8 +1274,11 @@ class _Collector:
         cids = _msg_ids(headers.get("content-id"))
         content_id = cids[0] if cids else None
         inline = disposition == "inline" or (disposition is None and parent_subtype == "related")
+        kept = tuple(raw[f.start:f.end] for f in fields
+                     if f.name.lower() in ("content-type", "content-disposition"))
         self.attachments.append(Attachment(filename=filename, content_type=ctype, data=data,
-                                           content_id=content_id, inline=inline))
+                                           content_id=content_id, inline=inline,
+                                           mime_headers=kept))
 
     def _name_for(self, ctype: str, data: bytes) -> str:
         if ctype == "message/rfc822":

@@ -13,10 +13,14 @@ from uuid import UUID
 
 
 class Status(StrEnum):
-    """A draft's life: draft -> scheduled -> sending -> sent | failed."""
+    """A draft's life: draft -> scheduled -> sending -> sent | failed.
+
+    ``held``: scheduled, but saved by a mail client after its planned time (a person edited it
+    while it was due): not sent until a new planned time or a send call releases it."""
 
     DRAFT = "draft"
     SCHEDULED = "scheduled"
+    HELD = "held"
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
@@ -50,6 +54,10 @@ class Attachment:
     content_id: str | None = None
     """Set for inline parts (``Content-ID``), e.g. images an HTML body refers to as ``cid:``."""
     inline: bool = False
+    mime_headers: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
+    """The part's Content-Type and Content-Disposition fields as read from a stored message
+    (folding and all): a rewrite of the draft writes them back byte for byte, so parameters
+    such as charset, format and name survive. Empty for attachments a caller gives."""
 
     @property
     def size(self) -> int:

@@ -49,6 +49,7 @@ from mailbridge.drafts import (
     _search_string,
     check_same_request,
     check_writable,
+    is_held,
     key_part,
     utcnow,
 )
@@ -64,7 +65,13 @@ from mailbridge.errors import (
     SmtpUnavailable,
 )
 from mailbridge.imap import FetchItem, ImapConnection
-from mailbridge.mime import HEADER_ID, HEADER_PLANNED_SEND_AT, set_header, strip_for_sending
+from mailbridge.mime import (
+    HEADER_ID,
+    HEADER_PLANNED_SEND_AT,
+    HEADER_UPDATED_AT,
+    set_header,
+    strip_for_sending,
+)
 from mailbridge.model import Status
 from mailbridge.sender import Sender, smtp_endpoint
 from mailbridge.versions import (
@@ -533,8 +540,9 @@ class SendService:
                                       "NOT", "HEADER", HEADER_SEND_STATE, '""')
         if not found.uids:
             return ()
-        fields = f"HEADER.FIELDS ({HEADER_ID} {HEADER_PLANNED_SEND_AT} {HEADER_RETRY_AT})".upper()
-        items = await conn.uid_fetch(found.uids, f"(UID BODY.PEEK[{fields}])")
+        fields = (f"HEADER.FIELDS ({HEADER_ID} {HEADER_PLANNED_SEND_AT} {HEADER_RETRY_AT} "
+                  f"{HEADER_UPDATED_AT})").upper()
+        items = await conn.uid_fetch(found.uids, f"(UID INTERNALDATE BODY.PEEK[{fields}])")
         result = []
         for item in items:
             headers = _fields(item.sections.get(fields, b""))
@@ -543,6 +551,9 @@ class SendService:
             draft_id = headers.get(HEADER_ID.lower())
             if planned is None or draft_id is None or item.uid is None:
                 continue
+            if is_held(planned, _parse_time(headers.get(HEADER_UPDATED_AT.lower())),
+                       item.internaldate):
+                continue  # saved by a mail client after its time: not sent unasked
             with contextlib.suppress(ValueError):
                 result.append(_Planned(UUID(draft_id), item.uid,
                                        max(planned, retry) if retry else planned))

@@ -245,7 +245,7 @@ def test_schemas_are_the_models(document: dict[str, Any]) -> None:
     assert "from" in draft["properties"] and "messageId" in draft["properties"]
     record = schemas["ExanteDraft"]
     assert set(record["required"]) == set(ExanteDraft.model_fields)
-    assert schemas["Status"]["enum"] == ["draft", "scheduled", "sending", "sent", "failed"]
+    assert schemas["Status"]["enum"] == ["draft", "scheduled", "held", "sending", "sent", "failed"]
 
 
 def test_the_www_authenticate_text_is_the_apps() -> None:
