@@ -714,8 +714,6 @@ class DraftService:
         if decision.remove:
             log.info("removing copies %s: superseded, or versions that lost", list(decision.remove))
             await self._remove(conn, decision.remove)
-        if decision.restore:
-            await conn.uid_store(decision.restore, "-FLAGS.SILENT", [KEYWORD_REPLACED])
         return True
 
     async def _discard(self, conn: ImapConnection, uids: Sequence[int],
@@ -999,6 +997,8 @@ class DraftService:
         headers. Returns the new version.
         """
         account = current.account
+        if _has_flag(current.flags, KEYWORD_REPLACED):
+            current = await self._unreplace(conn, current)
         state = DraftState(id=current.id, created_at=current.created_at, updated_at=utcnow(),
                            last_error=last_error)
         message_id = current.parsed.message_id or make_message_id(account.email.rpartition("@")[2])
@@ -1066,6 +1066,23 @@ class DraftService:
         if fresh is None:
             raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
         self._remember(account, fresh.id, fresh.uidvalidity, fresh.uid)
+        return fresh
+
+    async def _unreplace(self, conn: ImapConnection, current: StoredMessage) -> StoredMessage:
+        """``current`` without the $MailbridgeReplaced a writer left on it when its successor
+        was lost (it is the draft still): cleared only if nobody touched it since it was read,
+        then read again. Conflict when it changed."""
+        await conn.select(current.folder, sync=False)
+        if conn.condstore_enabled and current.modseq is not None:
+            result = await conn.uid_store([current.uid], "-FLAGS", [KEYWORD_REPLACED],
+                                          unchangedsince=current.modseq)
+            if current.uid in result.modified:
+                raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
+        else:
+            await conn.uid_store([current.uid], "-FLAGS.SILENT", [KEYWORD_REPLACED])
+        fresh = await self._fetch_full(conn, current.account, current.folder, current.uid)
+        if fresh is None or _has_flag(fresh.flags, KEYWORD_REPLACED):
+            raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
         return fresh
 
     @staticmethod

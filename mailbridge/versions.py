@@ -160,15 +160,13 @@ class Resolution:
     that the version they replace is not flagged $MailbridgeReplaced meanwhile."""
     remove: tuple[int, ...] = ()
     """Copies that are settled and superseded: remove them."""
-    restore: tuple[int, ...] = ()
-    """The current version still flagged $MailbridgeReplaced with no successor left: clear it."""
     in_flight: bool = False
     """A write to this draft is under way (a pending copy younger than its commit-by)."""
 
     @property
     def settled(self) -> bool:
         """True when nothing needs doing."""
-        return not (self.adopt or self.discard or self.remove or self.restore)
+        return not (self.adopt or self.discard or self.remove)
 
 
 def resolve(family: Sequence[Copy], *, now: datetime, orphan_after: timedelta) -> Resolution:
@@ -227,14 +225,14 @@ def resolve(family: Sequence[Copy], *, now: datetime, orphan_after: timedelta) -
     superseded = sorted(c.uid for c in committed if c.uid in named)
     rest = [c for c in committed if c.uid not in named]
     plain = [c for c in rest if not c.replaced]
-    restore: list[int] = []
+    # A version flagged replaced whose successor cannot be seen is still the draft, but it is
+    # never restored here: this view may lag behind (a successor written and replaced in turn
+    # between this reader's SEARCH and its FETCH), and restoring would let a stale writer fork
+    # the draft. The next write of it clears the flag under its own conditional STORE.
     current = max((c.uid for c in plain or rest), default=None)
-    if current is not None and by_uid[current].replaced:
-        restore.append(current)  # flagged replaced, but its successor is gone: still the draft
     remove.extend(superseded)
     return Resolution(current=current, adopt=tuple(adopt), discard=tuple(discard),
-                      remove=tuple(dict.fromkeys(remove)), restore=tuple(restore),
-                      in_flight=in_flight)
+                      remove=tuple(dict.fromkeys(remove)), in_flight=in_flight)
 
 
 def _settled_copies(live: Sequence[Copy], group: Sequence[Copy]) -> bool:

@@ -1,10 +1,11 @@
 """A TCP proxy in front of an IMAP server that hides capabilities from its clients.
 
-It removes the named capabilities from CAPABILITY replies and greetings, and the response codes
-that come with them (APPENDUID and COPYUID for UIDPLUS; HIGHESTMODSEQ, NOMODSEQ and MODIFIED for
-CONDSTORE), so the "server without X" paths run against a server that otherwise has X. Literals
-are passed through untouched. A client that asks for a hidden extension anyway (ENABLE, SELECT
-(CONDSTORE), UID EXPUNGE) is refused with BAD, as a server without it would.
+It removes the named capabilities from CAPABILITY replies and greetings, and what comes with them
+(APPENDUID and COPYUID for UIDPLUS; HIGHESTMODSEQ, NOMODSEQ and MODIFIED for CONDSTORE; the
+special-use attributes of LIST replies for SPECIAL-USE), so the "server without X" paths run
+against a server that otherwise has X. Literals are passed through untouched. A client that asks
+for a hidden extension anyway (ENABLE, SELECT (CONDSTORE), UID EXPUNGE, UID MOVE, ESEARCH,
+UNSELECT, LIST RETURN (SPECIAL-USE)) is refused with BAD, as a server without it would.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ _COMMANDS = {"UIDPLUS": re.compile(rb"^\S+ UID EXPUNGE ", re.I),
              "CONDSTORE": re.compile(rb"^\S+ (ENABLE .*CONDSTORE|SELECT .*\(CONDSTORE\)"
                                      rb"|.*UNCHANGEDSINCE|.*CHANGEDSINCE)", re.I),
              "MOVE": re.compile(rb"^\S+ UID MOVE ", re.I),
-             "ESEARCH": re.compile(rb"^\S+ UID SEARCH RETURN ", re.I)}
+             "ESEARCH": re.compile(rb"^\S+ UID SEARCH RETURN ", re.I),
+             "UNSELECT": re.compile(rb"^\S+ UNSELECT\b", re.I),
+             "SPECIAL-USE": re.compile(rb"^\S+ (LIST .*RETURN \(.*SPECIAL-USE|CREATE .*\(USE )", re.I)}
+_SPECIAL_USE_ATTRS = re.compile(rb"\\(?:Drafts|Sent|Trash|Junk|Archive|All|Flagged|Important)\b ?",
+                                re.I)
 
 
 class CapabilityHidingProxy:
@@ -113,6 +118,8 @@ class CapabilityHidingProxy:
                 await writer.drain()
 
     def _from_server(self, line: bytes) -> bytes:
+        if "SPECIAL-USE" in self.hidden and line[:7].upper() in (b"* LIST ", b"* LSUB "):
+            line = _SPECIAL_USE_ATTRS.sub(b"", line).replace(b"( ", b"(").replace(b" )", b")")
         if b"CAPABILITY" in line.upper():
             for cap in self.hidden:
                 line = re.sub(rb"(?i) " + re.escape(cap.encode()) + rb"(?=[ \]\r])", b"", line)

@@ -1,0 +1,82 @@
+"""pymap (PyPI, pure Python): no CONDSTORE, SPECIAL-USE, ESEARCH, ENABLE or UNSELECT."""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mailbridge.devstack.dovecot import free_port
+from servers import Mailbox, ServerUnavailable
+
+
+class PymapServer:
+    kind = "pymap"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+
+    def start(self) -> None:
+        try:
+            import pymap  # noqa: F401
+        except ImportError as exc:
+            raise ServerUnavailable(f"pymap is not installed ({exc})") from None
+        self.root.mkdir(parents=True, exist_ok=True)
+        log = self._log = (self.root / "pymap.log").open("wb")
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("pymap")), "--host", "127.0.0.1", "--port", str(self.port),
+             "--no-tls", "maildir", str(self.root)], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerUnavailable("pymap exited: "
+                                        + (self.root / "pymap.log").read_text()[-500:])
+            try:
+                imaplib.IMAP4("127.0.0.1", self.port).logout()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise ServerUnavailable("pymap did not start within 20 s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self._log is not None:
+            self._log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def add_user(self, email: str, password: str) -> Mailbox:
+        from pymap.backend.maildir.users import PasswordsFile, UsersFile
+        from pymap.config import IMAPConfig
+
+        hashed = IMAPConfig._get_hash_context(None).hash(password)
+
+        async def write() -> None:
+            async with UsersFile.with_write(str(self.root)) as users, \
+                    PasswordsFile.with_write(str(self.root)) as passwords:
+                users.set(UsersFile.build_record(email, uuid.uuid4().hex))
+                passwords.set(PasswordsFile.build_record(email, hashed))
+
+        asyncio.run(write())
+        client = imaplib.IMAP4("127.0.0.1", self.port)
+        try:
+            client.login(email, password)
+            for name in ("Drafts", "Sent", "Trash"):
+                client.create(name)
+        finally:
+            client.logout()
+        return Mailbox(email, password, "127.0.0.1", self.port,
+                       folders={"drafts": "Drafts", "sent": "Sent", "trash": "Trash"})

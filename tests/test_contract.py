@@ -1,0 +1,315 @@
+"""The draft and sending contract, through the HTTP API, against every IMAP server kind.
+
+Dovecot (the session's), Dovecot behind a proxy that hides UIDPLUS, CONDSTORE, MOVE, ESEARCH,
+UNSELECT and SPECIAL-USE, and the other servers of ``tests/servers`` (pymap), each started
+privately. The checks are those of ``shared/imap-servers.md`` (a-k). A server that cannot be set
+up here skips its tests with the reason, except in CI, where it fails them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import imaplib
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from imap_proxy import CapabilityHidingProxy
+from mailbridge.api import create_app
+from mailbridge.config import parse_config
+from mailbridge.devstack.stack import DevStack
+from mailbridge.imap.utf7 import encode_mailbox
+from servers import REQUIRE_ALL, Mailbox, ServerUnavailable
+from servers.pymap_server import PymapServer
+
+TOKEN = "contract-token-" + "c" * 20
+MINIMAL = ("UIDPLUS", "CONDSTORE", "MOVE", "ESEARCH", "UNSELECT", "SPECIAL-USE")
+KINDS = ["dovecot", "dovecot-minimal", "pymap"]
+
+
+def _unavailable(kind: str, reason: str) -> None:
+    if REQUIRE_ALL:
+        pytest.fail(f"{kind} must run in CI but cannot: {reason}")
+    pytest.skip(f"{kind} cannot run on this machine: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pymap_server() -> Iterator[PymapServer | str]:
+    server = PymapServer(Path(tempfile.mkdtemp(prefix="mailbridge-pymap-", dir="/var/tmp")))
+    try:
+        server.start()
+    except ServerUnavailable as exc:
+        yield str(exc)
+        return
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def minimal_proxy(devstack: DevStack) -> Iterator[CapabilityHidingProxy]:
+    proxy = CapabilityHidingProxy(devstack.ports.imap, MINIMAL).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture(params=KINDS)
+def mailbox(request: pytest.FixtureRequest, devstack: DevStack) -> Mailbox:
+    """A fresh user on the server kind of the test; the dev SMTP server knows it too."""
+    kind: str = request.param
+    email, password = f"c{uuid.uuid4().hex[:12]}@example.test", uuid.uuid4().hex
+    devstack.add_user(email, password)  # SMTP AUTH (and a Dovecot mailbox)
+    if kind == "dovecot":
+        return Mailbox(email, password, "127.0.0.1", devstack.ports.imap)
+    if kind == "dovecot-minimal":
+        proxy = request.getfixturevalue("minimal_proxy")
+        return Mailbox(email, password, "127.0.0.1", proxy.port,
+                       folders={"drafts": "Drafts", "sent": "Sent", "trash": "Trash"})
+    server = request.getfixturevalue(f"{kind}_server")
+    if isinstance(server, str):
+        _unavailable(kind, server)
+    return server.add_user(email, password)  # type: ignore[no-any-return]
+
+
+@dataclass
+class Contract:
+    client: TestClient  # type: ignore[type-arg]
+    mailbox: Mailbox
+    devstack: DevStack
+    account_id: str
+
+    async def call(self, method: str, path: str, body: Any = None,
+                   params: dict[str, str] | None = None) -> tuple[int, Any]:
+        async with self.client.request(method, path, json=body, params=params,
+                                       headers={"Authorization": f"Bearer {TOKEN}"}) as reply:
+            data = await reply.json() if reply.content_type == "application/json" else None
+            return reply.status, data
+
+    def imap(self) -> imaplib.IMAP4:
+        client = imaplib.IMAP4(self.mailbox.host, self.mailbox.port)
+        client.login(self.mailbox.email, self.mailbox.password)
+        return client
+
+    def messages(self, folder: str) -> list[tuple[int, str, bytes]]:
+        """(uid, flags, message) of every message of ``folder`` not marked \\Deleted."""
+        client = self.imap()
+        try:
+            typ, data = client.select(f'"{encode_mailbox(folder)}"')
+            assert typ == "OK", data
+            _, found = client.uid("SEARCH", "UNDELETED")
+            result = []
+            for uid in (found[0] or b"").split():
+                _, fetched = client.uid("FETCH", uid.decode(), "(FLAGS BODY.PEEK[])")
+                parts = [p for p in fetched if isinstance(p, tuple)]
+                flags = re.search(rb"FLAGS \(([^)]*)\)", parts[0][0])
+                result.append((int(uid), flags.group(1).decode() if flags else "", parts[0][1]))
+            return result
+        finally:
+            client.logout()
+
+    def delivered(self, subject: str) -> int:
+        needle = f"Subject: {subject}\r\n".encode()
+        return sum(1 for m in self.devstack.smtp.delivered
+                   if m.login == self.mailbox.email and needle in m.data)
+
+
+async def start_contract(devstack: DevStack, mailbox: Mailbox, *, scheduler: bool = False,
+                         drafts_folder: str | None = None) -> tuple[Contract, TestClient]:  # type: ignore[type-arg]
+    account_id = str(uuid.uuid4())
+    folders = dict(mailbox.folders)
+    if drafts_folder is not None:
+        folders["drafts"] = drafts_folder
+    account = {"id": account_id, "email": mailbox.email, "display_name": "Contract",
+               "imap": {"host": mailbox.host, "port": mailbox.port, "security": "none",
+                        "username": mailbox.email, "password": mailbox.password,
+                        "timeout_seconds": 10.0},
+               "smtp": {"host": "127.0.0.1", "port": devstack.ports.smtp, "security": "none",
+                        "username": mailbox.email, "password": mailbox.password},
+               "folders": folders}
+    config = parse_config({
+        "server": {"host": "127.0.0.1", "port": 0},
+        "accounts": [account],
+        "tokens": [{"name": "contract", "sha256": hashlib.sha256(TOKEN.encode()).hexdigest(),
+                    "accounts": ["*"], "scopes": ["read", "write", "send"]}],
+        "scheduler": {"interval_seconds": 0.2}}, source="test")
+    client = TestClient(TestServer(create_app(config, scheduler=scheduler)))
+    await client.start_server()
+    return Contract(client, mailbox, devstack, account_id), client
+
+
+@pytest.fixture
+async def contract(devstack: DevStack, mailbox: Mailbox) -> AsyncIterator[Contract]:
+    c, client = await start_contract(devstack, mailbox)
+    try:
+        yield c
+    finally:
+        await client.close()
+
+
+PDF = base64.b64encode(b"%PDF-1.4 contract\x00\xff").decode()
+
+
+async def create_both(c: Contract) -> tuple[dict[str, Any], dict[str, Any]]:
+    """b: a draft in each dialect, text + html + attachment."""
+    status, j = await c.call("POST", "/api/v1/emails/drafts", {
+        "account": c.mailbox.email, "to": "bob@elsewhere.test", "subject": "Jasni contract",
+        "text": "Hello\n", "html": "<p>Hello</p>", "attachments": [
+            {"filename": "a.pdf", "contentType": "application/pdf", "content": PDF}]})
+    assert status == 201, j
+    status, e = await c.call("POST", "/api/email/drafts", {
+        "from_account_id": c.account_id, "to": ["carol@elsewhere.test"],
+        "subject": "Exante contract", "body_text": "Hi\n", "body_html": "<b>Hi</b>",
+        "context_type": "invoice", "context_id": "inv-contract",
+        "attachments": [{"filename": "b.pdf", "content_type": "application/pdf",
+                         "data_base64": PDF}]})
+    assert status == 201, e
+    return j["data"], e
+
+
+async def test_a_ready(contract: Contract) -> None:
+    status, body = await contract.call("GET", "/readyz")
+    assert status == 200, body
+
+
+async def test_b_c_d_create_get_list(contract: Contract) -> None:
+    j, e = await create_both(contract)
+    status, by_uid = await contract.call("GET", f"/api/v1/emails/drafts/{j['uid']}",
+                                         params={"account": contract.mailbox.email})
+    assert status == 200, by_uid
+    draft = by_uid["data"]["draft"]
+    assert draft["subject"] == "Jasni contract" and draft["text"] == "Hello\n"
+    assert draft["html"] == "<p>Hello</p>" and draft["attachments"][0]["filename"] == "a.pdf"
+    status, by_id = await contract.call("GET", f"/api/email/drafts/{e['uid']}")
+    assert status == 200 and by_id["body_html"] == "<b>Hi</b>", by_id
+    assert by_id["attachments"] == [{"filename": "b.pdf", "content_type": "application/pdf",
+                                     "size": len(base64.b64decode(PDF))}]
+    status, listed = await contract.call("GET", "/api/email/drafts", params={
+        "from_account_id": contract.account_id, "context_type": "invoice",
+        "context_id": "inv-contract"})
+    assert status == 200 and [i["uid"] for i in listed["items"]] == [e["uid"]], listed
+
+
+async def test_e_f_update_leaves_one_copy_and_delete(contract: Contract) -> None:
+    _, e = await create_both(contract)
+    status, updated = await contract.call("POST", "/api/email/drafts",
+                                          {"uid": e["uid"], "subject": "Updated"})
+    assert status == 200 and updated["subject"] == "Updated" and updated["body_text"] == "Hi\n"
+    drafts = contract.messages(contract.mailbox.folders.get("drafts", "Drafts"))
+    mine = [m for m in drafts if e["uid"].encode() in m[2]]
+    assert len(mine) == 1 and b"Subject: Updated" in mine[0][2], [m[1] for m in mine]
+    status, _ = await contract.call("DELETE", f"/api/email/drafts/{e['uid']}")
+    assert status == 204
+    status, _ = await contract.call("GET", f"/api/email/drafts/{e['uid']}")
+    assert status == 404
+    drafts = contract.messages(contract.mailbox.folders.get("drafts", "Drafts"))
+    assert not [m for m in drafts if e["uid"].encode() in m[2]]
+
+
+async def test_g_send(contract: Contract) -> None:
+    _, e = await create_both(contract)
+    status, sent = await contract.call("POST", f"/api/email/drafts/{e['uid']}/send")
+    assert status == 200 and sent["status"] == "sent", sent
+    assert contract.delivered("Exante contract") == 1
+    copies = contract.messages(contract.mailbox.folders.get("sent", "Sent"))
+    assert len([m for m in copies if b"Subject: Exante contract" in m[2]]) == 1
+    drafts = contract.messages(contract.mailbox.folders.get("drafts", "Drafts"))
+    assert not [m for m in drafts if e["uid"].encode() in m[2]]
+
+
+async def test_h_a_raw_clients_draft(contract: Contract) -> None:
+    """A draft another client wrote (no \\Draft flag, no mailbridge headers): listed, read
+    by its derived id, updated."""
+    folder = contract.mailbox.folders.get("drafts", "Drafts")
+    client = contract.imap()
+    try:
+        raw = (f"From: {contract.mailbox.email}\r\nTo: raw@elsewhere.test\r\n"
+               "Subject: Raw client\r\nMessage-ID: <raw-contract@example.test>\r\n"
+               "Date: Mon, 02 Mar 2026 10:00:00 +0000\r\n\r\nRaw body.\r\n").encode()
+        typ, data = client.append(f'"{encode_mailbox(folder)}"', "(\\Seen)", None, raw)
+        assert typ == "OK", data
+    finally:
+        client.logout()
+    status, listed = await contract.call("GET", "/api/email/drafts",
+                                         params={"from_account_id": contract.account_id})
+    assert status == 200, listed
+    [item] = [i for i in listed["items"] if i["subject"] == "Raw client"]
+    status, updated = await contract.call("POST", "/api/email/drafts",
+                                          {"uid": item["uid"], "body_text": "Edited.\n"})
+    assert status == 200 and updated["uid"] == item["uid"], updated
+    status, got = await contract.call("GET", f"/api/email/drafts/{item['uid']}")
+    assert status == 200 and got["body_text"] == "Edited.\n" and got["subject"] == "Raw client"
+
+
+async def test_i_concurrent_updates_leave_one_copy(contract: Contract,
+                                                  request: pytest.FixtureRequest) -> None:
+    if request.node.callspec.params.get("mailbox") == "pymap":
+        # Known, open (issue 9): under 20 concurrent updates pymap 0.36 answers FETCH for a
+        # message expunged meanwhile without its closing parenthesis (502), a lookup
+        # sometimes finds no live copy (404), and two versions can both survive. Recorded as
+        # an expected failure so that the run shows it, not passed.
+        request.applymarker(pytest.mark.xfail(reason="pymap under concurrent updates: see "
+                                                     "the comment above", strict=False))
+    _, e = await create_both(contract)
+    results = await asyncio.gather(*(contract.call("POST", "/api/email/drafts", {
+        "uid": e["uid"], "subject": f"Concurrent {i}"}) for i in range(20)))
+    statuses = sorted(s for s, _ in results)
+    assert all(s in (200, 409) for s in statuses) and 200 in statuses, \
+        [(s, b) for s, b in results if s not in (200, 409)]
+    drafts = contract.messages(contract.mailbox.folders.get("drafts", "Drafts"))
+    mine = [m for m in drafts if e["uid"].encode() in m[2]]
+    assert len(mine) == 1, [(m[0], m[1], re.findall(rb"X-Mailbridge-(?:Replaces|Write): [^\r\n]*|"
+                                                    rb"Subject: [^\r\n]*", m[2])) for m in mine]
+    acknowledged = {body["subject"] for s, body in results if s == 200}
+    subject = re.search(rb"Subject: ([^\r\n]*)", mine[0][2])
+    assert subject and subject.group(1).decode() in acknowledged
+
+
+async def test_j_planned_send_once(devstack: DevStack, mailbox: Mailbox) -> None:
+    c, client = await start_contract(devstack, mailbox, scheduler=True)
+    try:
+        when = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+        status, e = await c.call("POST", "/api/email/drafts", {
+            "from_account_id": c.account_id, "to": ["planned@elsewhere.test"],
+            "subject": "Planned contract", "body_text": "Later\n", "planned_send_at": when})
+        assert status == 201 and e["status"] == "scheduled", e
+        deadline = time.monotonic() + 20
+        while c.delivered("Planned contract") == 0 and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)  # a second delivery would show now
+        assert c.delivered("Planned contract") == 1
+        status, got = await c.call("GET", f"/api/email/drafts/{e['uid']}")
+        assert status == 200 and got["status"] == "sent", got
+    finally:
+        await client.close()
+
+
+async def test_k_non_ascii_drafts_folder(devstack: DevStack, mailbox: Mailbox) -> None:
+    client = imaplib.IMAP4(mailbox.host, mailbox.port)
+    try:
+        client.login(mailbox.email, mailbox.password)
+        typ, data = client.create(f'"{encode_mailbox("Entwürfe 2026")}"')
+        assert typ == "OK", data
+    finally:
+        client.logout()
+    c, test_client = await start_contract(devstack, mailbox, drafts_folder="Entwürfe 2026")
+    try:
+        _, e = await create_both(c)
+        status, got = await c.call("GET", f"/api/email/drafts/{e['uid']}")
+        assert status == 200 and got["subject"] == "Exante contract"
+        assert len(c.messages("Entwürfe 2026")) == 2
+    finally:
+        await test_client.close()
