@@ -12,6 +12,7 @@ run: deps
 	$(PY) -m mailbridge dev
 
 test: deps
+	@scripts/install-system-deps.sh --test
 	$(PY) -m pytest
 
 # Benchmarks against a fresh dev stack (mail on tmpfs where possible); prints figures + JSON.

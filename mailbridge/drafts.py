@@ -694,7 +694,7 @@ class DraftService:
             # right now, or this session's view lags behind its commit; look again
             await asyncio.sleep(0.01 * attempt)
             await conn.noop()
-        return None
+        raise Conflict("the draft is being changed by someone else right now; retry")
 
     async def _carry_out(self, conn: ImapConnection, family: Sequence[Copy],
                          decision: Resolution) -> bool:

@@ -1,7 +1,8 @@
 """The draft and sending contract, through the HTTP API, against every IMAP server kind.
 
 Dovecot (the session's), Dovecot behind a proxy that hides UIDPLUS, CONDSTORE, MOVE, ESEARCH,
-UNSELECT and SPECIAL-USE, and the other servers of ``tests/servers`` (pymap), each started
+UNSELECT and SPECIAL-USE, and the other servers of ``tests/servers`` (pymap, Cyrus 3.6,
+Courier-IMAP 5.0), each started
 privately. The checks are those of ``shared/imap-servers.md`` (a-k). A server that cannot be set
 up here skips its tests with the reason, except in CI, where it fails them.
 """
@@ -31,11 +32,13 @@ from mailbridge.config import parse_config
 from mailbridge.devstack.stack import DevStack
 from mailbridge.imap.utf7 import encode_mailbox
 from servers import REQUIRE_ALL, Mailbox, ServerUnavailable
+from servers.courier_server import CourierServer
+from servers.cyrus_server import CyrusServer
 from servers.pymap_server import PymapServer
 
 TOKEN = "contract-token-" + "c" * 20
 MINIMAL = ("UIDPLUS", "CONDSTORE", "MOVE", "ESEARCH", "UNSELECT", "SPECIAL-USE")
-KINDS = ["dovecot", "dovecot-minimal", "pymap"]
+KINDS = ["dovecot", "dovecot-minimal", "pymap", "cyrus", "courier"]
 
 
 def _unavailable(kind: str, reason: str) -> None:
@@ -50,6 +53,38 @@ def pymap_server() -> Iterator[PymapServer | str]:
     try:
         server.start()
     except ServerUnavailable as exc:
+        yield str(exc)
+        return
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def cyrus_server() -> Iterator[CyrusServer | str]:
+    server = CyrusServer(Path(tempfile.mkdtemp(prefix="mailbridge-cyrus-", dir="/var/tmp")))
+    try:
+        server.start()
+    except ServerUnavailable as exc:
+        server.stop()
+        yield str(exc)
+        return
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def courier_server() -> Iterator[CourierServer | str]:
+    base = Path(tempfile.mkdtemp(prefix="mailbridge-courier-", dir="/var/tmp"))
+    base.chmod(0o755)  # Courier's imapd runs as the mail user and must reach the homes
+    server = CourierServer(base / "state")
+    try:
+        server.start()
+    except ServerUnavailable as exc:
+        server.stop()
         yield str(exc)
         return
     try:
@@ -298,18 +333,21 @@ async def test_j_planned_send_once(devstack: DevStack, mailbox: Mailbox) -> None
 
 
 async def test_k_non_ascii_drafts_folder(devstack: DevStack, mailbox: Mailbox) -> None:
+    # Courier keeps every folder under INBOX. (its only namespace)
+    prefix = "INBOX." if mailbox.folders.get("drafts", "").startswith("INBOX.") else ""
+    name = prefix + "Entwürfe 2026"
     client = imaplib.IMAP4(mailbox.host, mailbox.port)
     try:
         client.login(mailbox.email, mailbox.password)
-        typ, data = client.create(f'"{encode_mailbox("Entwürfe 2026")}"')
+        typ, data = client.create(f'"{encode_mailbox(name)}"')
         assert typ == "OK", data
     finally:
         client.logout()
-    c, test_client = await start_contract(devstack, mailbox, drafts_folder="Entwürfe 2026")
+    c, test_client = await start_contract(devstack, mailbox, drafts_folder=name)
     try:
         _, e = await create_both(c)
         status, got = await c.call("GET", f"/api/email/drafts/{e['uid']}")
         assert status == 200 and got["subject"] == "Exante contract"
-        assert len(c.messages("Entwürfe 2026")) == 2
+        assert len(c.messages(name)) == 2
     finally:
         await test_client.close()

@@ -49,6 +49,10 @@ def unpacked(package: str) -> Path:
         raise ServerUnavailable(f"{package}: apt-get and dpkg-deb are needed to fetch it")
     got = subprocess.run(["apt-get", "download", package], cwd=DEB_CACHE, capture_output=True,
                          text=True)
+    if got.returncode != 0:  # no package lists yet: fetch them once and try again
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True)
+        got = subprocess.run(["apt-get", "download", package], cwd=DEB_CACHE,
+                             capture_output=True, text=True)
     debs = sorted(DEB_CACHE.glob(f"{package}_*.deb"))
     if not debs:
         raise ServerUnavailable(f"{package}: apt-get download failed: {got.stderr.strip()[-300:]}")

@@ -1,0 +1,136 @@
+"""Cyrus IMAP 3.6, run from the unpacked cyrus-imapd package (never installed: it would remove
+Dovecot's IMAP), with the parts that do not conflict installed (scripts/install-system-deps.sh:
+cyrus-common, cyrus-admin, sasl2-bin). See shared/imap-servers.md."""
+
+from __future__ import annotations
+
+import imaplib
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mailbridge.devstack.dovecot import free_port
+from servers import Mailbox, ServerUnavailable, unpacked
+
+ADMIN = "cyrus"
+MASTER = Path("/usr/lib/cyrus/bin/master")
+CTL_CYRUSDB = Path("/usr/lib/cyrus/bin/ctl_cyrusdb")
+
+
+class CyrusServer:
+    kind = "cyrus"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.admin_password = uuid.uuid4().hex
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+
+    def start(self) -> None:
+        for tool in (MASTER, CTL_CYRUSDB, Path("/usr/sbin/saslpasswd2")):
+            if not tool.exists():
+                raise ServerUnavailable(f"{tool} is missing (apt-get install cyrus-common "
+                                        "sasl2-bin; scripts/install-system-deps.sh does)")
+        try:
+            import pwd
+            pwd.getpwnam("cyrus")
+        except KeyError:
+            raise ServerUnavailable("there is no cyrus user (cyrus-common creates it)") from None
+        imapd = unpacked("cyrus-imapd") / "usr/lib/cyrus/bin/imapd"
+        if not imapd.exists():
+            raise ServerUnavailable(f"{imapd} is missing from the unpacked cyrus-imapd")
+        root = self.root
+        for sub in ("config", "partition", "proc", "lock", "socket", "sieve"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        self.sasldb = root / "config" / "sasldb2"
+        conf = root / "imapd.conf"
+        conf.write_text("\n".join([
+            f"configdirectory: {root / 'config'}",
+            f"partition-default: {root / 'partition'}",
+            f"proc_path: {root / 'proc'}",
+            f"mboxname_lockpath: {root / 'lock'}",
+            f"sievedir: {root / 'sieve'}",
+            f"lmtpsocket: {root / 'socket' / 'lmtp'}",
+            f"idlesocket: {root / 'socket' / 'idle'}",
+            f"notifysocket: {root / 'socket' / 'notify'}",
+            "altnamespace: yes", "unixhierarchysep: yes", f"admins: {ADMIN}",
+            "allowplaintext: yes", "sasl_pwcheck_method: auxprop",
+            "sasl_auxprop_plugin: sasldb", f"sasl_sasldb_path: {self.sasldb}",
+            "sasl_mech_list: PLAIN LOGIN", "specialusealways: yes", "syslog_prefix: mbcyrus",
+            "virtdomains: userid",
+            "",
+        ]))
+        (root / "cyrus.conf").write_text(
+            "START {\n"
+            f'  recover cmd="{CTL_CYRUSDB} -C {conf} -r"\n'
+            "}\nSERVICES {\n"
+            f'  imap cmd="{imapd} -C {conf}" listen="127.0.0.1:{self.port}" prefork=0\n'
+            "}\nEVENTS {\n}\n")
+        self._saslpasswd(ADMIN, self.admin_password)
+        subprocess.run(["chown", "-R", "cyrus:mail", str(root)], check=True)
+        os.chmod(root, 0o755)
+        self._log = (root / "master.log").open("wb")
+        self.proc = subprocess.Popen(
+            [str(MASTER), "-C", str(conf), "-M", str(root / "cyrus.conf"),
+             "-p", str(root / "master.pid"), "-D"],
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerUnavailable("Cyrus master exited: "
+                                        + (root / "master.log").read_text()[-800:])
+            try:
+                client = imaplib.IMAP4("127.0.0.1", self.port)
+                client.login(ADMIN, self.admin_password)
+                client.logout()
+                return
+            except (OSError, imaplib.IMAP4.error):
+                time.sleep(0.2)
+        raise ServerUnavailable("Cyrus did not accept the admin login within 20 s: "
+                                + (root / "master.log").read_text()[-800:])
+
+    def _saslpasswd(self, user: str, password: str) -> None:
+        """A SASL user: ``local@domain`` goes into realm ``domain`` (virtdomains: userid)."""
+        local, _, domain = user.partition("@")
+        realm = ["-u", domain] if domain else []
+        subprocess.run(["saslpasswd2", "-p", "-c", "-f", str(self.sasldb), *realm, local],
+                       input=password.encode(), check=True)
+        if self.sasldb.exists():
+            subprocess.run(["chown", "cyrus:mail", str(self.sasldb)], check=True)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self._log is not None:
+            self._log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def add_user(self, email: str, password: str) -> Mailbox:
+        self._saslpasswd(email, password)
+        admin = imaplib.IMAP4("127.0.0.1", self.port)
+        try:
+            admin.login(ADMIN, self.admin_password)
+            typ, data = admin.create(f'"user/{email}"')
+            assert typ == "OK", data
+        finally:
+            admin.logout()
+        client = imaplib.IMAP4("127.0.0.1", self.port)
+        try:
+            client.login(email, password)
+            for name, use in (("Drafts", "\\Drafts"), ("Sent", "\\Sent"), ("Trash", "\\Trash")):
+                typ, data = client._simple_command("CREATE", name, f"(USE ({use}))")  # type: ignore[attr-defined]
+                assert typ == "OK", data
+        finally:
+            client.logout()
+        return Mailbox(email, password, "127.0.0.1", self.port)
