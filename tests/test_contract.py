@@ -14,13 +14,11 @@ import base64
 import hashlib
 import imaplib
 import re
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +29,7 @@ from mailbridge.api import create_app
 from mailbridge.config import parse_config
 from mailbridge.devstack.stack import DevStack
 from mailbridge.imap.utf7 import encode_mailbox
-from servers import REQUIRE_ALL, Mailbox, ServerUnavailable
+from servers import REQUIRE_ALL, Mailbox, Server, running
 from servers.courier_server import CourierServer
 from servers.cyrus_server import CyrusServer
 from servers.pymap_server import PymapServer
@@ -48,49 +46,18 @@ def _unavailable(kind: str, reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def pymap_server() -> Iterator[PymapServer | str]:
-    server = PymapServer(Path(tempfile.mkdtemp(prefix="mailbridge-pymap-", dir="/var/tmp")))
-    try:
-        server.start()
-    except ServerUnavailable as exc:
-        yield str(exc)
-        return
-    try:
-        yield server
-    finally:
-        server.stop()
+def pymap_server() -> Iterator[Server | str]:
+    yield from running(PymapServer, "pymap")
 
 
 @pytest.fixture(scope="session")
-def cyrus_server() -> Iterator[CyrusServer | str]:
-    server = CyrusServer(Path(tempfile.mkdtemp(prefix="mailbridge-cyrus-", dir="/var/tmp")))
-    try:
-        server.start()
-    except ServerUnavailable as exc:
-        server.stop()
-        yield str(exc)
-        return
-    try:
-        yield server
-    finally:
-        server.stop()
+def cyrus_server() -> Iterator[Server | str]:
+    yield from running(CyrusServer, "cyrus")
 
 
 @pytest.fixture(scope="session")
-def courier_server() -> Iterator[CourierServer | str]:
-    base = Path(tempfile.mkdtemp(prefix="mailbridge-courier-", dir="/var/tmp"))
-    base.chmod(0o755)  # Courier's imapd runs as the mail user and must reach the homes
-    server = CourierServer(base / "state")
-    try:
-        server.start()
-    except ServerUnavailable as exc:
-        server.stop()
-        yield str(exc)
-        return
-    try:
-        yield server
-    finally:
-        server.stop()
+def courier_server() -> Iterator[Server | str]:
+    yield from running(CourierServer, "courier")
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,17 @@ run: see ``require_all_servers``). See ``shared/imap-servers.md`` for what was m
 
 from __future__ import annotations
 
+import imaplib
 import os
 import shutil
+import signal
 import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any, Protocol
 
 REQUIRE_ALL = os.environ.get("CI") == "true" or os.environ.get("MAILBRIDGE_REQUIRE_SERVERS") == "1"
 """In CI every server must run: a server that cannot be set up fails its tests instead of
@@ -60,3 +66,65 @@ def unpacked(package: str) -> Path:
     subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(root)], check=True)
     (root / ".unpacked").touch()
     return root
+
+
+class Server(Protocol):
+    root: Path
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def add_user(self, email: str, password: str) -> Mailbox: ...
+
+
+def running(make: Callable[[Path], Server], prefix: str) -> Iterator[Server | str]:
+    """A session fixture's body: the server ``make`` builds in a fresh folder under /var/tmp
+    (readable by the servers' unprivileged processes), started; or, when it cannot run here,
+    the reason as a string."""
+    base = Path(tempfile.mkdtemp(prefix=f"mailbridge-{prefix}-", dir="/var/tmp"))
+    base.chmod(0o755)
+    server = make(base / "state")
+    try:
+        server.start()
+    except ServerUnavailable as exc:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+        yield str(exc)
+        return
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def wait_for_imap(proc: subprocess.Popen[bytes], port: int, log: Path, name: str,
+                  ready: Callable[[], None] | None = None, timeout: float = 20) -> None:
+    """Waits until the server ``proc`` answers on ``port`` (and ``ready`` passes);
+    ServerUnavailable with the end of its log when it exits or does not answer in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerUnavailable(f"{name} exited: {log.read_text(errors='replace')[-800:]}")
+        try:
+            if ready is None:
+                imaplib.IMAP4("127.0.0.1", port).logout()
+            else:
+                ready()
+            return
+        except (OSError, imaplib.IMAP4.error):
+            time.sleep(0.1)
+    raise ServerUnavailable(f"{name} did not answer within {timeout:g} s: "
+                            f"{log.read_text(errors='replace')[-800:]}")
+
+
+def stop_group(proc: subprocess.Popen[bytes] | None, log: IO[Any] | None) -> None:
+    """Ends the process group ``proc`` leads (SIGTERM, then SIGKILL) and closes its log."""
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if log is not None:
+        log.close()

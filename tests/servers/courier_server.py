@@ -5,17 +5,14 @@ SPECIAL-USE (folders are INBOX.Drafts, INBOX.Sent, INBOX.Trash), no MOVE, no LIT
 
 from __future__ import annotations
 
-import imaplib
 import os
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 from mailbridge.devstack.dovecot import free_port
-from servers import Mailbox, ServerUnavailable, unpacked
+from servers import Mailbox, ServerUnavailable, stop_group, unpacked, wait_for_imap
 
 MAIL_UID = 8  # Debian's "mail" user and group own the mailboxes
 
@@ -70,17 +67,7 @@ class CourierServer:
             env={**os.environ, "STATE": str(self.root), "PKG": str(package),
                  "LISTEN_PORT": str(self.port)},  # (the imapd file sets PORT)
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ServerUnavailable("Courier exited: "
-                                        + (self.root / "courier.log").read_text()[-800:])
-            try:
-                imaplib.IMAP4("127.0.0.1", self.port).logout()
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise ServerUnavailable("Courier did not answer within 20 s")
+        wait_for_imap(self.proc, self.port, self.root / "courier.log", "Courier")
 
     def _inside(self, *command: str) -> None:
         """Runs ``command`` in the server's mount namespace (its /etc/courier)."""
@@ -94,14 +81,7 @@ class CourierServer:
                 self._inside("/usr/sbin/authdaemond", "stop")
             except (subprocess.CalledProcessError, OSError):
                 pass
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        if self._log is not None:
-            self._log.close()
+        stop_group(self.proc, self._log)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def add_user(self, email: str, password: str) -> Mailbox:

@@ -7,15 +7,13 @@ from __future__ import annotations
 import imaplib
 import os
 import shutil
-import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from mailbridge.devstack.dovecot import free_port
-from servers import Mailbox, ServerUnavailable, unpacked
+from servers import Mailbox, ServerUnavailable, stop_group, unpacked, wait_for_imap
 
 ADMIN = "cyrus"
 MASTER = Path("/usr/lib/cyrus/bin/master")
@@ -80,20 +78,14 @@ class CyrusServer:
             [str(MASTER), "-C", str(conf), "-M", str(root / "cyrus.conf"),
              "-p", str(root / "master.pid"), "-D"],
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ServerUnavailable("Cyrus master exited: "
-                                        + (root / "master.log").read_text()[-800:])
+        def admin_login() -> None:
+            client = imaplib.IMAP4("127.0.0.1", self.port)
             try:
-                client = imaplib.IMAP4("127.0.0.1", self.port)
                 client.login(ADMIN, self.admin_password)
+            finally:
                 client.logout()
-                return
-            except (OSError, imaplib.IMAP4.error):
-                time.sleep(0.2)
-        raise ServerUnavailable("Cyrus did not accept the admin login within 20 s: "
-                                + (root / "master.log").read_text()[-800:])
+
+        wait_for_imap(self.proc, self.port, root / "master.log", "Cyrus", ready=admin_login)
 
     def _saslpasswd(self, user: str, password: str) -> None:
         """A SASL user: ``local@domain`` goes into realm ``domain`` (virtdomains: userid)."""
@@ -105,15 +97,7 @@ class CyrusServer:
             subprocess.run(["chown", "cyrus:mail", str(self.sasldb)], check=True)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        if self._log is not None:
-            self._log.close()
+        stop_group(self.proc, self._log)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def add_user(self, email: str, password: str) -> Mailbox:

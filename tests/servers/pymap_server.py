@@ -7,13 +7,12 @@ import imaplib
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from mailbridge.devstack.dovecot import free_port
-from servers import Mailbox, ServerUnavailable
+from servers import Mailbox, ServerUnavailable, stop_group, wait_for_imap
 
 
 class PymapServer:
@@ -33,29 +32,13 @@ class PymapServer:
         self.root.mkdir(parents=True, exist_ok=True)
         log = self._log = (self.root / "pymap.log").open("wb")
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("pymap")), "--host", "127.0.0.1", "--port", str(self.port),
-             "--no-tls", "maildir", str(self.root)], stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ServerUnavailable("pymap exited: "
-                                        + (self.root / "pymap.log").read_text()[-500:])
-            try:
-                imaplib.IMAP4("127.0.0.1", self.port).logout()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise ServerUnavailable("pymap did not start within 20 s")
+            [str(Path(sys.executable).with_name("pymap")), "--host", "127.0.0.1", "--port",
+             str(self.port), "--no-tls", "maildir", str(self.root)], stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for_imap(self.proc, self.port, self.root / "pymap.log", "pymap")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        if self._log is not None:
-            self._log.close()
+        stop_group(self.proc, self._log)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def add_user(self, email: str, password: str) -> Mailbox:
