@@ -259,10 +259,9 @@ async def test_h_a_raw_clients_draft(contract: Contract) -> None:
 async def test_i_concurrent_updates_leave_one_copy(contract: Contract,
                                                   request: pytest.FixtureRequest) -> None:
     if request.node.callspec.params.get("mailbox") == "pymap":
-        # Known, open (issue 9): under 20 concurrent updates pymap 0.36 answers FETCH for a
-        # message expunged meanwhile without its closing parenthesis (502), a lookup
-        # sometimes finds no live copy (404), and two versions can both survive. Recorded as
-        # an expected failure so that the run shows it, not passed.
+        # Known, open (issue 9): under 20 concurrent updates on pymap 0.36 (no CONDSTORE) a
+        # lookup sometimes finds no live copy (404), and two versions can both survive.
+        # Recorded as an expected failure so that the run shows it, not passed.
         request.applymarker(pytest.mark.xfail(reason="pymap under concurrent updates: see "
                                                      "the comment above", strict=False))
     _, e = await create_both(contract)

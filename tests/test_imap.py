@@ -373,3 +373,47 @@ def test_internaldate() -> None:
                         ) == '"31-Dec-2026 00:00:00 -0830"'
     with pytest.raises(ValueError):
         internaldate(datetime(2026, 1, 1))
+
+
+async def test_a_zero_length_literal_at_the_end_of_a_read(tmp_path: Path) -> None:
+    """``BODY[] {0}`` ending one TCP read, its line's ``)`` in the next (pymap answers so for a
+    message expunged meanwhile): the ``)`` belongs to the same reply. It was taken for a new
+    line and dropped, and the reply failed as unbalanced (502)."""
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"* OK [CAPABILITY IMAP4rev1] fake\r\n")
+        while line := await reader.readline():
+            tag, _, rest = line.decode().partition(" ")
+            command = rest.split(" ", 2)
+            if command[0].upper() == "UID" and command[1].upper() == "FETCH":
+                writer.write(b"* 1 FETCH (UID 7 FLAGS () BODY[] {0}\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.1)  # a read of its own
+                writer.write(b")\r\n" + f"{tag} OK done\r\n".encode())
+            elif command[0].upper() == "SELECT":
+                writer.write(b"* 1 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n"
+                             + f"{tag} OK [READ-WRITE] done\r\n".encode())
+            elif command[0].upper().startswith("CAPABILITY"):
+                writer.write(b"* CAPABILITY IMAP4rev1\r\n" + f"{tag} OK done\r\n".encode())
+            elif command[0].upper().startswith("LOGOUT"):
+                writer.write(b"* BYE\r\n" + f"{tag} OK done\r\n".encode())
+                break
+            else:
+                writer.write(f"{tag} OK done\r\n".encode())
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    endpoint = ImapEndpoint(host="127.0.0.1", port=port, security="none", username="u",
+                            password="p", timeout=5.0, label="fake")
+    try:
+        conn = await ImapConnection.open(endpoint)
+        try:
+            await conn.select("Drafts")
+            [item] = await conn.uid_fetch([7], "(UID FLAGS BODY.PEEK[])")
+            assert item.uid == 7 and item.sections == {"": b""}
+        finally:
+            await conn.logout()
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -125,7 +125,9 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
             if pos >= len(data):
                 if self.pending_sync_command is not None:
                     self.pending_sync_command.flush()
-                if current_cmd is not None and current_cmd.wait_data():
+                if current_cmd is not None:
+                    # a literal still to come, or (one of 0 bytes, complete at once) the rest
+                    # of its line: the next read goes on with this reply, not a new one
                     raise aioimaplib.IncompleteRead(current_cmd)
                 return
             if current_cmd is not None and current_cmd.wait_literal_data():
