@@ -708,8 +708,8 @@ class DraftService:
         if decision.discard:
             log.warning("removing copies %s abandoned by writers that are gone",
                         list(decision.discard))
-            if not await self._discard(conn, decision.discard,
-                                       {by_uid[u].replaces or 0 for u in decision.discard}):
+            targets = {t for u in decision.discard if (t := by_uid[u].replaces) is not None}
+            if not await self._discard(conn, decision.discard, targets):
                 return False
         if decision.remove:
             log.info("removing copies %s: superseded, or versions that lost", list(decision.remove))

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from api_helpers import FULL_TOKEN, Api, running_api
@@ -103,11 +103,11 @@ async def test_fractional_seconds_with_every_offset_form(api: Api) -> None:
         base.isoformat(): base,
         base.replace(microsecond=123456).isoformat(): base.replace(microsecond=123456),
         base.replace(microsecond=500000).astimezone(
-            __import__("datetime").timezone(timedelta(hours=5, minutes=30))).isoformat():
+            timezone(timedelta(hours=5, minutes=30))).isoformat():
             base.replace(microsecond=500000),
         base.strftime("%Y-%m-%dT%H:%M:%S.123456789Z"): base.replace(microsecond=123456),
         base.strftime("%Y-%m-%dT%H:%M:%S.1z"): base.replace(microsecond=100000),
-        base.astimezone(__import__("datetime").timezone(-timedelta(hours=3))).isoformat(
+        base.astimezone(timezone(-timedelta(hours=3))).isoformat(
             timespec="milliseconds"): base,
         base.strftime("%Y-%m-%d %H:%M:%S.25+00:00"): base.replace(microsecond=250000),
     }

@@ -23,7 +23,7 @@ from mailbridge.accounts import Accounts
 from mailbridge.config import AccountConfig, Config, parse_config
 from mailbridge.devstack.stack import DevStack
 from mailbridge.drafts import DraftQuery, DraftService
-from mailbridge.errors import Conflict, NotFound
+from mailbridge.errors import Conflict, ImapUnavailable, NotFound
 from mailbridge.mime import set_header
 from mailbridge.model import Address, DraftContent, Status
 from mailbridge.sender import Sender
@@ -41,6 +41,17 @@ def config_for(devstack: DevStack, user: MailUser, port: int | None = None) -> C
     data = devstack.config_data(accounts=[entry])
     data["drafts"] = {"orphan_seconds": ORPHAN_SECONDS}
     return parse_config(data, source="test")
+
+
+@pytest.fixture
+async def sending(devstack: DevStack, user: MailUser) -> AsyncIterator[SendService]:
+    """A SendService (and its DraftService) of one instance, its scheduler not running."""
+    config = config_for(devstack, user)
+    accounts = Accounts(config)
+    service = SendService(DraftService(accounts), Sender(), config)
+    yield service
+    await service.sender.close()
+    await accounts.close()
 
 
 @pytest.fixture
@@ -224,71 +235,87 @@ async def test_an_abandoned_rival_is_removed_by_the_next_writer(
         "\\Deleted" in dict((u, f) for u, f, _ in mailbox.copies(draft.id))[orphan_uid]
 
 
+async def test_a_version_whose_successor_was_lost_stays_the_draft(
+        service: tuple[DraftService, AccountConfig], mailbox: Mailbox) -> None:
+    """A writer flagged the version $MailbridgeReplaced, then lost its own copy and died before
+    taking the flag back. Readers don't take it back (their view may lag behind a successor);
+    the draft still reads as that version, and the next update clears the flag and goes on."""
+    svc, account = service
+    draft, _ = await svc.create(account, CONTENT)
+    mailbox.store(draft.uid, "+FLAGS", "$MailbridgeReplaced")
+    got = await svc.get(account, draft.id)
+    assert got.uid == draft.uid and got.content.subject == "Original"
+    updated = await svc.replace(account, draft.id, {"subject": "Updated"})
+    live = mailbox.live(draft.id)
+    assert [u for u, _, _ in live] == [updated.uid] and b"Subject: Updated" in live[0][2]
+    assert "$Mailbridge" not in live[0][1]
+
+
+async def test_a_write_slower_than_its_time_gives_up_and_changes_nothing(
+        service: tuple[DraftService, AccountConfig], mailbox: Mailbox) -> None:
+    """A write that cannot commit by its commit-by (here: a time already past) removes its own
+    copy and answers 503; the draft is as it was, with one copy."""
+    svc, account = service
+    draft, _ = await svc.create(account, CONTENT)
+    svc.orphan_after = timedelta(seconds=-30)
+    with pytest.raises(ImapUnavailable, match="orphan_seconds"):
+        await svc.replace(account, draft.id, {"subject": "Too slow"})
+    svc.orphan_after = timedelta(seconds=ORPHAN_SECONDS)
+    live = mailbox.live(draft.id)
+    assert [u for u, _, _ in live] == [draft.uid] and "$Mailbridge" not in live[0][1]
+    assert (await svc.get(account, draft.id)).content.subject == "Original"
+
+
 async def test_a_scheduled_draft_with_an_orphan_is_sent_once(
-        devstack: DevStack, user: MailUser, mailbox: Mailbox) -> None:
+        devstack: DevStack, user: MailUser, mailbox: Mailbox, sending: SendService) -> None:
     """Before the fix a scheduled draft with an orphan was never sent, and nothing was logged."""
-    config = config_for(devstack, user)
-    accounts = Accounts(config)
-    account = config.accounts[0]
-    drafts = DraftService(accounts)
-    sending = SendService(drafts, Sender(), config)
-    try:
-        when = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
-        draft, _ = await drafts.create(account, DraftContent(
-            to=(Address("orphan-sched@elsewhere.test"),), subject="Scheduled with an orphan",
-            text="Hi\n", planned_send_at=when))
-        mailbox.append(a_version_of(draft.raw, "Never acknowledged",
-                                    f"<{draft.uidvalidity}.{draft.uid}>"),
-                       "\\Draft \\Seen $MailbridgePending")
-        due = await sending.due(account, datetime.now(UTC))
-        assert [d.id for d in due] == [draft.id]
-        await asyncio.sleep(SETTLE)
-        for d in await sending.due(account, datetime.now(UTC)):
-            await sending.send_due(d)
-        sent = await drafts.get(account, draft.id)
-        assert sent.status is Status.SENT
-        assert mailbox.live(draft.id) == []
-        delivered = [m for m in devstack.smtp.delivered if m.login == user.email
-                     and b"Scheduled with an orphan" in m.data]
-        assert len(delivered) == 1
-    finally:
-        await sending.sender.close()
-        await accounts.close()
+    drafts = sending.drafts
+    account = drafts.accounts.config.accounts[0]
+    when = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    draft, _ = await drafts.create(account, DraftContent(
+        to=(Address("orphan-sched@elsewhere.test"),), subject="Scheduled with an orphan",
+        text="Hi\n", planned_send_at=when))
+    mailbox.append(a_version_of(draft.raw, "Never acknowledged",
+                                f"<{draft.uidvalidity}.{draft.uid}>"),
+                   "\\Draft \\Seen $MailbridgePending")
+    due = await sending.due(account, datetime.now(UTC))
+    assert [d.id for d in due] == [draft.id]
+    await asyncio.sleep(SETTLE)
+    for d in await sending.due(account, datetime.now(UTC)):
+        await sending.send_due(d)
+    sent = await drafts.get(account, draft.id)
+    assert sent.status is Status.SENT
+    assert mailbox.live(draft.id) == []
+    delivered = [m for m in devstack.smtp.delivered if m.login == user.email
+                 and b"Scheduled with an orphan" in m.data]
+    assert len(delivered) == 1
 
 
 async def test_the_scheduler_cleans_up_orphans_nobody_touches(
-        devstack: DevStack, user: MailUser, mailbox: Mailbox) -> None:
+        devstack: DevStack, user: MailUser, mailbox: Mailbox, sending: SendService) -> None:
     """Any instance resolves what a dead writer left within a bounded time, also when no
     request ever touches that draft again: the scheduler's tick sweeps Drafts."""
-    config = config_for(devstack, user)
-    accounts = Accounts(config)
-    account = config.accounts[0]
-    drafts = DraftService(accounts)
-    sending = SendService(drafts, Sender(), config)
-    try:
-        draft, _ = await drafts.create(account, CONTENT)
-        other, _ = await drafts.create(account, CONTENT)
-        mailbox.append(a_version_of(draft.raw, "Orphan", f"<{draft.uidvalidity}.{draft.uid}>"),
-                       "\\Draft \\Seen $MailbridgePending")
-        committed = mailbox.append(
-            a_version_of(other.raw, "Committed", f"<{other.uidvalidity}.{other.uid}>",
-                         token=uuid.uuid4().hex,
-                         commit_by=datetime.now(UTC) + timedelta(seconds=30)),
-            "\\Draft \\Seen $MailbridgePending")
-        mailbox.store(other.uid, "+FLAGS", "$MailbridgeReplaced")
-        await sending.sweep(account, datetime.now(UTC))  # the commit: at once
-        assert [(u, f) for u, f, _ in mailbox.live(other.id)] == [(committed, "\\Seen \\Draft")] \
-            or [u for u, _, _ in mailbox.live(other.id)] == [committed]
-        assert len(mailbox.live(draft.id)) == 2  # the orphan: not yet
-        deadline = time.monotonic() + SETTLE + 2
-        while len(mailbox.live(draft.id)) > 1 and time.monotonic() < deadline:
-            await sending.sweep(account, datetime.now(UTC))
-            await asyncio.sleep(0.2)
-        assert [u for u, _, _ in mailbox.live(draft.id)] == [draft.uid]
-        assert "$MailbridgePending" not in mailbox.live(other.id)[0][1]
-    finally:
-        await sending.sender.close()
-        await accounts.close()
+    drafts = sending.drafts
+    account = drafts.accounts.config.accounts[0]
+    draft, _ = await drafts.create(account, CONTENT)
+    other, _ = await drafts.create(account, CONTENT)
+    mailbox.append(a_version_of(draft.raw, "Orphan", f"<{draft.uidvalidity}.{draft.uid}>"),
+                   "\\Draft \\Seen $MailbridgePending")
+    committed = mailbox.append(
+        a_version_of(other.raw, "Committed", f"<{other.uidvalidity}.{other.uid}>",
+                     token=uuid.uuid4().hex,
+                     commit_by=datetime.now(UTC) + timedelta(seconds=30)),
+        "\\Draft \\Seen $MailbridgePending")
+    mailbox.store(other.uid, "+FLAGS", "$MailbridgeReplaced")
+    await sending.sweep(account, datetime.now(UTC))  # the commit: at once
+    assert [u for u, _, _ in mailbox.live(other.id)] == [committed]
+    assert len(mailbox.live(draft.id)) == 2  # the orphan: not yet
+    deadline = time.monotonic() + SETTLE + 2
+    while len(mailbox.live(draft.id)) > 1 and time.monotonic() < deadline:
+        await sending.sweep(account, datetime.now(UTC))
+        await asyncio.sleep(0.2)
+    assert [u for u, _, _ in mailbox.live(draft.id)] == [draft.uid]
+    assert "$MailbridgePending" not in mailbox.live(other.id)[0][1]
 
 
 # ------------------------------------------------------------------ without UIDPLUS, CONDSTORE

@@ -331,7 +331,7 @@ def validate_body(model: type[M], data: Mapping[str, Any]) -> M:
 def idempotency_key(request: web.Request, principal: Principal) -> str | None:
     """The request's Idempotency-Key as DraftService and SendService take it, None when absent:
     the key scoped to the token and hashed, a space, and a digest of the request body (see
-    :class:`mailbridge.drafts.IdempotencyKey`), so that a key reused with another request is
+    :func:`mailbridge.drafts.check_same_request`), so that a key reused with another request is
     told from a retry.
 
     The key must be 1-200 printable ASCII characters (InvalidInput 400 otherwise). Two tokens

@@ -128,3 +128,20 @@ def stop_group(proc: subprocess.Popen[bytes] | None, log: IO[Any] | None) -> Non
             proc.wait()
     if log is not None:
         log.close()
+
+
+class ServerProcess:
+    """What every kind shares: a folder of its own, a free port, and a process group (with its
+    log) that stop() ends before removing the folder."""
+
+    def __init__(self, root: Path) -> None:
+        from mailbridge.devstack.dovecot import free_port
+
+        self.root = root
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[Any] | None = None
+
+    def stop(self) -> None:
+        stop_group(self.proc, self._log)
+        shutil.rmtree(self.root, ignore_errors=True)

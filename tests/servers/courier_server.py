@@ -9,10 +9,8 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
-from mailbridge.devstack.dovecot import free_port
-from servers import Mailbox, ServerUnavailable, stop_group, unpacked, wait_for_imap
+from servers import Mailbox, ServerProcess, ServerUnavailable, unpacked, wait_for_imap
 
 MAIL_UID = 8  # Debian's "mail" user and group own the mailboxes
 
@@ -30,14 +28,9 @@ exec /usr/sbin/couriertcpd -address=127.0.0.1 -nodnslookup -noidentlookup -maxpr
 """
 
 
-class CourierServer:
+class CourierServer(ServerProcess):
     kind = "courier"
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
 
     def start(self) -> None:
         for tool in ("unshare", "nsenter", "/usr/sbin/authdaemond", "/usr/sbin/couriertcpd",
@@ -81,8 +74,7 @@ class CourierServer:
                 self._inside("/usr/sbin/authdaemond", "stop")
             except (subprocess.CalledProcessError, OSError):
                 pass
-        stop_group(self.proc, self._log)
-        shutil.rmtree(self.root, ignore_errors=True)
+        super().stop()
 
     def add_user(self, email: str, password: str) -> Mailbox:
         home = self.root / "homes" / email

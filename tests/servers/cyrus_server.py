@@ -6,29 +6,23 @@ from __future__ import annotations
 
 import imaplib
 import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any
 
-from mailbridge.devstack.dovecot import free_port
-from servers import Mailbox, ServerUnavailable, stop_group, unpacked, wait_for_imap
+from servers import Mailbox, ServerProcess, ServerUnavailable, unpacked, wait_for_imap
 
 ADMIN = "cyrus"
 MASTER = Path("/usr/lib/cyrus/bin/master")
 CTL_CYRUSDB = Path("/usr/lib/cyrus/bin/ctl_cyrusdb")
 
 
-class CyrusServer:
+class CyrusServer(ServerProcess):
     kind = "cyrus"
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.port = free_port()
+        super().__init__(root)
         self.admin_password = uuid.uuid4().hex
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
 
     def start(self) -> None:
         for tool in (MASTER, CTL_CYRUSDB, Path("/usr/sbin/saslpasswd2")):
@@ -95,10 +89,6 @@ class CyrusServer:
                        input=password.encode(), check=True)
         if self.sasldb.exists():
             subprocess.run(["chown", "cyrus:mail", str(self.sasldb)], check=True)
-
-    def stop(self) -> None:
-        stop_group(self.proc, self._log)
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def add_user(self, email: str, password: str) -> Mailbox:
         self._saslpasswd(email, password)

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
-import shutil
 import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
 
-from mailbridge.devstack.dovecot import free_port
-from servers import Mailbox, ServerUnavailable, stop_group, wait_for_imap
+from servers import Mailbox, ServerProcess, ServerUnavailable, wait_for_imap
 
 
-class PymapServer:
+class PymapServer(ServerProcess):
     kind = "pymap"
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
 
     def start(self) -> None:
         try:
@@ -36,10 +28,6 @@ class PymapServer:
              str(self.port), "--no-tls", "maildir", str(self.root)], stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_imap(self.proc, self.port, self.root / "pymap.log", "pymap")
-
-    def stop(self) -> None:
-        stop_group(self.proc, self._log)
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def add_user(self, email: str, password: str) -> Mailbox:
         from pymap.backend.maildir.users import PasswordsFile, UsersFile
