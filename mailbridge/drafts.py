@@ -34,6 +34,7 @@ from mailbridge.accounts import Accounts
 from mailbridge.config import AccountConfig
 from mailbridge.errors import (
     Conflict,
+    ImapCapabilityMissing,
     ImapNotFound,
     ImapProtocolError,
     ImapUnavailable,
@@ -64,6 +65,7 @@ from mailbridge.mime import (
     parse_message,
     set_header,
     snippet,
+    state_headers,
 )
 from mailbridge.model import (
     Address,
@@ -101,6 +103,9 @@ lead to filing, never to a second delivery."""
 CURRENT_ONLY = ("NOT", "KEYWORD", KEYWORD_PENDING, "NOT", "KEYWORD", KEYWORD_REPLACED)
 """SEARCH keys that leave out copies being written and versions being replaced (see
 mailbridge.versions): what is left is each draft's current version."""
+OWN_KEYWORDS = (KEYWORD_PENDING, KEYWORD_REPLACED, KEYWORD_DELIVERED)
+"""The keywords mailbridge keeps its state in: a Drafts folder that cannot keep them (its
+PERMANENTFLAGS say so) is read, but drafts are not changed there."""
 DRAFT_FLAGS = ("\\Draft", "\\Seen")
 
 ID_NAMESPACE = UUID("6d61696c-6272-6964-6765-000000000001")
@@ -627,11 +632,17 @@ class DraftService:
         settled copy. Anything else (a write in flight, or what a dead writer left) is resolved
         as :mod:`mailbridge.versions` says, here and now.
         """
-        seen: tuple[int, ...] = ()
+        seen: tuple[int, ...] | None = None
         for _ in range(3):
             found = await conn.uid_search("HEADER", HEADER_ID, _search_string(str(ref)))
             if not found.uids:
-                return None
+                if seen == ():
+                    return None
+                # twice before it counts: pymap's maildir misses a message in a HEADER search
+                # while another session changes its flags (5 of 1,117 searches measured)
+                seen = ()
+                await conn.noop()
+                continue
             items = await conn.uid_fetch(found.uids, "(UID FLAGS)")
             live = [i for i in items if i.uid and not _has_flag(i.flags or (), "\\Deleted")]
             if len(live) == 1 and not any(_has_flag(live[0].flags or (), k)
@@ -679,17 +690,30 @@ class DraftService:
         adopts a committed copy, removes abandoned and superseded ones. Returns the current
         UID, or None when the draft has none. Safe to run from any number of instances at once.
         """
+        gone_before = False
         for attempt in range(6):
             found = await conn.uid_search("HEADER", HEADER_ID, _search_string(str(draft_id)))
             if not found.uids:
                 return None
             family = await self._family(conn, found.uids)
+            if set(found.uids) - {c.uid for c in family}:
+                # expunged between SEARCH and FETCH: a write finished meanwhile, and its new
+                # version is not among the UIDs found; look again
+                await conn.noop()
+                continue
             decision = resolve(family, now=datetime.now(UTC), orphan_after=self.orphan_after)
             if not decision.settled:
                 if await self._carry_out(conn, family, decision):
                     return decision.current
-            elif decision.current is not None or not decision.in_flight:
+            elif decision.current is not None:
                 return decision.current
+            elif not decision.in_flight:
+                if gone_before:
+                    return None
+                # none is current and none is being written: deleted, unless this view missed
+                # the newest version (pymap leaves a message whose flags change meanwhile out
+                # of another session's view): look once more
+                gone_before = True
             # no current version but a write in flight: it is being removed by its writer
             # right now, or this session's view lags behind its commit; look again
             await asyncio.sleep(0.01 * attempt)
@@ -887,7 +911,10 @@ class DraftService:
         parts), whatever the folder's size beyond the server's own SEARCH.
         """
         folder = await self._folder(account)
-        base: list[str] = ["UNDELETED", *CURRENT_ONLY]
+        # versions flagged replaced are searched too: until the new version's step 4 they are
+        # the draft's only visible copy (see _without_superseded)
+        base: list[str] = ["UNDELETED", "NOT", "KEYWORD", KEYWORD_PENDING]
+        versions = True
         filters: list[str] = []
         if query.context_type is not None:
             filters += ["HEADER", HEADER_CONTEXT_TYPE, _search_string(query.context_type)]
@@ -908,8 +935,10 @@ class DraftService:
         elif status is Status.SENT:  # sent drafts live in Sent, still carrying their id
             folder = await self._folder(account, "sent")
             base = ["UNDELETED", "HEADER", HEADER_ID, '""']
+            versions = False
         criteria = base + filters
-        page = await self._page(account, folder, criteria, query.limit, query.cursor)
+        page = await self._page(account, folder, criteria, query.limit, query.cursor,
+                                versions=versions)
 
         def exact(m: StoredMessage) -> bool:  # HEADER search matches substrings; held is no
             c = m.content                       # SEARCH key (it compares two dates)
@@ -935,7 +964,9 @@ class DraftService:
         return message
 
     async def _page(self, account: AccountConfig, folder: str, criteria: Sequence[str], limit: int,
-                    cursor: str | None) -> Page:
+                    cursor: str | None, *, versions: bool = False) -> Page:
+        """One page of the messages ``criteria`` find, newest first. ``versions``: drafts'
+        versions, of which those already superseded by a committed one are left out."""
         async with self._pool(account).connection() as conn:
             info = await _select_named(conn, account, folder)
             if cursor is not None:
@@ -952,10 +983,38 @@ class DraftService:
             newest = sorted(found.uids, reverse=True)
             chosen = newest[:limit]
             items = await self._fetch_summaries(conn, account, folder, info.uidvalidity, chosen)
+            if versions:
+                items = list(await self._without_superseded(conn, account, folder, items))
         items.sort(key=lambda m: -m.uid)
         more = len(newest) > limit
         return Page(items=items, total=len(newest),
                     next_cursor=encode_cursor(info.uidvalidity, chosen[-1]) if more else None)
+
+    async def _without_superseded(self, conn: ImapConnection, account: AccountConfig,
+                                  folder: str, items: Sequence[StoredMessage]
+                                  ) -> Sequence[StoredMessage]:
+        """``items`` with each version flagged $MailbridgeReplaced whose successor is committed
+        (no longer pending) replaced by that successor, which stands for the draft (it may have
+        been pending still when the page was searched). A replaced version whose successor is
+        pending, or was lost, is the draft's copy to show."""
+        listed = {m.uid for m in items}
+        if any(_has_flag(m.flags, KEYWORD_REPLACED) for m in items):
+            await conn.noop()  # see the flag changes other sessions made since the SEARCH
+        kept: list[StoredMessage] = []
+        successors: list[int] = []
+        for m in items:
+            if _has_flag(m.flags, KEYWORD_REPLACED):
+                found = await conn.uid_search(
+                    "UNDELETED", "NOT", "KEYWORD", KEYWORD_PENDING, "HEADER", HEADER_REPLACES,
+                    _search_string(replaces_header(m.uidvalidity, m.uid)))
+                if found.uids:
+                    successors += [u for u in found.uids if u not in listed]
+                    continue
+            kept.append(m)
+        if successors:
+            kept += await self._fetch_summaries(conn, account, folder, items[0].uidvalidity,
+                                                sorted(set(successors)))
+        return kept
 
     async def replace(self, account: AccountConfig, ref: UUID | int, changes: Mapping[str, Any], *,
                       if_match: str | None = None) -> StoredMessage:
@@ -1015,6 +1074,47 @@ class DraftService:
                                            if not h[0].lower().startswith("x-mailbridge-")])
         for name, value in own.items():
             raw = set_header(raw, name, value)
+        return await self._write(conn, current, raw, content, state, strict=strict,
+                                 add_flags=add_flags, drop_flags=drop_flags)
+
+    async def adopt(self, conn: ImapConnection, account: AccountConfig, folder: str,
+                    uid: int) -> StoredMessage | None:
+        """Gives the draft ``uid`` of ``folder`` that has neither Message-ID nor X-Mailbridge-Id
+        (neomutt postpones such drafts) its id for good: the id it has been shown under so far
+        (derived from its UID) is written into it as X-Mailbridge-Id, with a Message-ID, so a
+        client's re-save that keeps any of the two keeps the id. Everything else stays byte
+        for byte, and its created_at and updated_at are those shown so far. A write like any
+        other (see :meth:`write_version`). Returns the new version; None when there is nothing
+        to do (the message is gone or has an id of its own), Conflict when it changed meanwhile.
+        """
+        current = await self._fetch_full(conn, account, folder, uid)
+        if current is None or current.parsed.message_id or current.parsed.state is not None:
+            return None
+        if _has_flag(current.flags, KEYWORD_REPLACED):
+            current = await self._unreplace(conn, current)
+        state = DraftState(id=current.id, created_at=current.created_at,
+                           updated_at=current.updated_at, last_error=None)
+        raw = current.raw
+        message_id = make_message_id(account.email.rpartition("@")[2])
+        for name, value in [*state_headers(state), ("Message-ID", f"<{message_id}>")]:
+            raw = set_header(raw, name, value)
+        return await self._write(conn, current, raw, current.content, state)
+
+    async def _write(self, conn: ImapConnection, current: StoredMessage, raw: bytes,
+                     content: DraftContent, state: DraftState, *, strict: bool = False,
+                     add_flags: Sequence[str] = (), drop_flags: Sequence[str] = ()
+                     ) -> StoredMessage:
+        """Stores ``raw`` (``content`` and ``state``) as the version after ``current``: the
+        four steps described at :meth:`write_version`."""
+        account = current.account
+        info = await conn.select(current.folder, sync=False)
+        if not info.keeps(OWN_KEYWORDS):
+            log.error("%s: folder %r keeps no keywords (PERMANENTFLAGS %s); drafts cannot be "
+                      "changed there", account.email, current.folder, info.permanentflags)
+            raise ImapCapabilityMissing(
+                f"the IMAP server keeps no keywords on messages in {current.folder!r}, and "
+                f"mailbridge needs {', '.join(OWN_KEYWORDS)} to change a draft safely; allow "
+                f"keywords there (see README, \"Any IMAP server\")", account=account.email)
         replaces = replaces_header(current.uidvalidity, current.uid)
         raw = set_header(raw, HEADER_REPLACES, replaces)
         token = uuid.uuid4().hex
@@ -1079,6 +1179,14 @@ class DraftService:
             if current.uid in result.modified:
                 raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
         else:
+            # nothing makes the STORE conditional: look once more for a later copy of the draft
+            # that the reader's view may have missed (pymap's SEARCH misses messages whose flags
+            # change meanwhile), and leave the flag alone if there is one
+            await conn.noop()
+            later = await conn.uid_search("UID", f"{current.uid + 1}:*", "UNDELETED",
+                                          "HEADER", HEADER_ID, _search_string(str(current.id)))
+            if any(uid > current.uid for uid in later.uids):
+                raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
             await conn.uid_store([current.uid], "-FLAGS.SILENT", [KEYWORD_REPLACED])
         fresh = await self._fetch_full(conn, current.account, current.folder, current.uid)
         if fresh is None or _has_flag(fresh.flags, KEYWORD_REPLACED):

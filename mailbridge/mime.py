@@ -74,6 +74,7 @@ __all__ = [
     "parse_message",
     "set_header",
     "snippet",
+    "state_headers",
     "strip_for_sending",
 ]
 
@@ -293,6 +294,12 @@ def _format_address(address: Address, field: str) -> tuple[str, bool]:
     else:
         phrase = " ".join(_encoded_words(name))
     return f"{phrase} <{addr_spec}>", needs_utf8
+
+
+def state_headers(state: DraftState) -> list[tuple[str, str]]:
+    """The X-Mailbridge-* fields that hold ``state`` (id, created_at, updated_at)."""
+    return [(HEADER_ID, str(state.id)), (HEADER_CREATED_AT, _rfc3339_utc(state.created_at)),
+            (HEADER_UPDATED_AT, _rfc3339_utc(state.updated_at))]
 
 
 def _rfc3339_utc(moment: datetime) -> str:
@@ -599,9 +606,8 @@ def build_message(
         add("References", " ".join(f"<{_check_msg_id(f'references[{i}]', ref)}>"
                                     for i, ref in enumerate(content.references)))
     if state is not None:
-        add(HEADER_ID, str(state.id))
-        add(HEADER_CREATED_AT, _rfc3339_utc(state.created_at))
-        add(HEADER_UPDATED_AT, _rfc3339_utc(state.updated_at))
+        for name, value in state_headers(state):
+            add(name, value)
     if content.context_type is not None:
         check_header_value("context_type", content.context_type)
         add(HEADER_CONTEXT_TYPE, _unstructured(content.context_type, HEADER_CONTEXT_TYPE))

@@ -216,6 +216,7 @@ class SendService:
         self._claims: _WhileUnchanged[tuple[tuple[int, datetime | None], ...]] = _WhileUnchanged()
         self._leftovers: _WhileUnchanged[tuple[tuple[UUID, datetime | None], ...]] = \
             _WhileUnchanged()
+        self._nameless: _WhileUnchanged[tuple[int, ...]] = _WhileUnchanged()
 
     # ---------------------------------------------------------------- public
 
@@ -521,6 +522,8 @@ class SendService:
             state = await _folder_state(conn, folder)
             if sweep and await self._settle_leftovers(conn, account, folder, state, now):
                 state = await _folder_state(conn, folder)
+            if sweep and await self._adopt_nameless(conn, account, folder, state):
+                state = await _folder_state(conn, folder)
             stale = await self._take_expired(conn, account, folder, state, now) if sweep else []
             result = []
             if due:
@@ -612,6 +615,29 @@ class SendService:
             except Conflict:
                 continue  # changing right now: the next tick looks again
         return acted
+
+    async def _adopt_nameless(self, conn: ImapConnection, account: AccountConfig, folder: str,
+                              state: _FolderState | None) -> bool:
+        """Writes its id into each draft of ``folder`` that has neither Message-ID nor
+        X-Mailbridge-Id (see DraftService.adopt), so that a mail client's re-save keeps it.
+        Returns whether there were any."""
+        nameless = await self._nameless.get((account.id, folder), state,
+                                            lambda: self._search_nameless(conn, folder))
+        for uid in nameless:
+            try:
+                await self.drafts.adopt(conn, account, folder, uid)
+            except Conflict:
+                continue  # changed meanwhile: the next tick looks again
+        return bool(nameless)
+
+    @staticmethod
+    async def _search_nameless(conn: ImapConnection, folder: str) -> tuple[int, ...]:
+        """The UIDs of ``folder``'s (selected and synced) drafts without Message-ID and without
+        X-Mailbridge-Id."""
+        await conn.select(folder, sync=False)  # no command: it is (see _folder_state)
+        found = await conn.uid_search("UNDELETED", *CURRENT_ONLY, "NOT", "HEADER", "Message-ID",
+                                      '""', "NOT", "HEADER", HEADER_ID, '""')
+        return found.uids
 
     async def _search_leftovers(self, conn: ImapConnection,
                                 folder: str) -> tuple[tuple[UUID, datetime | None], ...]:

@@ -123,6 +123,23 @@ class Contract:
         finally:
             client.logout()
 
+    async def save_draft(self, raw: str, subject: str) -> dict[str, Any]:
+        """Saves ``raw`` into Drafts as another mail client would (\\Seen, no \\Draft); returns
+        the draft the API lists for it (by ``subject``)."""
+        folder = self.mailbox.folders.get("drafts", "Drafts")
+        client = self.imap()
+        try:
+            typ, data = client.append(f'"{encode_mailbox(folder)}"', "(\\Seen)", None,
+                                      raw.encode())
+            assert typ == "OK", data
+        finally:
+            client.logout()
+        status, listed = await self.call("GET", "/api/email/drafts",
+                                         params={"from_account_id": self.account_id})
+        assert status == 200, listed
+        [item] = [i for i in listed["items"] if i["subject"] == subject]
+        return item  # type: ignore[no-any-return]
+
     def delivered(self, subject: str) -> int:
         needle = f"Subject: {subject}\r\n".encode()
         return sum(1 for m in self.devstack.smtp.delivered
@@ -235,20 +252,10 @@ async def test_g_send(contract: Contract) -> None:
 async def test_h_a_raw_clients_draft(contract: Contract) -> None:
     """A draft another client wrote (no \\Draft flag, no mailbridge headers): listed, read
     by its derived id, updated."""
-    folder = contract.mailbox.folders.get("drafts", "Drafts")
-    client = contract.imap()
-    try:
-        raw = (f"From: {contract.mailbox.email}\r\nTo: raw@elsewhere.test\r\n"
-               "Subject: Raw client\r\nMessage-ID: <raw-contract@example.test>\r\n"
-               "Date: Mon, 02 Mar 2026 10:00:00 +0000\r\n\r\nRaw body.\r\n").encode()
-        typ, data = client.append(f'"{encode_mailbox(folder)}"', "(\\Seen)", None, raw)
-        assert typ == "OK", data
-    finally:
-        client.logout()
-    status, listed = await contract.call("GET", "/api/email/drafts",
-                                         params={"from_account_id": contract.account_id})
-    assert status == 200, listed
-    [item] = [i for i in listed["items"] if i["subject"] == "Raw client"]
+    item = await contract.save_draft(
+        f"From: {contract.mailbox.email}\r\nTo: raw@elsewhere.test\r\n"
+        "Subject: Raw client\r\nMessage-ID: <raw-contract@example.test>\r\n"
+        "Date: Mon, 02 Mar 2026 10:00:00 +0000\r\n\r\nRaw body.\r\n", "Raw client")
     status, updated = await contract.call("POST", "/api/email/drafts",
                                           {"uid": item["uid"], "body_text": "Edited.\n"})
     assert status == 200 and updated["uid"] == item["uid"], updated
@@ -259,11 +266,13 @@ async def test_h_a_raw_clients_draft(contract: Contract) -> None:
 async def test_i_concurrent_updates_leave_one_copy(contract: Contract,
                                                   request: pytest.FixtureRequest) -> None:
     if request.node.callspec.params.get("mailbox") == "pymap":
-        # Known, open (issue 9): under 20 concurrent updates on pymap 0.36 (no CONDSTORE) a
-        # lookup sometimes finds no live copy (404), and two versions can both survive.
-        # Recorded as an expected failure so that the run shows it, not passed.
-        request.applymarker(pytest.mark.xfail(reason="pymap under concurrent updates: see "
-                                                     "the comment above", strict=False))
+        # pymap 0.36's maildir leaves a message out of other sessions' SEARCH results and
+        # views while its flags change (a file rename): 5 of 1,117 HEADER searches missed a
+        # message whose \\Flagged another session toggled, with imaplib alone. A reader then
+        # sees no current version: about 1 run in 30 answers one 404 (it was 1 in 2 before
+        # mailbridge looked twice). A server bug, kept visible here rather than passed.
+        request.applymarker(pytest.mark.xfail(reason="pymap maildir: see the comment above",
+                                              strict=False))
     _, e = await create_both(contract)
     results = await asyncio.gather(*(contract.call("POST", "/api/email/drafts", {
         "uid": e["uid"], "subject": f"Concurrent {i}"}) for i in range(20)))
@@ -317,3 +326,63 @@ async def test_k_non_ascii_drafts_folder(devstack: DevStack, mailbox: Mailbox) -
         assert len(c.messages(name)) == 2
     finally:
         await test_client.close()
+
+
+async def test_l_a_draft_without_message_id_keeps_its_id(devstack: DevStack,
+                                                         mailbox: Mailbox) -> None:
+    """A client's draft without Message-ID (neomutt): the scheduler writes the id it is shown
+    under into it, and a re-save that keeps the headers keeps the id."""
+    c, test_client = await start_contract(devstack, mailbox, scheduler=True)
+    folder = mailbox.folders.get("drafts", "Drafts")
+    try:
+        item = await c.save_draft(
+            f"From: {mailbox.email}\r\nTo: raw@elsewhere.test\r\nSubject: Nameless\r\n"
+            "Date: Mon, 02 Mar 2026 10:00:00 +0000\r\n\r\nFirst body.\r\n", "Nameless")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # one message again (a write has two for a moment)
+            copies = c.messages(folder)
+            [(uid, _, stored)] = copies[:1]
+            if len(copies) == 1 and item["uid"].encode() in stored:
+                break
+            await asyncio.sleep(0.2)
+        assert item["uid"].encode() in stored and b"\nMessage-ID: <" in stored
+        client = c.imap()  # the client re-saves it: a new message, the old one deleted
+        try:
+            client.select(f'"{encode_mailbox(folder)}"')
+            client.append(f'"{encode_mailbox(folder)}"', "(\\Seen)", None,
+                          stored.replace(b"First body.", b"Second body."))
+            client.uid("STORE", str(uid), "+FLAGS", "(\\Deleted)")
+            client.expunge()
+        finally:
+            client.logout()
+        status, got = await c.call("GET", f"/api/email/drafts/{item['uid']}")
+        assert status == 200 and got["body_text"] == "Second body.\n", got
+    finally:
+        await test_client.close()
+
+
+async def test_a_drafts_folder_that_keeps_no_keywords_is_not_changed(
+        devstack: DevStack, pymap_server: Server | str) -> None:
+    """pymap's maildir keeps only the keywords its dovecot-keywords file defines (PERMANENTFLAGS
+    says so). Without mailbridge's there, a change would silently lose its $MailbridgePending
+    and could leave two versions: drafts are created and read, but not changed, with a 502
+    naming the folder."""
+    if isinstance(pymap_server, str):
+        _unavailable("pymap", pymap_server)
+    assert not isinstance(pymap_server, str)
+    email = f"c{uuid.uuid4().hex[:12]}@example.test"
+    devstack.add_user(email, "pw")
+    mailbox = await asyncio.to_thread(pymap_server.add_user, email, "pw", keywords=False)
+    c, client = await start_contract(devstack, mailbox)
+    try:
+        _, e = await create_both(c)
+        status, body = await c.call("POST", "/api/email/drafts", {"uid": e["uid"],
+                                                                  "subject": "Changed"})
+        assert status == 502 and body["error"]["code"] == "imap_capability_missing", body
+        assert "keeps no keywords" in body["error"]["message"]
+        assert "'Drafts'" in body["error"]["message"]
+        status, got = await c.call("GET", f"/api/email/drafts/{e['uid']}")
+        assert status == 200 and got["subject"] == "Exante contract"
+        assert len(c.messages("Drafts")) == 2
+    finally:
+        await client.close()

@@ -70,6 +70,23 @@ class Client:
         self.imap.logout()
 
 
+Scheduled = tuple[DraftService, SendService, AccountConfig]
+
+
+@pytest.fixture
+async def scheduled(devstack: DevStack, user: MailUser) -> AsyncIterator[Scheduled]:
+    """The draft service and the send service (its scheduler) on the user's account."""
+    config = devstack.config(accounts=[devstack.account_entry(user.id, user.email)])
+    accounts = Accounts(config)
+    drafts = DraftService(accounts)
+    sending = SendService(drafts, Sender(), config)
+    try:
+        yield drafts, sending, config.accounts[0]
+    finally:
+        await sending.sender.close()
+        await accounts.close()
+
+
 @pytest.fixture
 def client(devstack: DevStack, user: MailUser) -> Client:
     c = Client(devstack, user)
@@ -173,35 +190,67 @@ async def test_updated_at_reflects_an_edit_made_in_a_mail_client(service, client
 
 
 async def test_a_scheduled_draft_resaved_after_its_time_is_held_not_sent(
-        devstack: DevStack, user: MailUser, client: Client) -> None:
+        scheduled: Scheduled, client: Client) -> None:
     """A person edits a scheduled draft in Thunderbird and saves it after its planned time:
     it must not go out a second later unasked. It is held until a new planned time or a send
     call releases it."""
-    config = devstack.config(accounts=[devstack.account_entry(user.id, user.email)])
-    accounts = Accounts(config)
-    account = config.accounts[0]
-    drafts = DraftService(accounts)
-    sending = SendService(drafts, Sender(), config)
-    try:
-        planned = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
-        draft, _ = await drafts.create(account, DraftContent(
-            to=(Address("held@elsewhere.test"),), subject="Planned", text="x\n",
-            planned_send_at=planned))
-        assert draft.status is Status.SCHEDULED
-        await asyncio.sleep(3)  # the planned time passes while a person edits it ...
-        uid = client.save(draft.raw.replace(b"Subject: Planned", b"Subject: Edited late"),
-                          "\\Draft \\Seen", when=datetime.now(UTC))  # ... and saves it
-        client.delete(draft.uid)
-        held = await drafts.get(account, draft.id)
-        assert held.uid == uid and held.status is Status.HELD
-        assert await sending.due(account, datetime.now(UTC)) == []
-        listed = await drafts.list(account, DraftQuery(status=Status.HELD))
-        assert [m.id for m in listed.items] == [draft.id]
-        # a new planned time releases it
-        again = await drafts.replace(account, draft.id, {
-            "planned_send_at": datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)})
-        assert again.status is Status.SCHEDULED
-        assert [d.id for d in await sending.due(account, datetime.now(UTC))] == [draft.id]
-    finally:
-        await sending.sender.close()
-        await accounts.close()
+    drafts, sending, account = scheduled
+    planned = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    draft, _ = await drafts.create(account, DraftContent(
+        to=(Address("held@elsewhere.test"),), subject="Planned", text="x\n",
+        planned_send_at=planned))
+    assert draft.status is Status.SCHEDULED
+    await asyncio.sleep(3)  # the planned time passes while a person edits it ...
+    uid = client.save(draft.raw.replace(b"Subject: Planned", b"Subject: Edited late"),
+                      "\\Draft \\Seen", when=datetime.now(UTC))  # ... and saves it
+    client.delete(draft.uid)
+    held = await drafts.get(account, draft.id)
+    assert held.uid == uid and held.status is Status.HELD
+    assert await sending.due(account, datetime.now(UTC)) == []
+    listed = await drafts.list(account, DraftQuery(status=Status.HELD))
+    assert [m.id for m in listed.items] == [draft.id]
+    # a new planned time releases it
+    again = await drafts.replace(account, draft.id, {
+        "planned_send_at": datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)})
+    assert again.status is Status.SCHEDULED
+    assert [d.id for d in await sending.due(account, datetime.now(UTC))] == [draft.id]
+
+
+async def test_a_draft_without_message_id_keeps_its_id_across_a_client_resave(
+        scheduled: Scheduled, user: MailUser, client: Client) -> None:
+    """neomutt postpones drafts without a Message-ID. The id such a draft is shown under is
+    written into it (X-Mailbridge-Id, and a Message-ID) by the next look of the scheduler, so
+    when neomutt recalls it (deleting it) and postpones it again, keeping its headers as neomutt
+    does, the id stays. Nothing else of the message changes."""
+    drafts, sending, account = scheduled
+    original = neomutt_draft(user, "Postponed", "X-Mutt-Fcc: =Sent\r\n")
+    uid = client.save(original, "\\Seen", when=datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+    [shown] = (await drafts.list(account, DraftQuery())).items
+    assert shown.uid == uid and shown.parsed.message_id is None
+
+    await sending.sweep(account, datetime.now(UTC))
+    adopted = await drafts.get(account, shown.id)
+    assert adopted.uid != uid
+    assert (adopted.created_at, adopted.updated_at) == (shown.created_at, shown.updated_at)
+    assert adopted.content == shown.content and adopted.status is Status.DRAFT
+    flags, raw = client.fetch(adopted.uid)
+    assert flags.split() == ["\\Seen"]
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["X-Mailbridge-Id"] == str(shown.id) and msg["Message-ID"]
+    kept, dropping = [], False
+    for line in raw.splitlines(keepends=True):  # without the added fields (folded or not)
+        if not line.startswith((b" ", b"\t")):
+            dropping = line.lower().startswith((b"x-mailbridge-", b"message-id:"))
+        if not dropping:
+            kept.append(line)
+    assert b"".join(kept) == original  # the rest byte for byte
+    # a second look finds nothing more to do
+    await sending.sweep(account, datetime.now(UTC))
+    assert (await drafts.get(account, shown.id)).uid == adopted.uid
+
+    # neomutt recalls it (deleting it) and postpones it again with its headers
+    client.delete(adopted.uid)
+    client.save(raw.replace(b"Written in neomutt.", b"Edited in neomutt."))
+    again = await drafts.get(account, shown.id)
+    assert again.content.text == "Edited in neomutt.\n"
+    assert [m.id for m in (await drafts.list(account, DraftQuery())).items] == [shown.id]

@@ -22,7 +22,7 @@ from imap_proxy import CapabilityHidingProxy
 from mailbridge.accounts import Accounts
 from mailbridge.config import AccountConfig, Config, parse_config
 from mailbridge.devstack.stack import DevStack
-from mailbridge.drafts import DraftQuery, DraftService
+from mailbridge.drafts import DraftQuery, DraftService, StoredMessage
 from mailbridge.errors import Conflict, ImapUnavailable, NotFound
 from mailbridge.mime import set_header
 from mailbridge.model import Address, DraftContent, Status
@@ -249,6 +249,44 @@ async def test_a_version_whose_successor_was_lost_stays_the_draft(
     live = mailbox.live(draft.id)
     assert [u for u, _, _ in live] == [updated.uid] and b"Subject: Updated" in live[0][2]
     assert "$Mailbridge" not in live[0][1]
+
+
+async def test_a_list_shows_the_draft_at_every_step_of_an_update(
+        service: tuple[DraftService, AccountConfig], mailbox: Mailbox) -> None:
+    """Between an update's commit (old version flagged replaced) and the end of its step 4, a
+    list must still show the draft, once: the old version while the new one is pending, the
+    new one once it is not. A version whose successor was lost is listed too."""
+    svc, account = service
+    draft, _ = await svc.create(account, CONTENT)
+    new_uid = mailbox.append(a_version_of(draft.raw, "Committed", f"<{draft.uidvalidity}.{draft.uid}>",
+                                          token=uuid.uuid4().hex,
+                                          commit_by=datetime.now(UTC) + timedelta(seconds=30)),
+                             "\\Draft \\Seen $MailbridgePending")
+    mailbox.store(draft.uid, "+FLAGS", "$MailbridgeReplaced")  # step 3 done
+    page = await svc.list(account, DraftQuery())
+    assert [m.uid for m in page.items] == [draft.uid]
+
+    # the list's SEARCH sees the new version pending; step 4 clears it before the list's
+    # check of the old version: the new one is listed in its place
+    fetch = svc._fetch_summaries
+
+    async def fetch_then_step_4(*args: Any) -> list[StoredMessage]:
+        result = await fetch(*args)
+        if svc._fetch_summaries is fetch_then_step_4:  # once
+            svc._fetch_summaries = fetch  # type: ignore[method-assign]
+            await asyncio.to_thread(mailbox.store, new_uid, "-FLAGS", "$MailbridgePending")
+        return result
+
+    svc._fetch_summaries = fetch_then_step_4  # type: ignore[method-assign]
+    page = await svc.list(account, DraftQuery())
+    assert [(m.uid, m.content.subject) for m in page.items] == [(new_uid, "Committed")]
+    page = await svc.list(account, DraftQuery())  # step 4 half done
+    assert [(m.uid, m.content.subject) for m in page.items] == [(new_uid, "Committed")]
+    # a version flagged replaced whose successor is gone is the draft
+    lost, _ = await svc.create(account, CONTENT)
+    mailbox.store(lost.uid, "+FLAGS", "$MailbridgeReplaced")
+    page = await svc.list(account, DraftQuery())
+    assert [m.uid for m in page.items] == [lost.uid, new_uid]
 
 
 async def test_a_write_slower_than_its_time_gives_up_and_changes_nothing(

@@ -808,8 +808,9 @@ async def test_without_mod_sequences_every_tick_searches(
         commands = record_commands(monkeypatch)
         assert await service.due(account, now) == []
         await service.sweep(account, now)
-        # scheduled drafts, claims, what dead writers left: each searched anew
-        assert len(searches(commands)) == 3, commands
+        # scheduled drafts, claims, what dead writers left, drafts without any id: each
+        # searched anew
+        assert len(searches(commands)) == 4, commands
 
         def clear_pending() -> None:
             with api.imap() as client:

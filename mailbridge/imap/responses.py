@@ -182,8 +182,17 @@ class SelectInfo:
     highestmodseq: int | None
     nomodseq: bool
     flags: tuple[str, ...]
-    permanentflags: tuple[str, ...]
+    permanentflags: tuple[str, ...] | None
+    """None when the server did not say: then every flag may be kept (RFC 3501 6.3.1)."""
     read_only: bool
+
+    def keeps(self, keywords: Iterable[str]) -> bool:
+        """Whether messages of the mailbox can keep ``keywords`` (PERMANENTFLAGS lists them,
+        or ``\\*``: new keywords may be created)."""
+        if self.permanentflags is None:
+            return True
+        kept = {f.lower() for f in self.permanentflags}
+        return "\\*" in kept or all(k.lower() in kept for k in keywords)
 
 
 # --------------------------------------------------------------------------- line grouping
@@ -817,7 +826,7 @@ def parse_select(lines: Lines) -> SelectInfo:
     highestmodseq: int | None = None
     nomodseq = False
     flags: tuple[str, ...] = ()
-    permanentflags: tuple[str, ...] = ()
+    permanentflags: tuple[str, ...] | None = None
     for head, parts in _replies(lines):
         if (m := _EXISTS.match(head)) is not None:
             exists = _number(m.group(1), "EXISTS")

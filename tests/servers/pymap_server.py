@@ -9,6 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from mailbridge.drafts import OWN_KEYWORDS
 from servers import Mailbox, ServerProcess, ServerUnavailable, wait_for_imap
 
 
@@ -29,16 +30,20 @@ class PymapServer(ServerProcess):
             stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_imap(self.proc, self.port, self.root / "pymap.log", "pymap")
 
-    def add_user(self, email: str, password: str) -> Mailbox:
+    def add_user(self, email: str, password: str, *, keywords: bool = True) -> Mailbox:
+        """A user with Drafts, Sent and Trash. pymap's maildir keeps only the keywords a
+        ``dovecot-keywords`` file of the folder defines: with ``keywords`` (what an operator of
+        pymap must do for mailbridge, see README) it defines mailbridge's own."""
         from pymap.backend.maildir.users import PasswordsFile, UsersFile
         from pymap.config import IMAPConfig
 
         hashed = IMAPConfig._get_hash_context(None).hash(password)
+        home = uuid.uuid4().hex
 
         async def write() -> None:
             async with UsersFile.with_write(str(self.root)) as users, \
                     PasswordsFile.with_write(str(self.root)) as passwords:
-                users.set(UsersFile.build_record(email, uuid.uuid4().hex))
+                users.set(UsersFile.build_record(email, home))
                 passwords.set(PasswordsFile.build_record(email, hashed))
 
         asyncio.run(write())
@@ -47,6 +52,9 @@ class PymapServer(ServerProcess):
             client.login(email, password)
             for name in ("Drafts", "Sent", "Trash"):
                 client.create(name)
+                if keywords:
+                    (self.root / home / f".{name}" / "dovecot-keywords").write_text(
+                        "".join(f"{i} {k}\n" for i, k in enumerate(OWN_KEYWORDS)))
         finally:
             client.logout()
         return Mailbox(email, password, "127.0.0.1", self.port,
