@@ -143,6 +143,17 @@ def a_version_of(raw: bytes, subject: str, replaces: str, *, token: str | None =
     return copy
 
 
+def committed_by_a_dead_writer(mailbox: Mailbox, draft: StoredMessage) -> int:
+    """What a writer that died right after its commit (step 3) leaves: its copy "Committed"
+    still pending, ``draft`` flagged $MailbridgeReplaced. Returns the copy's UID."""
+    new_uid = mailbox.append(a_version_of(draft.raw, "Committed", f"<{draft.uidvalidity}.{draft.uid}>",
+                                          token=uuid.uuid4().hex,
+                                          commit_by=datetime.now(UTC) + timedelta(seconds=30)),
+                             "\\Draft \\Seen $MailbridgePending")
+    mailbox.store(draft.uid, "+FLAGS", "$MailbridgeReplaced")
+    return new_uid
+
+
 async def test_an_orphan_naming_the_current_version_does_not_freeze_the_draft(
         service: tuple[DraftService, AccountConfig], mailbox: Mailbox) -> None:
     """The issue's case: a pending copy naming the current version, APPENDed by hand (as a
@@ -206,11 +217,7 @@ async def test_a_commit_whose_writer_died_is_adopted(
     cleared its copy's pending flag: the update is in place for every reader at once."""
     svc, account = service
     draft, _ = await svc.create(account, CONTENT)
-    new_uid = mailbox.append(a_version_of(draft.raw, "Committed", f"<{draft.uidvalidity}.{draft.uid}>",
-                                          token=uuid.uuid4().hex,
-                                          commit_by=datetime.now(UTC) + timedelta(seconds=30)),
-                             "\\Draft \\Seen $MailbridgePending")
-    mailbox.store(draft.uid, "+FLAGS", "$MailbridgeReplaced")
+    new_uid = committed_by_a_dead_writer(mailbox, draft)
     got = await svc.get(account, draft.id)
     assert got.uid == new_uid and got.content.subject == "Committed"
     live = mailbox.live(draft.id)
@@ -258,11 +265,7 @@ async def test_a_list_shows_the_draft_at_every_step_of_an_update(
     new one once it is not. A version whose successor was lost is listed too."""
     svc, account = service
     draft, _ = await svc.create(account, CONTENT)
-    new_uid = mailbox.append(a_version_of(draft.raw, "Committed", f"<{draft.uidvalidity}.{draft.uid}>",
-                                          token=uuid.uuid4().hex,
-                                          commit_by=datetime.now(UTC) + timedelta(seconds=30)),
-                             "\\Draft \\Seen $MailbridgePending")
-    mailbox.store(draft.uid, "+FLAGS", "$MailbridgeReplaced")  # step 3 done
+    new_uid = committed_by_a_dead_writer(mailbox, draft)
     page = await svc.list(account, DraftQuery())
     assert [m.uid for m in page.items] == [draft.uid]
 
