@@ -21,7 +21,6 @@ import dataclasses
 import email.parser
 import email.policy
 import logging
-import quopri
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -45,7 +44,7 @@ from mailbridge.errors import (
 from mailbridge.imap import FetchItem, ImapConnection, ImapPool, SelectInfo
 from mailbridge.imap.bodystructure import (
     BodyPart,
-    attachment_name,
+    attachment_names,
     choose_parts,
     decoded_size_estimate,
     parse_bodystructure,
@@ -67,6 +66,7 @@ from mailbridge.mime import (
     snippet,
     state_headers,
 )
+from mailbridge.mime.decoding import decode_text_part
 from mailbridge.model import (
     Address,
     AttachmentInfo,
@@ -360,23 +360,9 @@ def _needs_utf8(criteria: Sequence[str]) -> bool:
 
 
 def _decode_part(raw: bytes, part: BodyPart) -> str:
-    """A text part's bytes (as the server stores them) decoded to text, CRLF -> LF."""
-    encoding = (part.encoding or "7BIT").upper()
-    data = raw
-    try:
-        if encoding == "BASE64":
-            data = base64.b64decode(raw, validate=False)
-        elif encoding == "QUOTED-PRINTABLE":
-            data = quopri.decodestring(raw)
-    except (ValueError, binascii.Error):
-        data = raw
-    charset = part.charset or "us-ascii"
-    try:
-        text = data.decode(charset, errors="replace")
-    except (LookupError, UnicodeError, ValueError):
-        # unknown names, and codec names that are no charsets (idna, punycode, undefined...)
-        text = data.decode("utf-8", errors="replace")
-    return text.replace("\r\n", "\n")
+    """A text part's bytes, as the server stores them, as text: the one decoder GET uses too."""
+    return decode_text_part(raw, subtype=part.subtype, charset=part.charset,
+                            encoding=part.encoding, params=part.params)
 
 
 _MIME_STATE_HEADERS = frozenset(h.lower() for h in (
@@ -563,11 +549,12 @@ class DraftService:
                 choice = choose_parts(parse_bodystructure(item.bodystructure))
                 text, html = choice.text, choice.html
                 infos = tuple(
-                    AttachmentInfo(attachment_name(p, i + 1), p.content_type,
+                    AttachmentInfo(name, p.content_type,
                                    decoded_size_estimate(p), inline=p.disposition == "inline"
                                    or (p.content_id is not None and p.disposition != "attachment"),
                                    content_id=p.content_id.strip("<>") if p.content_id else None)
-                    for i, p in enumerate(choice.attachments))
+                    for name, p in zip(attachment_names(choice.attachments), choice.attachments,
+                                       strict=True))
             plans.append((item, parsed, text, html, infos))
             parts = tuple(p.part for p in (text, html) if p is not None)
             if parts and item.uid is not None:

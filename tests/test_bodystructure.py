@@ -28,7 +28,7 @@ from mailbridge.imap import ImapConnection, ImapEndpoint
 from mailbridge.imap.bodystructure import (
     BodyPart,
     PartChoice,
-    attachment_name,
+    attachment_names,
     choose_parts,
     decoded_size_estimate,
     parse_bodystructure,
@@ -211,11 +211,16 @@ async def test_dovecot_structures_choose_what_email_chooses(conn: ImapConnection
             assert mine.lines is not None
         if not mine.is_multipart:
             assert mine.encoding == str(theirs.get("Content-Transfer-Encoding", "7bit")).upper()
-    for i, a in enumerate(choice.attachments, 1):
+    unnamed = 0
+    for a, name in zip(choice.attachments, attachment_names(choice.attachments), strict=True):
         expected = by_number[a.part].get_filename()
-        if expected is None:
-            expected = "message.eml" if a.content_type == "message/rfc822" else f"attachment-{i}.png"
-        assert attachment_name(a, i) == expected
+        if expected is None and a.content_type == "message/rfc822":
+            inner = by_number[a.part].get_payload(0)["Subject"]
+            expected = f"{inner}.eml" if inner else "message.eml"
+        elif expected is None:
+            unnamed += 1
+            expected = "attachment.png" if unnamed == 1 else f"attachment-{unnamed}.png"
+        assert name == expected
 
     # The part numbers address the parts: BODY[<part>] is the encoded content, `size` long.
     leaves = [p for p in root.walk() if not p.is_multipart]
@@ -308,9 +313,9 @@ async def test_dovecot_hand_written_oddities(conn: ImapConnection) -> None:
     choice = choose_parts(root)
     assert choice.text is parts["1"] and choice.html is parts["10"]
     assert [a.part for a in choice.attachments] == ["2", "3", "4", "5", "6", "7", "8", "9"]
-    assert [attachment_name(a, i) for i, a in enumerate(choice.attachments, 1)] == [
-        "Ärger% %41 Datei.bin", "Résumé.pdf", "attachment-3.bin", "Ärger.txt", "Grüße.txt",
-        "nodisp.pdf", "message.eml", "attachment-8.txt"]
+    assert attachment_names(choice.attachments) == [
+        "Ärger% %41 Datei.bin", "Résumé.pdf", "attachment.bin", "Ärger.txt", "Grüße.txt",
+        "nodisp.pdf", "in.eml", "attachment-2.txt"]  # the message part after its Subject
     got = await sections(conn, item.uid or 0, ["10"])
     assert undo_transfer_encoding(got["10"], parts["10"]).decode("iso-8859-1") == "<p>ä</p>"
 
@@ -431,7 +436,7 @@ def test_unknown_types_and_message_parts() -> None:
                                leaf(), 6, None, [b"attachment", None], None, None])
     assert (msg.content_type, msg.lines, msg.disposition, msg.children) == (
         "message/rfc822", 6, "attachment", ())
-    assert attachment_name(msg, 3) == "message.eml"
+    assert attachment_names([msg]) == ["inner.eml"]  # named after its subject
     # a server that could not parse the embedded message sends the basic form
     basic = parse_bodystructure([b"message", b"rfc822", None, None, None, b"7bit", 5, None,
                                  [b"attachment", [b"filename", b"fw.eml"]], None, None])
@@ -552,19 +557,23 @@ def test_choose_parts_like_a_mail_client() -> None:
 
 
 def test_attachment_names() -> None:
+    """Named as a read of the whole message names them (mailbridge.mime.decoding): unnamed
+    ones counted, message/rfc822 after its subject."""
     def part(maintype: str, subtype: str, **kw: Any) -> BodyPart:
         return BodyPart(part="2", maintype=maintype, subtype=subtype, **kw)
 
-    assert attachment_name(part("image", "png"), 3) == "attachment-3.png"
-    assert attachment_name(part("application", "pdf"), 1) == "attachment-1.pdf"
-    assert attachment_name(part("text", "plain"), 2) == "attachment-2.txt"
-    assert attachment_name(part("application", "x-nobody-knows"), 4) == "attachment-4.bin"
-    assert attachment_name(part("message", "rfc822"), 5) == "message.eml"
-    assert attachment_name(part("message", "rfc822", params={"name": "fw.eml"}), 5) == "fw.eml"
-    assert attachment_name(part("image", "png", disposition_params={"filename": "a\r\nb.png "}), 1
-                           ) == "ab.png"
-    assert attachment_name(part("image", "png", disposition_params={"filename": "\r\n"}), 1
-                           ) == "attachment-1.png"
+    assert attachment_names([part("image", "png"), part("application", "pdf"),
+                             part("text", "plain"), part("application", "x-nobody-knows")]) == [
+        "attachment.png", "attachment-2.pdf", "attachment-3.txt", "attachment-4.bin"]
+    assert attachment_names([part("message", "rfc822"), part("image", "png")]) == [
+        "message.eml", "attachment.png"]
+    assert attachment_names([part("message", "rfc822", subject="=?utf-8?q?Gr=C3=BC=C3=9Fe?=")]
+                            ) == ["Grüße.eml"]
+    assert attachment_names([part("message", "rfc822", params={"name": "fw.eml"})]) == ["fw.eml"]
+    assert attachment_names([part("image", "png", disposition_params={"filename": "a\r\nb.png "})]
+                            ) == ["ab.png"]
+    assert attachment_names([part("image", "png", disposition_params={"filename": "\r\n"})]
+                            ) == ["attachment.png"]
 
 
 @pytest.mark.parametrize("lf_at_end", [True, False])
@@ -632,10 +641,10 @@ def test_any_shape_parses_or_raises_protocol_error(value: SExpr) -> None:
     except ImapProtocolError:
         return
     choice = choose_parts(root)
-    for i, p in enumerate(root.walk()):
+    for p in root.walk():
         assert p.maintype == p.maintype.lower() and p.size >= 0
         assert p.filename is None or isinstance(p.filename, str)
-        assert attachment_name(p, i) and decoded_size_estimate(p) >= 0
+        assert attachment_names([p])[0] and decoded_size_estimate(p) >= 0
         assert p.charset is None or p.charset == p.charset.lower()
     chosen = [p for p in (choice.text, choice.html) if p is not None] + list(choice.attachments)
     assert sorted(p.part for p in chosen) == sorted(p.part for p in root.walk() if not p.children)

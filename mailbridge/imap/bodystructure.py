@@ -24,22 +24,17 @@ What Dovecot 2.3.19 sends, as seen by ``tests/test_bodystructure.py``:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
-import mimetypes
-import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import unquote_to_bytes
 
 from mailbridge.errors import ImapProtocolError
 from mailbridge.imap.responses import SExpr
+from mailbridge.mime.decoding import attachment_filename, decode_params, decode_words
 
 __all__ = [
     "BodyPart",
     "PartChoice",
-    "attachment_name",
+    "attachment_names",
     "choose_parts",
     "decoded_size_estimate",
     "parse_bodystructure",
@@ -80,6 +75,8 @@ class BodyPart:
     disposition: str | None = None
     disposition_params: dict[str, str] = field(default_factory=dict)
     children: tuple[BodyPart, ...] = ()
+    subject: str | None = None
+    """The Subject of an embedded message (message/rfc822: from its envelope), as sent."""
 
     @property
     def content_type(self) -> str:
@@ -99,7 +96,7 @@ class BodyPart:
         """
         for raw in (self.disposition_params.get("filename"), self.params.get("name")):
             if raw is not None and raw.strip():
-                return _decode_words(raw) if "=?" in raw else raw
+                return decode_words(raw) if "=?" in raw else raw
         return None
 
     @property
@@ -187,6 +184,7 @@ def _leaf(node: list[SExpr], number: str) -> BodyPart:
     if not maintype or not subtype:
         maintype, subtype = "text", "plain"  # RFC 2045 5.2: an invalid type reads as text/plain
     lines: int | None = None
+    subject: str | None = None
     if maintype == "text":
         # body-type-text = media-text SP body-fields SP body-fld-lines
         lines, ext = _number(_at(node, 7)), 8
@@ -195,19 +193,21 @@ def _leaf(node: list[SExpr], number: str) -> BodyPart:
         # body-type-msg = media-message SP body-fields SP envelope SP body SP body-fld-lines;
         # servers that could not parse the embedded message send the basic form instead.
         lines, ext = _number(node[9]), 10
+        envelope = node[7]
+        subject = _text(_at(envelope, 1)) if isinstance(envelope, list) else None
     else:
         ext = 7
     # body-ext-1part = body-fld-md5 [SP body-fld-dsp [SP body-fld-lang [SP body-fld-loc ...]]]
     disposition, disposition_params = _disposition(_at(node, ext + 1))
     description = _text(_at(node, 4)) or None
     if description is not None and "=?" in description:
-        description = _decode_words(description)  # Content-Description is unstructured text
+        description = decode_words(description)  # Content-Description is unstructured text
     return BodyPart(
         part=number, maintype=maintype, subtype=subtype, params=_params(_at(node, 2)),
         content_id=(_text(_at(node, 3)) or "").strip() or None, description=description,
         encoding=(_text(_at(node, 5)) or "").strip().upper() or None,
         size=_number(_at(node, 6)) or 0, lines=lines,
-        disposition=disposition, disposition_params=disposition_params)
+        disposition=disposition, disposition_params=disposition_params, subject=subject)
 
 
 def _at(seq: list[SExpr], i: int) -> SExpr:
@@ -253,167 +253,16 @@ def _disposition(value: SExpr) -> tuple[str | None, dict[str, str]]:
     return None, {}
 
 
-# -------------------------------------------------------------------- parameters, RFC 2231
-
-_RFC2231_KEY = re.compile(r"(?P<base>[^*]+)(?:\*(?P<section>\d{1,3}))?(?P<extended>\*)?\Z")
+# ---------------------------------------------------------------------------- parameters
 
 
 def _params(value: SExpr) -> dict[str, str]:
     """body-fld-param -> {lower-case key: value}, RFC 2231 sections joined and decoded."""
     if not isinstance(value, list):
         return {}
-    plain: dict[str, str] = {}
-    extended: dict[str, str] = {}
-    sections: dict[str, list[tuple[int, bool, str]]] = {}
-    order: list[str] = []
-    for i in range(0, len(value) - 1, 2):
-        key, raw = _text(value[i]), _text(value[i + 1])
-        if key is None:
-            continue
-        key = key.strip().lower()
-        raw = raw or ""
-        m = _RFC2231_KEY.match(key)
-        if m is None:
-            base = key
-            plain.setdefault(key, raw)
-        else:
-            base = m.group("base")
-            if m.group("section") is not None:
-                sections.setdefault(base, []).append(
-                    (int(m.group("section")), m.group("extended") is not None, raw))
-            elif m.group("extended"):
-                extended.setdefault(base, _decode_rfc2231([(0, True, raw)]))
-            else:
-                plain.setdefault(base, raw)
-        if base not in order:
-            order.append(base)
-    result: dict[str, str] = {}
-    for base in order:
-        # RFC 2231 aware readers prefer the extended form when both are given
-        if base in extended:
-            result[base] = extended[base]
-        elif base in sections:
-            result[base] = _decode_rfc2231(sorted(sections[base]))
-        else:
-            result[base] = plain[base]
-    return result
-
-
-def _decode_rfc2231(sections: list[tuple[int, bool, str]]) -> str:
-    """Joins RFC 2231 sections (number, percent-encoded?, value) and decodes them.
-
-    The first encoded section may start with ``charset'language'``. Invalid ``%`` escapes are
-    kept as written; an unknown charset falls back to UTF-8.
-    """
-    charset = ""
-    data = bytearray()
-    for index, (_, encoded, raw) in enumerate(sections):
-        if encoded:
-            if index == 0 and raw.count("'") >= 2:
-                charset, _, rest = raw.partition("'")
-                _, _, raw = rest.partition("'")
-            data += unquote_to_bytes(raw)
-        else:
-            data += _encode_text(raw, charset)
-    return _decode_bytes(bytes(data), charset)
-
-
-# Python text codecs that no mail charset means (and that mangle or refuse ordinary bytes)
-_NOT_CHARSETS = frozenset({"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape"})
-
-
-def _codec(charset: str) -> str | None:
-    """The Python codec for a MIME charset name; None when unknown or not a text encoding
-    (a message may name ``base64`` or ``rot13``, which str.decode refuses with LookupError)."""
-    charset = charset.strip().split("*", 1)[0]  # RFC 2231 section 5: charset*language
-    if not charset:
-        return None
-    try:
-        name = codecs.lookup(charset).name
-        b"".decode(name)
-    except (LookupError, UnicodeError, ValueError):
-        return None
-    return None if name in _NOT_CHARSETS else name
-
-
-def _decode_bytes(data: bytes, charset: str) -> str:
-    """``data`` decoded with ``charset`` (bad bytes replaced); with UTF-8, else Latin-1, when the
-    charset is missing or unusable."""
-    codec = _codec(charset)
-    if codec is not None:
-        try:
-            return data.decode(codec, "replace")
-        except (UnicodeError, LookupError, ValueError):
-            pass  # codecs such as idna or punycode reject "replace" or fail anyway
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
-
-
-def _encode_text(text: str, charset: str) -> bytes:
-    codec = _codec(charset)
-    if codec is not None:
-        try:
-            return text.encode(codec, "replace")
-        except (UnicodeError, LookupError, ValueError):
-            pass
-    return text.encode("utf-8", "surrogateescape")
-
-
-# ------------------------------------------------------------------------------- RFC 2047
-
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
-
-
-def _decode_words(text: str) -> str:
-    """Decodes RFC 2047 encoded words anywhere in ``text`` (also inside a quoted parameter,
-    where RFC 2047 does not allow them but mailers put them).
-
-    Whitespace between adjacent encoded words is dropped and their bytes are joined before
-    decoding, so a character split across two words survives. A word that does not decode is
-    kept as written.
-    """
-    out: list[str] = []
-    pending = bytearray()
-    pending_charset = ""
-    pos = 0
-
-    def flush() -> None:
-        nonlocal pending_charset
-        if pending:
-            out.append(_decode_bytes(bytes(pending), pending_charset))
-            pending.clear()
-        pending_charset = ""
-
-    for m in _ENCODED_WORD.finditer(text):
-        between = text[pos:m.start()]
-        data = _word_bytes(m.group(2), m.group(3))
-        if data is None:
-            flush()
-            out.append(between + m.group(0))
-        else:
-            charset = m.group(1)
-            if between and (between.strip() or not pending):
-                flush()
-                out.append(between)
-            elif pending and charset.lower() != pending_charset.lower():
-                flush()
-            pending += data
-            pending_charset = charset
-        pos = m.end()
-    flush()
-    out.append(text[pos:])
-    return "".join(out)
-
-
-def _word_bytes(kind: str, payload: str) -> bytes | None:
-    try:
-        if kind in "bB":
-            return base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)
-        return binascii.a2b_qp(payload.encode("ascii"), header=True)
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        return None
+    pairs = [(key, _text(value[i + 1]) or "") for i in range(0, len(value) - 1, 2)
+             if (key := _text(value[i])) is not None]
+    return decode_params(pairs)
 
 
 # ------------------------------------------------------------------------------- choosing
@@ -490,27 +339,18 @@ def _related_root(part: BodyPart) -> BodyPart | None:
 
 # ------------------------------------------------------------------------- naming, sizes
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-def attachment_name(part: BodyPart, index: int) -> str:
-    """Returns a name to show or save ``part`` under.
-
-    The part's :attr:`~BodyPart.filename` with control characters removed and surrounding
-    whitespace stripped; when there is none, ``message.eml`` for message/rfc822 (and
-    message/global), else ``attachment-{index}{ext}`` with the extension
-    :func:`mimetypes.guess_extension` knows for the content type (``.bin`` when it knows none),
-    e.g. ``attachment-2.png``.
-    """
-    name = part.filename
-    if name is not None:
-        name = _CONTROL.sub("", name).strip()
-        if name:
-            return name
-    if part.maintype == "message" and part.subtype in ("rfc822", "global"):
-        return "message.eml"
-    ext = mimetypes.guess_extension(part.content_type, strict=False) or ".bin"
-    return f"attachment-{index}{ext}"
+def attachment_names(parts: Iterable[BodyPart]) -> list[str]:
+    """The names ``parts`` (a message's attachments, in order) are shown under: as
+    :func:`mailbridge.mime.decoding.attachment_filename` names them, the same as a read of the
+    whole message does."""
+    names, unnamed = [], 0
+    for part in parts:
+        ctype = part.content_type
+        if part.filename is None and ctype != "message/rfc822":
+            unnamed += 1
+        names.append(attachment_filename(part.filename, ctype, unnamed=unnamed,
+                                         subject=part.subject))
+    return names
 
 
 _BASE64_LINE = 78  # 76 characters and CRLF (RFC 2045 section 6.8)

@@ -34,11 +34,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import functools
 import io
 import logging
-import mimetypes
 import re
 import secrets
 import uuid
@@ -55,6 +53,17 @@ import idna
 from email_validator import EmailNotValidError, validate_email
 
 from mailbridge.errors import HeaderInjection, InvalidInput
+from mailbridge.mime.decoding import (
+    BAD_HEADER_CHARS,
+    SURROGATE,
+    attachment_filename,
+    clean,
+    decode_8bit,
+    decode_text_part,
+    decode_transfer,
+    decode_words,
+    fix_surrogates,
+)
 from mailbridge.model import Address, Attachment, DraftContent, DraftState, ParsedMessage
 
 __all__ = [
@@ -103,8 +112,6 @@ _CRLF = b"\r\n"
 
 # C0 controls except TAB, DEL, C1 controls (NEL among them) and the Unicode line/paragraph
 # separators: all of them are line breaks or invisible junk to some mail software.
-_BAD_HEADER_CHARS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -135,19 +142,19 @@ def check_header_value(field: str, value: str) -> None:
     break or a smuggling vector to some mail software (RFC 5322 section 2.2: a field body is one
     line). Raises :class:`InvalidInput` for a lone surrogate (not encodable as UTF-8).
     """
-    bad = _BAD_HEADER_CHARS.search(value)
+    bad = BAD_HEADER_CHARS.search(value)
     if bad is not None:
         char = bad.group()
         what = "a line break" if char in _LINE_BREAKS else "a control character"
         raise HeaderInjection(
             f"{field} must not contain {what} (U+{ord(char):04X}): it goes into a mail header, "
             "which is a single line", field=field)
-    if _SURROGATE.search(value) is not None:
+    if SURROGATE.search(value) is not None:
         raise InvalidInput(f"{field} is not valid Unicode (it contains a lone surrogate)", field=field)
 
 
 def _check_body(field: str, value: str) -> None:
-    if _SURROGATE.search(value) is not None:
+    if SURROGATE.search(value) is not None:
         raise InvalidInput(f"{field} is not valid Unicode (it contains a lone surrogate)", field=field)
 
 
@@ -620,7 +627,7 @@ def build_message(
                                field="planned_send_at")
         add(HEADER_PLANNED_SEND_AT, content.planned_send_at.isoformat())
     if state is not None and state.last_error is not None:
-        one_line = _clean(state.last_error.replace("\r\n", " "))
+        one_line = clean(state.last_error.replace("\r\n", " "))
         add(HEADER_LAST_ERROR, _unstructured(one_line, HEADER_LAST_ERROR))
     for i, (name, value) in enumerate(extra_headers):
         field_name = f"extra_headers[{i}]"
@@ -630,7 +637,7 @@ def build_message(
         lowered = name.lower()
         if lowered in _OWN_HEADERS or lowered.startswith(("content-", INTERNAL_HEADER_PREFIX.lower())):
             raise InvalidInput(f"{field_name}: {name} is written by mailbridge itself", field=field_name)
-        value = _fix_surrogates(value)  # a raw value read with surrogateescape (8-bit header)
+        value = fix_surrogates(value)  # a raw value read with surrogateescape (8-bit header)
         check_header_value(field_name, value)
         add(name, _verbatim(value))
 
@@ -703,20 +710,6 @@ def _scan_headers(raw: bytes, start: int, end: int) -> tuple[list[_Field], int]:
     return fields, end
 
 
-def _decode_8bit(data: bytes) -> str:
-    """Header or unlabelled bytes: ASCII, else UTF-8, else Windows-1252 (what clients assume)."""
-    if data.isascii():
-        return data.decode("ascii")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return _decode_cp1252(data)
-
-
-def _decode_cp1252(data: bytes) -> str:
-    return data.decode("cp1252", errors="replace")  # five bytes are undefined in it
-
-
 class _Headers:
     """The first field of each name (lowercased), its value decoded when asked for."""
 
@@ -733,101 +726,8 @@ class _Headers:
         f = self._first.get(name)
         if f is None:
             return None
-        value = _decode_8bit(self._raw[f.value_start:f.end])
+        value = decode_8bit(self._raw[f.value_start:f.end])
         return value.replace("\r", "").replace("\n", "").strip(" \t")
-
-
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
-_WSP_ONLY = re.compile(r"[ \t]*")
-
-
-def _b64decode(data: bytes | memoryview) -> bytes:
-    try:
-        return binascii.a2b_base64(data)
-    except (binascii.Error, ValueError):
-        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", bytes(data))
-        if len(cleaned) % 4 == 1:
-            cleaned = cleaned[:-1]
-        cleaned += b"=" * (-len(cleaned) % 4)
-        try:
-            return binascii.a2b_base64(cleaned)
-        except (binascii.Error, ValueError):
-            return b""
-
-
-def _decode_words(text: str) -> str:
-    """Decodes RFC 2047 encoded-words in ``text``; whitespace between adjacent encoded-words is
-    dropped (RFC 2047 6.2) and adjacent words in one charset are decoded together, so a
-    character split across words by a sloppy encoder survives. Undecodable words stay as they
-    are."""
-    if "=?" not in text:
-        return text
-    pieces: list[str] = []
-    pending = b""
-    pending_charset: str | None = None
-    pos = 0
-    for match in _ENCODED_WORD.finditer(text):
-        gap = text[pos:match.start()]
-        charset = match.group(1).split("*", 1)[0].lower()
-        payload = match.group(3).encode("utf-8")
-        if match.group(2) in "bB":
-            data = _b64decode(payload)
-        else:
-            data = binascii.a2b_qp(payload, header=True)
-        if pending_charset is not None and _WSP_ONLY.fullmatch(gap) is not None:
-            if charset == pending_charset:
-                pending += data
-            else:
-                pieces.append(_decode_text_bytes(pending, pending_charset))
-                pending, pending_charset = data, charset
-        else:
-            if pending_charset is not None:
-                pieces.append(_decode_text_bytes(pending, pending_charset))
-            pieces.append(gap)
-            pending, pending_charset = data, charset
-        pos = match.end()
-    if pending_charset is not None:
-        pieces.append(_decode_text_bytes(pending, pending_charset))
-    pieces.append(text[pos:])
-    return "".join(pieces)
-
-
-_LATIN1_NAMES = frozenset({"iso-8859-1", "iso8859-1", "iso_8859-1", "latin1", "latin-1", "l1", "cp819",
-                           "ibm819", "iso-ir-100", "windows-1252", "cp1252", "x-cp1252"})
-_ASCII_NAMES = frozenset({"", "us-ascii", "ascii", "us_ascii", "ansi_x3.4-1968", "iso646-us",
-                          "unknown-8bit", "x-unknown", "unknown", "default", "8bit"})
-
-
-def _decode_text_bytes(data: bytes, charset: str | None) -> str:
-    """Decodes body or header bytes in the declared charset like a mail client: Latin-1 labels
-    mean Windows-1252 (WHATWG), ASCII or no label means "try UTF-8", unknown or broken labels
-    fall back to UTF-8/Windows-1252; undecodable bytes become U+FFFD. Never raises."""
-    name = (charset or "").strip().strip("\"'").lower()
-    if name in _ASCII_NAMES:
-        return _decode_8bit(data)
-    if name in _LATIN1_NAMES:
-        return _decode_cp1252(data)
-    try:
-        info = codecs.lookup(name)
-    except (LookupError, ValueError):
-        return _decode_8bit(data)
-    if not getattr(info, "_is_text_encoding", True):  # base64, zlib, rot13 ...: not charsets
-        return _decode_8bit(data)
-    try:
-        return data.decode(info.name, errors="replace")
-    except Exception:  # a codec that rejects "replace" or chokes on the data
-        return _decode_8bit(data)
-
-
-def _clean(text: str, replacement: str = " ") -> str:
-    """What came from a message, made safe to write back into a header."""
-    return _SURROGATE.sub("\ufffd", _BAD_HEADER_CHARS.sub(replacement, text))
-
-
-def _fix_surrogates(text: str) -> str:
-    if _SURROGATE.search(text) is None:
-        return text
-    return _decode_8bit(text.encode("utf-8", "surrogateescape"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1023,7 +923,7 @@ def _parse_mailbox_scan(item: str) -> tuple[str, str] | None:
         name_segments[0] = ("raw", name_segments[0][1].lstrip(" \t"))
     if name_segments and name_segments[-1][0] == "raw":
         name_segments[-1] = ("raw", name_segments[-1][1].rstrip(" \t"))
-    name = "".join(_decode_words(text) for _, text in name_segments)
+    name = "".join(decode_words(text) for _, text in name_segments)
     return name, addr
 
 
@@ -1035,11 +935,11 @@ def _addresses_from_header(value: str | None) -> tuple[Address, ...]:
         parsed = _parse_mailbox(item)
         if parsed is None:
             continue
-        name, addr = parsed[0], _clean(parsed[1], "")
+        name, addr = parsed[0], clean(parsed[1], "")
         local, at, domain = addr.rpartition("@")
         if not at or not local or not domain:
             continue  # not deliverable in any way: dropped
-        found.append(Address(email=addr, name=_clean(name)))
+        found.append(Address(email=addr, name=clean(name)))
     return tuple(found)
 
 
@@ -1137,7 +1037,7 @@ def _params_slow(name: str, value: str) -> tuple[str | None, dict[str, str]]:
                 main = ""
         else:
             main = str(getattr(header, "content_disposition", "") or "").lower()
-        params = {str(k).lower(): _fix_surrogates(str(v))
+        params = {str(k).lower(): fix_surrogates(str(v))
                   for k, v in getattr(header, "params", {}).items()}
         return main or None, params
     except Exception:  # the stdlib header parser has had crash bugs on hostile input
@@ -1149,43 +1049,7 @@ def _params_slow(name: str, value: str) -> tuple[str | None, dict[str, str]]:
         return main or None, params
 
 
-def _unflow(text: str, delsp: bool) -> str:
-    """Joins the soft line breaks of format=flowed (RFC 3676 4.2): a line ending in a space
-    continues on the next line of the same quote depth; space-stuffing is removed."""
-    out: list[str] = []
-    paragraph: str | None = None
-    paragraph_depth = 0
-    for line in text.split("\n"):
-        depth = len(line) - len(line.lstrip(">"))
-        body = line[depth:]
-        if body.startswith(" "):
-            body = body[1:]
-        flowed = body.endswith(" ") and body != "-- "
-        if flowed and delsp:
-            body = body[:-1]
-        if paragraph is not None and depth == paragraph_depth:
-            paragraph += body
-        else:
-            if paragraph is not None:
-                out.append(_quoted_line(paragraph_depth, paragraph))
-            paragraph, paragraph_depth = body, depth
-        if not flowed:
-            out.append(_quoted_line(paragraph_depth, paragraph))
-            paragraph = None
-    if paragraph is not None:
-        out.append(_quoted_line(paragraph_depth, paragraph))
-    return "\n".join(out)
-
-
-def _quoted_line(depth: int, body: str) -> str:
-    if not depth:
-        return body
-    return ">" * depth + (" " + body if body else "")
-
-
-_MIME_TYPES = mimetypes.MimeTypes()  # the built-in table only: same names on every machine
 _MAX_DEPTH = 40
-_FILENAME_JUNK = re.compile(r'[\\/:*?"<>|]+')
 
 
 @dataclass
@@ -1239,18 +1103,16 @@ class _Collector:
         if filename is not None:
             raw_disp = (headers.get("content-disposition") or "") + (headers.get("content-type") or "")
             if "*=" not in raw_disp and "*0" not in raw_disp:  # RFC 2231 values are not RFC 2047
-                filename = _decode_words(filename)
-            filename = _clean(filename, "_")
+                filename = decode_words(filename)
+            filename = clean(filename, "")
             if not filename.strip():
                 filename = None
         cte = (headers.get("content-transfer-encoding") or "").strip().lower()
 
         if (maintype == "text" and subtype in ("plain", "html") and disposition != "attachment"
                 and filename is None):
-            body = _decode_text_bytes(_decode_transfer(raw, body_start, end, cte), params.get("charset"))
-            body = body.replace("\r\n", "\n").replace("\r", "\n")
-            if subtype == "plain" and params.get("format", "").lower() == "flowed":
-                body = _unflow(body, params.get("delsp", "").lower() == "yes")
+            body = decode_text_part(raw[body_start:end], subtype=subtype,
+                                    charset=params.get("charset"), encoding=cte, params=params)
             if subtype == "plain":
                 if self.text is None:
                     self.text, self.text_parent = body, parent
@@ -1274,7 +1136,7 @@ class _Collector:
         if maintype == "message" and cte not in ("base64", "quoted-printable"):
             data = raw[body_start:end]
         else:
-            data = _decode_transfer(raw, body_start, end, cte)
+            data = decode_transfer(raw, body_start, end, cte)
         if filename is None:
             filename = self._name_for(ctype, data)
         cids = _msg_ids(headers.get("content-id"))
@@ -1287,17 +1149,13 @@ class _Collector:
                                            mime_headers=kept))
 
     def _name_for(self, ctype: str, data: bytes) -> str:
+        subject = None
         if ctype == "message/rfc822":
             fields, _ = _scan_headers(data, 0, min(len(data), 64 * 1024))
             subject = _Headers(data, fields).get("subject")
-            if subject:
-                stem = _FILENAME_JUNK.sub("_", _clean(_decode_words(subject), "_")).strip(" ._")[:100]
-                if stem:
-                    return f"{stem}.eml"
-            return "message.eml"
-        self.unnamed += 1
-        extension = _MIME_TYPES.guess_extension(ctype, strict=False) or ".bin"
-        return f"attachment{extension}" if self.unnamed == 1 else f"attachment-{self.unnamed}{extension}"
+        else:
+            self.unnamed += 1
+        return attachment_filename(None, ctype, unnamed=self.unnamed, subject=subject)
 
 
 def _split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
@@ -1339,17 +1197,6 @@ def _split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[
     if part_start >= 0:
         parts.append((part_start, end))
     return parts
-
-
-def _decode_transfer(raw: bytes, start: int, end: int, cte: str) -> bytes:
-    """The part's body with its Content-Transfer-Encoding undone (RFC 2045 6); unknown
-    encodings are returned as they are."""
-    view = memoryview(raw)[start:end]
-    if cte == "base64":
-        return _b64decode(view)
-    if cte == "quoted-printable":
-        return binascii.a2b_qp(view)
-    return bytes(view)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1419,7 +1266,7 @@ def _parse(raw: bytes) -> ParsedMessage:
 
     def text_of(name: str) -> str | None:
         value = headers.get(name)
-        return None if value is None else _clean(_decode_words(value))
+        return None if value is None else clean(decode_words(value))
 
     collector = _Collector(raw, root=(fields, body_start, headers))
     collector.visit(0, len(raw), 0, 0, "", "text/plain")
@@ -1544,8 +1391,8 @@ def client_headers(raw: bytes) -> tuple[tuple[str, str], ...]:
         if (not f.name or lowered in _OWN_HEADERS or lowered in _TRACE_HEADERS
                 or lowered.startswith(("content-", prefix))):
             continue
-        value = _decode_8bit(raw[f.value_start:f.end]).replace("\r", "").replace("\n", "")
-        kept.append((f.name, _clean(value.strip(" \t"))))
+        value = decode_8bit(raw[f.value_start:f.end]).replace("\r", "").replace("\n", "")
+        kept.append((f.name, clean(value.strip(" \t"))))
     return tuple(kept)
 
 
