@@ -40,6 +40,7 @@ from mailbridge.errors import (
     InvalidInput,
     NotFound,
     PreconditionFailed,
+    Unprocessable,
 )
 from mailbridge.imap import FetchItem, ImapConnection, ImapPool, SelectInfo
 from mailbridge.imap.bodystructure import (
@@ -125,7 +126,7 @@ KEPT_HEADER_PREFIXES = ("x-mozilla-", "x-uniform-type-identifier", "x-apple-", "
 CONTENT_FIELDS = frozenset(f.name for f in dataclasses.fields(DraftContent))
 
 
-class IdempotencyKeyReused(InvalidInput):
+class IdempotencyKeyReused(Unprocessable):
     """An Idempotency-Key came back with another request than the one it was first used for
     (IETF draft-ietf-httpapi-idempotency-key-header: 422)."""
 
@@ -133,7 +134,7 @@ class IdempotencyKeyReused(InvalidInput):
 
     def __init__(self) -> None:
         super().__init__("this Idempotency-Key was used before for another request; use a new "
-                         "key for a new request", field="Idempotency-Key", status=422)
+                         "key for a new request", field="Idempotency-Key")
 
 
 def key_part(key: str) -> str:

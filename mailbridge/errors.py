@@ -1,7 +1,7 @@
 """mailbridge's errors: one root class, one subclass per condition a caller acts on.
 
-Each class carries the HTTP meaning it has when it reaches the API (``status`` and a machine
-``code``); the API maps errors to responses in one place by walking the class hierarchy, so a
+Each class carries a machine ``code`` and no HTTP meaning: the API maps error classes to HTTP
+statuses in one place (:mod:`mailbridge.api.statuses`) by walking the class hierarchy, so a
 module raises the most specific class it knows and never builds a response itself. Messages are
 written for the person reading them: they say what happened and, where there is one, what to do.
 They never carry a secret.
@@ -13,7 +13,6 @@ from __future__ import annotations
 class MailbridgeError(Exception):
     """Root of every error mailbridge raises on purpose."""
 
-    status: int = 500
     code: str = "internal_error"
 
     def __init__(self, message: str) -> None:
@@ -34,7 +33,6 @@ class ConfigError(MailbridgeError):
 class ImapError(MailbridgeError):
     """Anything that went wrong talking IMAP to an account's mail server."""
 
-    status = 502
     code = "imap_error"
 
     def __init__(self, message: str, *, account: str | None = None) -> None:
@@ -58,7 +56,6 @@ class ImapUnavailable(ImapError):
     been discarded; a later operation opens a new one, so retrying later may succeed.
     """
 
-    status = 503
     code = "imap_unavailable"
 
 
@@ -77,14 +74,12 @@ class ImapCapabilityMissing(ImapError):
 class ImapNotFound(ImapError):
     """A mailbox or a message (by UID) does not exist on the server."""
 
-    status = 404
     code = "not_found"
 
 
 class RequestError(MailbridgeError):
     """The caller's request cannot be served as it stands; ``field`` names the culprit if any."""
 
-    status = 400
     code = "bad_request"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
@@ -93,17 +88,14 @@ class RequestError(MailbridgeError):
 
 
 class InvalidInput(RequestError):
-    """A value is malformed: wrong type, bad address, bad base64, a line break in a header...
-
-    Raised with ``status`` 400 for malformed input and 422 for well-formed input that cannot be
-    used (e.g. a draft with no recipient when sending).
-    """
+    """A value is malformed: wrong type, bad address, bad base64, a line break in a header..."""
 
     code = "invalid_input"
 
-    def __init__(self, message: str, *, field: str | None = None, status: int = 400) -> None:
-        super().__init__(message, field=field)
-        self.status = status
+
+class Unprocessable(InvalidInput):
+    """Well-formed input that cannot be used: a draft with no recipient when sending, more
+    recipients than allowed, an account the draft does not belong to..."""
 
 
 class HeaderInjection(InvalidInput):
@@ -115,42 +107,36 @@ class HeaderInjection(InvalidInput):
 class PayloadTooLarge(RequestError):
     """The request, a body, an attachment or the recipients exceed a configured limit."""
 
-    status = 413
     code = "payload_too_large"
 
 
 class Unauthorized(RequestError):
     """No bearer token, or one that matches no configured token."""
 
-    status = 401
     code = "unauthorized"
 
 
 class Forbidden(RequestError):
     """The token is valid but lacks the scope (read, write, send) the call needs."""
 
-    status = 403
     code = "forbidden"
 
 
 class NotFound(RequestError):
     """No such draft, message or account (or one the token may not see)."""
 
-    status = 404
     code = "not_found"
 
 
 class Conflict(RequestError):
     """The draft changed meanwhile (another update won) or is being sent; retry with fresh data."""
 
-    status = 409
     code = "conflict"
 
 
 class PreconditionFailed(RequestError):
     """If-Match named a version of the draft that is no longer current; nothing was changed."""
 
-    status = 412
     code = "precondition_failed"
 
 
@@ -162,7 +148,6 @@ class SmtpError(MailbridgeError):
     says whether anything may have been delivered; it never contains the password.
     """
 
-    status = 502
     code = "smtp_error"
 
     def __init__(
@@ -192,7 +177,6 @@ class SmtpTemporaryFailure(SmtpError):
     Nothing was delivered, so sending again later is safe.
     """
 
-    status = 503
     code = "smtp_temporary_failure"
 
 
@@ -202,7 +186,6 @@ class SmtpUnavailable(SmtpError):
     before the end of the message data was sent. Nothing was delivered; retrying later is safe.
     """
 
-    status = 503
     code = "smtp_unavailable"
 
 

@@ -63,6 +63,7 @@ from mailbridge.errors import (
     SmtpRejected,
     SmtpTemporaryFailure,
     SmtpUnavailable,
+    Unprocessable,
 )
 from mailbridge.imap import FetchItem, ImapConnection
 from mailbridge.mime import (
@@ -98,7 +99,6 @@ class SendFailed(MailbridgeError):
 
     def __init__(self, error: SmtpError, draft: StoredMessage | None) -> None:
         super().__init__(error.message)
-        self.status = error.status
         self.code = error.code
         self.error = error
         self.draft = draft
@@ -331,19 +331,18 @@ class SendService:
         c = draft.content
         addresses = [*c.to, *c.cc, *c.bcc]
         if not addresses:
-            raise InvalidInput("the draft has no recipient (to, cc or bcc)", field="to",
-                               status=422)
+            raise Unprocessable("the draft has no recipient (to, cc or bcc)", field="to")
         if len(addresses) > self.limits.max_recipients:
-            raise InvalidInput(f"the draft has {len(addresses)} recipients, more than the "
-                               f"limit of {self.limits.max_recipients}", field="to", status=422)
+            raise Unprocessable(f"the draft has {len(addresses)} recipients, more than the "
+                               f"limit of {self.limits.max_recipients}", field="to")
         for field, group in (("to", c.to), ("cc", c.cc), ("bcc", c.bcc)):
             for i, a in enumerate(group):
                 try:
                     validate_email(a.email, check_deliverability=False, test_environment=True,
                                    allow_smtputf8=True)
                 except EmailNotValidError as exc:
-                    raise InvalidInput(f"{field}[{i}]: {a.email!r} is not a valid address: {exc}",
-                                       field=f"{field}[{i}]", status=422) from None
+                    raise Unprocessable(f"{field}[{i}]: {a.email!r} is not a valid address: {exc}",
+                                       field=f"{field}[{i}]") from None
         return list(dict.fromkeys(a.email for a in addresses))
 
     def _wire(self, draft: StoredMessage) -> bytes:

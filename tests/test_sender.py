@@ -19,6 +19,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from conftest import MailUser
+from mailbridge.api.statuses import status_of
 from mailbridge.config import parse_config
 from mailbridge.devstack.dovecot import free_port
 from mailbridge.devstack.smtp import DeliveredMessage
@@ -329,7 +330,7 @@ async def test_permanent_failure(devstack: DevStack, user: MailUser, sender: Sen
     assert info.value.reply_code == 550
     assert info.value.reply == "5.7.1 rejected"
     assert "550 5.7.1 rejected" in str(info.value)
-    assert (info.value.status, info.value.code, info.value.account) == (502, "smtp_rejected", user.email)
+    assert (status_of(info.value), info.value.code, info.value.account) == (502, "smtp_rejected", user.email)
     assert not delivered_with(devstack, message)
     # the Sender goes on working (on a new connection)
     await sender.send(dev_endpoint(devstack, user), message, mail_from=user.email,
@@ -344,7 +345,7 @@ async def test_temporary_failure(devstack: DevStack, user: MailUser, sender: Sen
                           recipients=[user.email])
     assert info.value.reply_code == 451
     assert "451 4.3.0 try again later" in str(info.value)
-    assert (info.value.status, info.value.code) == (503, "smtp_temporary_failure")
+    assert (status_of(info.value), info.value.code) == (503, "smtp_temporary_failure")
 
 
 async def test_wrong_password(devstack: DevStack, user: MailUser, sender: Sender,
@@ -354,7 +355,7 @@ async def test_wrong_password(devstack: DevStack, user: MailUser, sender: Sender
     with pytest.raises(SmtpAuthFailed) as info:
         await sender.send(ep, make_message("x"), mail_from=user.email, recipients=[user.email])
     assert info.value.reply_code == 535
-    assert (info.value.status, info.value.code) == (502, "smtp_auth_failed")
+    assert (status_of(info.value), info.value.code) == (502, "smtp_auth_failed")
     assert "535" in str(info.value) and user.email in str(info.value)
     for text in (str(info.value), info.value.reply, repr(ep), str(ep), caplog.text):
         assert "WrongPassword-123" not in text
@@ -368,7 +369,7 @@ async def test_connection_refused_is_quick(sender: Sender) -> None:
     assert time.monotonic() - started < 1.0
     assert info.value.reply_code is None
     assert "cannot connect" in str(info.value)
-    assert (info.value.status, info.value.code) == (503, "smtp_unavailable")
+    assert (status_of(info.value), info.value.code) == (503, "smtp_unavailable")
 
 
 async def test_log_line(devstack: DevStack, user: MailUser, sender: Sender,
@@ -485,7 +486,7 @@ async def test_timeout_after_data_is_outcome_unknown(sender: Sender) -> None:
                               mail_from="a@example.test", recipients=["b@example.test"])
         assert TIMEOUT <= time.monotonic() - started < TIMEOUT + 1.0
     assert "do not resend" in str(info.value)
-    assert (info.value.status, info.value.code) == (502, "smtp_outcome_unknown")
+    assert (status_of(info.value), info.value.code) == (502, "smtp_outcome_unknown")
 
 
 async def test_drop_after_data_is_outcome_unknown(sender: Sender) -> None:

@@ -14,6 +14,7 @@ from mailbridge.accounts import Accounts
 from mailbridge.api import exante, health, jasni, openapi
 from mailbridge.api.keys import ACCOUNTS, AUTH, CONFIG, DRAFTS, SENDING
 from mailbridge.api.schemas import ExanteError, ExanteErrorBody, JasniError
+from mailbridge.api.statuses import status_of
 from mailbridge.auth import Authenticator
 from mailbridge.config import Config
 from mailbridge.drafts import DraftService
@@ -56,10 +57,10 @@ def error_response(path: str, status: int, code: str, message: str, field: str |
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turns every error into a JSON error in the shape of the request's dialect.
 
-    A MailbridgeError gets the status and code its class names (401 adds WWW-Authenticate);
-    aiohttp's own HTTP errors (no such route, method not allowed, request too large) keep their
-    status and headers. Anything else becomes a 500 whose body says nothing about the cause (the
-    log has it).
+    A MailbridgeError gets its code, and the status mailbridge.api.statuses gives its class
+    (401 adds WWW-Authenticate); aiohttp's own HTTP errors (no such route, method not allowed,
+    request too large) keep their status and headers. Anything else becomes a 500 whose body
+    says nothing about the cause (the log has it).
     """
     path = request.path
     try:
@@ -78,9 +79,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except MailbridgeError as exc:
         field = exc.field if isinstance(exc, RequestError) else None
         challenge = {"WWW-Authenticate": WWW_AUTHENTICATE} if isinstance(exc, Unauthorized) else None
-        if exc.status >= 500:
+        status = status_of(exc)
+        if status >= 500:
             log.warning("%s %s: %s: %s", request.method, path, exc.code, exc.message)
-        response = error_response(path, exc.status, exc.code, exc.message, field, challenge)
+        response = error_response(path, status, exc.code, exc.message, field, challenge)
         if getattr(exc, "close_connection", False):
             response.force_close()
         return response

@@ -31,7 +31,7 @@ from mailbridge.api.keys import AUTH, CONFIG
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig, Limits, Scope
 from mailbridge.drafts import StoredMessage, decode_cursor
-from mailbridge.errors import HeaderInjection, InvalidInput, PayloadTooLarge
+from mailbridge.errors import HeaderInjection, InvalidInput, PayloadTooLarge, Unprocessable
 from mailbridge.mime import check_header_value, parse_address_list
 from mailbridge.model import Address, Attachment, DraftContent
 
@@ -64,7 +64,7 @@ class UnsupportedMediaType(InvalidInput):
     code = "unsupported_media_type"
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, field="Content-Type", status=415)
+        super().__init__(message, field="Content-Type")
 
 
 class UnreadableBody(InvalidInput):
@@ -78,10 +78,6 @@ class RequestTimeout(UnreadableBody):
     """The request body did not arrive within ``request_timeout_seconds`` (408)."""
 
     code = "request_timeout"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.status = 408
 
 
 class _DuplicateKey(ValueError):
@@ -167,8 +163,8 @@ def resolve_account(principal: Principal, ref: str | None, field: str) -> Accoun
     """
     if ref is None or ref == "":
         if len(principal.accounts) != 1:
-            raise InvalidInput(f"{field} is required (this token may use several accounts)",
-                               field=field, status=422)
+            raise Unprocessable(f"{field} is required (this token may use several accounts)",
+                               field=field)
         return principal.accounts[0]
     return principal.account(ref, field=field)
 
@@ -322,8 +318,8 @@ def validate_body(model: type[M], data: Mapping[str, Any]) -> M:
         if first["type"] == "missing":
             message = "is required"
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        raise InvalidInput(f"{where}: {message}{more}" if where else message + more,
-                           field=where or None, status=422) from None
+        raise Unprocessable(f"{where}: {message}{more}" if where else message + more,
+                           field=where or None) from None
 
 
 # ----------------------------------------------------------------------------- headers
@@ -537,8 +533,8 @@ def draft_changes(given: DraftInput, limits: Limits) -> dict[str, Any]:
                 parse_address_list(raw, names.of(key)))
             recipients += len(parsed)
             if recipients > limits.max_recipients:
-                raise InvalidInput(f"too many recipients: at most {limits.max_recipients} in "
-                                   "to, cc and bcc together", field=names.of(key), status=422)
+                raise Unprocessable(f"too many recipients: at most {limits.max_recipients} in "
+                                   "to, cc and bcc together", field=names.of(key))
             for i, address in enumerate(parsed):
                 _short(f"{names.of(key)}[{i}]", address.name, limits)
             changes[key] = parsed
@@ -591,15 +587,14 @@ def _count_recipients_roughly(values: Mapping[str, Any], names: Names, limits: L
         elif isinstance(raw, list | tuple):
             rough += len(raw)
         if rough > limits.max_recipients:
-            raise InvalidInput(f"too many recipients: at most {limits.max_recipients} in "
-                               "to, cc and bcc together", field=names.of(key), status=422)
+            raise Unprocessable(f"too many recipients: at most {limits.max_recipients} in "
+                               "to, cc and bcc together", field=names.of(key))
 
 
 def _short(field: str, value: str, limits: Limits) -> str:
     """``value`` unless it is longer than ``max_header_chars`` (InvalidInput 422)."""
     if len(value) > limits.max_header_chars:
-        raise InvalidInput(f"is longer than {limits.max_header_chars} characters", field=field,
-                           status=422)
+        raise Unprocessable(f"is longer than {limits.max_header_chars} characters", field=field)
     return value
 
 
@@ -611,8 +606,8 @@ def draft_content(given: DraftInput, limits: Limits) -> DraftContent:
 def _attachments(items: Sequence[RawAttachment], names: Names,
                  limits: Limits) -> tuple[Attachment, ...]:
     if len(items) > limits.max_attachments:
-        raise InvalidInput(f"too many attachments: at most {limits.max_attachments}",
-                           field=names.attachments, status=422)
+        raise Unprocessable(f"too many attachments: at most {limits.max_attachments}",
+                           field=names.attachments)
     result = []
     total = 0
     for i, item in enumerate(items):
@@ -652,8 +647,8 @@ def _content_type(value: str | None, filename: str, where: str) -> str:
     header_safe(where, value)
     value = value.strip()
     if not _CONTENT_TYPE.fullmatch(value):
-        raise InvalidInput("must be a MIME type such as application/pdf (type/subtype, "
-                           "no parameters)", field=where, status=422)
+        raise Unprocessable("must be a MIME type such as application/pdf (type/subtype, "
+                           "no parameters)", field=where)
     return value.lower()
 
 
@@ -665,8 +660,7 @@ def _message_id(value: str, where: str) -> str:
     if bare.startswith("<") and bare.endswith(">"):
         bare = bare[1:-1]
     if not bare or len(bare) > 900 or not _MESSAGE_ID.fullmatch(bare):
-        raise InvalidInput("must be a Message-ID such as <abc@example.com>", field=where,
-                           status=422)
+        raise Unprocessable("must be a Message-ID such as <abc@example.com>", field=where)
     return bare
 
 

@@ -41,7 +41,7 @@ from mailbridge.api.schemas import ExanteAttachmentOut, ExanteDraft, ExanteDraft
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
 from mailbridge.drafts import DraftQuery, DraftService, StoredMessage
-from mailbridge.errors import InvalidInput, NotFound
+from mailbridge.errors import InvalidInput, NotFound, Unprocessable
 from mailbridge.model import Status
 
 PREFIX = "/api/email"
@@ -164,8 +164,8 @@ async def upsert_draft(request: web.Request) -> web.Response:
 
     async def update(account: AccountConfig) -> StoredMessage:
         if wanted is not None and wanted.id != account.id:
-            raise InvalidInput("a draft cannot move to another account; create a new draft "
-                               "there and delete this one", field="from_account_id", status=422)
+            raise Unprocessable("a draft cannot move to another account; create a new draft "
+                               "there and delete this one", field="from_account_id")
         return await drafts.replace(account, ref, changes, if_match=if_match(request))
 
     return record(await in_draft_account(drafts, principal, ref, None, update))
