@@ -1159,7 +1159,14 @@ class DraftService:
     async def _unreplace(self, conn: ImapConnection, current: StoredMessage) -> StoredMessage:
         """``current`` without the $MailbridgeReplaced a writer left on it when its successor
         was lost (it is the draft still): cleared only if nobody touched it since it was read,
-        then read again. Conflict when it changed."""
+        then read again. Conflict when it changed.
+
+        A successor may reappear meanwhile: :meth:`_discard` marks an abandoned copy \\Deleted,
+        then takes the mark back if the version it replaces is flagged replaced (its writer did
+        commit). So the flag is cleared first and the successors looked for after: if one is
+        live, the flag goes back on and the caller gets Conflict. Whichever of the two came
+        second sees the other, so two versions never both stand. (The look after also catches
+        a successor this reader's view missed.)"""
         await conn.select(current.folder, sync=False)
         if conn.condstore_enabled and current.modseq is not None:
             result = await conn.uid_store([current.uid], "-FLAGS", [KEYWORD_REPLACED],
@@ -1167,15 +1174,14 @@ class DraftService:
             if current.uid in result.modified:
                 raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
         else:
-            # nothing makes the STORE conditional: look once more for a later copy of the draft
-            # that the reader's view may have missed (pymap's SEARCH misses messages whose flags
-            # change meanwhile), and leave the flag alone if there is one
-            await conn.noop()
-            later = await conn.uid_search("UID", f"{current.uid + 1}:*", "UNDELETED",
-                                          "HEADER", HEADER_ID, _search_string(str(current.id)))
-            if any(uid > current.uid for uid in later.uids):
-                raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
             await conn.uid_store([current.uid], "-FLAGS.SILENT", [KEYWORD_REPLACED])
+        await conn.noop()  # see what other sessions did meanwhile
+        successors = await conn.uid_search(
+            "UID", f"{current.uid + 1}:*", "UNDELETED", "HEADER", HEADER_REPLACES,
+            _search_string(replaces_header(current.uidvalidity, current.uid)))
+        if any(uid > current.uid for uid in successors.uids):
+            await conn.uid_store([current.uid], "+FLAGS.SILENT", [KEYWORD_REPLACED])
+            raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
         fresh = await self._fetch_full(conn, current.account, current.folder, current.uid)
         if fresh is None or _has_flag(fresh.flags, KEYWORD_REPLACED):
             raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
