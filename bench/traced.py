@@ -30,7 +30,7 @@ from mailbridge.cli import _serve_until_signal, _setup_logging
 from mailbridge.config import load_config
 from mailbridge.imap import connection as imap_connection
 from mailbridge.imap import pool as imap_pool
-from mailbridge.sender import Sender
+from mailbridge.smtp import Sender
 
 
 class Trace:

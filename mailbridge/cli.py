@@ -97,8 +97,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Runs the scheduler alone: scheduled sends, retries, recovery of interrupted sends."""
     from mailbridge.accounts import Accounts
     from mailbridge.drafts import DraftService
-    from mailbridge.sender import Sender
+    from mailbridge.scheduler import Scheduler
     from mailbridge.sending import SendService
+    from mailbridge.smtp import Sender
 
     config = load_config(args.config)
 
@@ -106,7 +107,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         accounts = Accounts(config)
         sender = Sender()
         service = SendService(DraftService(accounts), sender, config)
-        task = asyncio.create_task(service.run_scheduler(list(config.accounts)))
+        task = asyncio.create_task(Scheduler(service).run(list(config.accounts)))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

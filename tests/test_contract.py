@@ -339,13 +339,15 @@ async def test_l_a_draft_without_message_id_keeps_its_id(devstack: DevStack,
             f"From: {mailbox.email}\r\nTo: raw@elsewhere.test\r\nSubject: Nameless\r\n"
             "Date: Mon, 02 Mar 2026 10:00:00 +0000\r\n\r\nFirst body.\r\n", "Nameless")
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # one message again (a write has two for a moment)
-            copies = c.messages(folder)
-            [(uid, _, stored)] = copies[:1]
-            if len(copies) == 1 and item["uid"].encode() in stored:
-                break
+        adopted = None
+        while adopted is None and time.monotonic() < deadline:
+            copies = c.messages(folder)  # one message again (a write has two for a moment)
+            if len(copies) == 1 and item["uid"].encode() in copies[0][2]:
+                adopted = copies[0]
             await asyncio.sleep(0.2)
-        assert item["uid"].encode() in stored and b"\nMessage-ID: <" in stored
+        assert adopted is not None, c.messages(folder)
+        uid, _, stored = adopted
+        assert b"\nMessage-ID: <" in stored
         client = c.imap()  # the client re-saves it: a new message, the old one deleted
         try:
             client.select(f'"{encode_mailbox(folder)}"')

@@ -26,8 +26,9 @@ from mailbridge.devstack.dovecot import Dovecot, free_port
 from mailbridge.drafts import DraftService
 from mailbridge.errors import Conflict, ImapError, MailbridgeError
 from mailbridge.model import Address, DraftContent
-from mailbridge.sender import Sender
+from mailbridge.scheduler import Scheduler
 from mailbridge.sending import SendService
+from mailbridge.smtp import Sender
 
 ROUNDS = 20
 DRAFTS = 4
@@ -164,7 +165,7 @@ async def test_dovecot_killed_during_concurrent_updates(dovecot: Dovecot) -> Non
         left_before_sweep = sum(len(v) - 1 for v in live_copies(dovecot).values())
         third = Accounts(config)
         try:
-            await SendService(DraftService(third), Sender(), config).sweep(
+            await Scheduler(SendService(DraftService(third), Sender(), config)).sweep(
                 account, datetime.now(UTC))
         finally:
             await third.close()

@@ -20,8 +20,9 @@ from mailbridge.config import AccountConfig
 from mailbridge.devstack.stack import DevStack
 from mailbridge.drafts import DraftQuery, DraftService
 from mailbridge.model import Address, Attachment, DraftContent, Status
-from mailbridge.sender import Sender
+from mailbridge.scheduler import Scheduler
 from mailbridge.sending import SendService
+from mailbridge.smtp import Sender
 
 
 @pytest.fixture
@@ -70,18 +71,18 @@ class Client:
         self.imap.logout()
 
 
-Scheduled = tuple[DraftService, SendService, AccountConfig]
+Scheduled = tuple[DraftService, Scheduler, AccountConfig]
 
 
 @pytest.fixture
 async def scheduled(devstack: DevStack, user: MailUser) -> AsyncIterator[Scheduled]:
-    """The draft service and the send service (its scheduler) on the user's account."""
+    """The draft service and the scheduler (not running) on the user's account."""
     config = devstack.config(accounts=[devstack.account_entry(user.id, user.email)])
     accounts = Accounts(config)
     drafts = DraftService(accounts)
     sending = SendService(drafts, Sender(), config)
     try:
-        yield drafts, sending, config.accounts[0]
+        yield drafts, Scheduler(sending), config.accounts[0]
     finally:
         await sending.sender.close()
         await accounts.close()
@@ -194,7 +195,7 @@ async def test_a_scheduled_draft_resaved_after_its_time_is_held_not_sent(
     """A person edits a scheduled draft in Thunderbird and saves it after its planned time:
     it must not go out a second later unasked. It is held until a new planned time or a send
     call releases it."""
-    drafts, sending, account = scheduled
+    drafts, scheduler, account = scheduled
     planned = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
     draft, _ = await drafts.create(account, DraftContent(
         to=(Address("held@elsewhere.test"),), subject="Planned", text="x\n",
@@ -206,14 +207,14 @@ async def test_a_scheduled_draft_resaved_after_its_time_is_held_not_sent(
     client.delete(draft.uid)
     held = await drafts.get(account, draft.id)
     assert held.uid == uid and held.status is Status.HELD
-    assert await sending.due(account, datetime.now(UTC)) == []
+    assert await scheduler.due(account, datetime.now(UTC)) == []
     listed = await drafts.list(account, DraftQuery(status=Status.HELD))
     assert [m.id for m in listed.items] == [draft.id]
     # a new planned time releases it
     again = await drafts.replace(account, draft.id, {
         "planned_send_at": datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)})
     assert again.status is Status.SCHEDULED
-    assert [d.id for d in await sending.due(account, datetime.now(UTC))] == [draft.id]
+    assert [d.id for d in await scheduler.due(account, datetime.now(UTC))] == [draft.id]
 
 
 async def test_a_draft_without_message_id_keeps_its_id_across_a_client_resave(
@@ -222,13 +223,13 @@ async def test_a_draft_without_message_id_keeps_its_id_across_a_client_resave(
     written into it (X-Mailbridge-Id, and a Message-ID) by the next look of the scheduler, so
     when neomutt recalls it (deleting it) and postpones it again, keeping its headers as neomutt
     does, the id stays. Nothing else of the message changes."""
-    drafts, sending, account = scheduled
+    drafts, scheduler, account = scheduled
     original = neomutt_draft(user, "Postponed", "X-Mutt-Fcc: =Sent\r\n")
     uid = client.save(original, "\\Seen", when=datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
     [shown] = (await drafts.list(account, DraftQuery())).items
     assert shown.uid == uid and shown.parsed.message_id is None
 
-    await sending.sweep(account, datetime.now(UTC))
+    await scheduler.sweep(account, datetime.now(UTC))
     adopted = await drafts.get(account, shown.id)
     assert adopted.uid != uid
     assert (adopted.created_at, adopted.updated_at) == (shown.created_at, shown.updated_at)
@@ -245,7 +246,7 @@ async def test_a_draft_without_message_id_keeps_its_id_across_a_client_resave(
             kept.append(line)
     assert b"".join(kept) == original  # the rest byte for byte
     # a second look finds nothing more to do
-    await sending.sweep(account, datetime.now(UTC))
+    await scheduler.sweep(account, datetime.now(UTC))
     assert (await drafts.get(account, shown.id)).uid == adopted.uid
 
     # neomutt recalls it (deleting it) and postpones it again with its headers

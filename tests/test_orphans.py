@@ -26,8 +26,9 @@ from mailbridge.drafts import DraftQuery, DraftService, StoredMessage
 from mailbridge.errors import Conflict, ImapUnavailable, NotFound
 from mailbridge.mime import set_header
 from mailbridge.model import Address, DraftContent, Status
-from mailbridge.sender import Sender
+from mailbridge.scheduler import Scheduler
 from mailbridge.sending import SendService
+from mailbridge.smtp import Sender
 from mailbridge.versions import write_header
 
 ORPHAN_SECONDS = 1.0
@@ -44,12 +45,12 @@ def config_for(devstack: DevStack, user: MailUser, port: int | None = None) -> C
 
 
 @pytest.fixture
-async def sending(devstack: DevStack, user: MailUser) -> AsyncIterator[SendService]:
-    """A SendService (and its DraftService) of one instance, its scheduler not running."""
+async def scheduler(devstack: DevStack, user: MailUser) -> AsyncIterator[Scheduler]:
+    """The Scheduler (its SendService and DraftService) of one instance, not running."""
     config = config_for(devstack, user)
     accounts = Accounts(config)
     service = SendService(DraftService(accounts), Sender(), config)
-    yield service
+    yield Scheduler(service)
     await service.sender.close()
     await accounts.close()
 
@@ -308,9 +309,9 @@ async def test_a_write_slower_than_its_time_gives_up_and_changes_nothing(
 
 
 async def test_a_scheduled_draft_with_an_orphan_is_sent_once(
-        devstack: DevStack, user: MailUser, mailbox: Mailbox, sending: SendService) -> None:
+        devstack: DevStack, user: MailUser, mailbox: Mailbox, scheduler: Scheduler) -> None:
     """Before the fix a scheduled draft with an orphan was never sent, and nothing was logged."""
-    drafts = sending.drafts
+    drafts = scheduler.drafts
     account = drafts.accounts.config.accounts[0]
     when = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
     draft, _ = await drafts.create(account, DraftContent(
@@ -319,11 +320,11 @@ async def test_a_scheduled_draft_with_an_orphan_is_sent_once(
     mailbox.append(a_version_of(draft.raw, "Never acknowledged",
                                 f"<{draft.uidvalidity}.{draft.uid}>"),
                    "\\Draft \\Seen $MailbridgePending")
-    due = await sending.due(account, datetime.now(UTC))
+    due = await scheduler.due(account, datetime.now(UTC))
     assert [d.id for d in due] == [draft.id]
     await asyncio.sleep(SETTLE)
-    for d in await sending.due(account, datetime.now(UTC)):
-        await sending.send_due(d)
+    for d in await scheduler.due(account, datetime.now(UTC)):
+        await scheduler.send_due(d)
     sent = await drafts.get(account, draft.id)
     assert sent.status is Status.SENT
     assert mailbox.live(draft.id) == []
@@ -333,10 +334,10 @@ async def test_a_scheduled_draft_with_an_orphan_is_sent_once(
 
 
 async def test_the_scheduler_cleans_up_orphans_nobody_touches(
-        devstack: DevStack, user: MailUser, mailbox: Mailbox, sending: SendService) -> None:
+        devstack: DevStack, user: MailUser, mailbox: Mailbox, scheduler: Scheduler) -> None:
     """Any instance resolves what a dead writer left within a bounded time, also when no
     request ever touches that draft again: the scheduler's tick sweeps Drafts."""
-    drafts = sending.drafts
+    drafts = scheduler.drafts
     account = drafts.accounts.config.accounts[0]
     draft, _ = await drafts.create(account, CONTENT)
     other, _ = await drafts.create(account, CONTENT)
@@ -348,12 +349,12 @@ async def test_the_scheduler_cleans_up_orphans_nobody_touches(
                      commit_by=datetime.now(UTC) + timedelta(seconds=30)),
         "\\Draft \\Seen $MailbridgePending")
     mailbox.store(other.uid, "+FLAGS", "$MailbridgeReplaced")
-    await sending.sweep(account, datetime.now(UTC))  # the commit: at once
+    await scheduler.sweep(account, datetime.now(UTC))  # the commit: at once
     assert [u for u, _, _ in mailbox.live(other.id)] == [committed]
     assert len(mailbox.live(draft.id)) == 2  # the orphan: not yet
     deadline = time.monotonic() + SETTLE + 2
     while len(mailbox.live(draft.id)) > 1 and time.monotonic() < deadline:
-        await sending.sweep(account, datetime.now(UTC))
+        await scheduler.sweep(account, datetime.now(UTC))
         await asyncio.sleep(0.2)
     assert [u for u, _, _ in mailbox.live(draft.id)] == [draft.uid]
     assert "$MailbridgePending" not in mailbox.live(other.id)[0][1]

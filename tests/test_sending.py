@@ -32,6 +32,7 @@ from mailbridge.devstack.dovecot import free_port
 from mailbridge.devstack.smtp import DeliveredMessage
 from mailbridge.devstack.stack import DevStack
 from mailbridge.imap import ImapConnection
+from mailbridge.scheduler import Scheduler
 
 T = TypeVar("T")
 
@@ -728,7 +729,7 @@ async def test_idle_scheduler_ticks_skip_the_searches_but_miss_no_change(
     config = make_config(devstack, user)
     account = config.accounts[0]
     async with app_for(devstack, user, config) as api, app_for(devstack, user, config) as other:
-        service = app_of(api)[SENDING]
+        service = Scheduler(app_of(api)[SENDING])
         later = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
         waiting = await create_exante(api, to=["xan@elsewhere.test"], subject="Later",
                                       planned_send_at=rfc3339(later))
@@ -795,7 +796,7 @@ async def test_without_mod_sequences_every_tick_searches(
     config = make_config(devstack, user)
     account = config.accounts[0]
     async with app_for(devstack, user, config) as api:
-        service = app_of(api)[SENDING]
+        service = Scheduler(app_of(api)[SENDING])
         now = datetime.now(UTC)
         draft_id = uuid.uuid4()
         raw = (f"X-Mailbridge-Id: {draft_id}\r\n"
@@ -831,7 +832,7 @@ async def test_the_sweeper_checks_remembered_leases_at_every_tick(
     config = make_config(devstack, user)
     account = config.accounts[0]
     async with app_for(devstack, user, config) as api:
-        service = app_of(api)[SENDING]
+        service = Scheduler(app_of(api)[SENDING])
         lease = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
         draft_id = uuid.uuid4()
         raw = (f"X-Mailbridge-Id: {draft_id}\r\nX-Mailbridge-Send-State: sending\r\n"

@@ -31,7 +31,7 @@ from mailbridge.errors import (
     SmtpTemporaryFailure,
     SmtpUnavailable,
 )
-from mailbridge.sender import Sender, SendResult, SmtpEndpoint, smtp_endpoint
+from mailbridge.smtp import Sender, SendResult, SmtpEndpoint, smtp_endpoint
 
 TIMEOUT = 0.5
 

@@ -19,8 +19,9 @@ from mailbridge.auth import Authenticator
 from mailbridge.config import Config
 from mailbridge.drafts import DraftService
 from mailbridge.errors import MailbridgeError, RequestError, Unauthorized
-from mailbridge.sender import Sender
+from mailbridge.scheduler import Scheduler
 from mailbridge.sending import SendService
+from mailbridge.smtp import Sender
 
 log = logging.getLogger("mailbridge.api")
 
@@ -94,7 +95,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def run_scheduler(app: web.Application) -> AsyncIterator[None]:
     """The scheduler as a background task of the app (aiohttp cleanup_ctx): started on startup,
     cancelled and awaited on shutdown."""
-    task = asyncio.create_task(app[SENDING].run_scheduler(list(app[CONFIG].accounts)))
+    task = asyncio.create_task(Scheduler(app[SENDING]).run(list(app[CONFIG].accounts)))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
