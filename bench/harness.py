@@ -6,7 +6,7 @@ Three processes besides this one (which only generates load and measures):
   private Dovecot (its own child processes) and the dev SMTP server (aiosmtpd in a thread), with
   the dev users plus the bench's own (more accounts, raw-baseline mailboxes);
 - the *service* process: ``python -m mailbridge serve --config FILE``, the API alone, with a
-  config generated here (``mailbridge.devstack.tomlfile.dumps``). Its pid is what RSS, CPU and
+  config generated here (``tomli_w.dumps``). Its pid is what RSS, CPU and
   py-spy look at. (``python -m mailbridge dev`` would run the dev SMTP server inside the API
   process, mixing its CPU and memory into the service's figures.)
 
@@ -34,10 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from mailbridge.config import parse_config
 from mailbridge.devstack.dovecot import free_port
 from mailbridge.devstack.stack import ALICE_ID, BOB_ID, DEV_TOKEN, DEV_USERS
-from mailbridge.devstack.tomlfile import dumps
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = DEV_TOKEN
@@ -290,7 +291,7 @@ def write_config(root: Path, stack: Stack, api_port: int, *, pool_size: int = 4,
             "tokens": tokens}
     parse_config(data, source="bench")  # fails here, not in the service, when wrong
     path = root / f"{name}.toml"
-    path.write_text(dumps(data))
+    path.write_text(tomli_w.dumps(data))
     return path
 
 

@@ -179,9 +179,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
         return 1
     try:
         config = stack.config()
-        from mailbridge.devstack.tomlfile import dumps
+        import tomli_w
 
-        (stack.state_dir / "config.toml").write_text(dumps(stack.config_data()))
+        (stack.state_dir / "config.toml").write_text(tomli_w.dumps(stack.config_data()))
         app = create_app(config)
         asyncio.run(_serve_until_signal(
             app, "127.0.0.1", stack.ports.api, on_ready=dev_banner(config, stack),

@@ -7,13 +7,10 @@ state lives under /var/tmp because Dovecot's unprivileged processes cannot enter
 
 from __future__ import annotations
 
-import faulthandler
 import shutil
-import signal
-import sys
 import tempfile
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,32 +18,6 @@ import pytest
 
 from mailbridge.devstack.stack import DevPorts, DevStack
 from mailbridge.imap import ImapEndpoint
-
-# A hung test must fail, not stall the whole run until CI's time limit: each test (setup, call
-# and teardown together) gets WATCHDOG_SECONDS; past that, every thread's stack is printed and
-# the test is interrupted with an error. The slowest test takes about 40 s.
-WATCHDOG_SECONDS = 240
-
-
-class WatchdogTimeout(Exception):
-    pass
-
-
-def _watchdog_fired(signum: int, frame: object) -> None:
-    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-    raise WatchdogTimeout(f"test still running after {WATCHDOG_SECONDS} s (stacks printed to stderr)")
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item,
-                            nextitem: pytest.Item | None) -> Generator[None, object, object]:
-    previous = signal.signal(signal.SIGALRM, _watchdog_fired)
-    signal.alarm(WATCHDOG_SECONDS)
-    try:
-        return (yield)
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass(frozen=True)

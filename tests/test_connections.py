@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tomli_w
 
 from conftest import MailUser
 from mailbridge.config import parse_config
 from mailbridge.devstack.dovecot import free_port
 from mailbridge.devstack.stack import DevStack
-from mailbridge.devstack.tomlfile import dumps
 
 ROOT = Path(__file__).resolve().parent.parent
 FD_LIMIT = 128
@@ -35,7 +35,7 @@ def serve(devstack: DevStack, user: MailUser, tmp_path: Path) -> Iterator[tuple[
     data["scheduler"] = {"enabled": False}
     parse_config(data, source="test")
     config = tmp_path / "config.toml"
-    config.write_text(dumps(data))
+    config.write_text(tomli_w.dumps(data))
     log = tmp_path / "serve.log"
 
     def low_limit() -> None:

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 
 from conftest import MailUser
 from mailbridge.accounts import Accounts
 from mailbridge.config import parse_config
 from mailbridge.devstack.dovecot import free_port
 from mailbridge.devstack.stack import DEV_TOKEN, DevStack
-from mailbridge.devstack.tomlfile import dumps
 from mailbridge.drafts import DraftService
 from mailbridge.model import Address, DraftContent, Status
 
@@ -90,7 +90,7 @@ def write_config(devstack: DevStack, user: MailUser, folder: Path, **scheduler: 
     data["scheduler"] = {"interval_seconds": 0.3, **scheduler}
     parse_config(data, source="test")  # valid before a process sees it
     path = folder / f"config-{uuid.uuid4().hex[:6]}.toml"
-    path.write_text(dumps(data))
+    path.write_text(tomli_w.dumps(data))
     return path
 
 
