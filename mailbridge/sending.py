@@ -25,6 +25,7 @@ import dataclasses
 import logging
 import os
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
@@ -257,8 +258,7 @@ class SendService:
 
     def _wire(self, draft: StoredMessage) -> bytes:
         """What goes to the SMTP server: no Bcc, no X-Mailbridge-*, Date of now."""
-        now = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
-        return set_header(strip_for_sending(draft.raw), "Date", now)
+        return set_header(strip_for_sending(draft.raw), "Date", format_datetime(datetime.now(UTC)))
 
     async def _deliver_and_file(self, account: AccountConfig, claimed: StoredMessage,
                                 recipients: list[str], *, scheduled: bool) -> StoredMessage:

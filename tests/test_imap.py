@@ -23,7 +23,6 @@ from mailbridge.errors import (
     ImapUnavailable,
 )
 from mailbridge.imap import ImapConnection, ImapEndpoint, ImapPool
-from mailbridge.imap.connection import internaldate
 from mailbridge.imap.responses import parse_fetch
 
 
@@ -365,14 +364,23 @@ async def test_append_writes(endpoint: ImapEndpoint, caps: str) -> None:
         await conn.logout()
 
 
-def test_internaldate() -> None:
-    assert internaldate(datetime(2026, 11, 1, 9, 5, 7, 999, tzinfo=UTC)) == '"01-Nov-2026 09:05:07 +0000"'
-    assert internaldate(datetime(2026, 1, 21, 23, 59, 59, tzinfo=timezone(timedelta(hours=5, minutes=30)))
-                        ) == '"21-Jan-2026 23:59:59 +0530"'
-    assert internaldate(datetime(2026, 12, 31, 0, 0, 0, tzinfo=timezone(-timedelta(hours=8, minutes=30)))
-                        ) == '"31-Dec-2026 00:00:00 -0830"'
-    with pytest.raises(ValueError):
-        internaldate(datetime(2026, 1, 1))
+async def test_append_keeps_the_internaldate_given(endpoint: ImapEndpoint) -> None:
+    """APPEND's date (imaplib.Time2Internaldate), with any offset, is the message's
+    INTERNALDATE; a naive datetime is refused before anything is sent."""
+    conn = await ImapConnection.open(endpoint)
+    try:
+        for when in (datetime(2026, 11, 1, 9, 5, 7, tzinfo=UTC),
+                     datetime(2026, 1, 21, 23, 59, 59, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+                     datetime(2025, 12, 31, 0, 0, 0, tzinfo=timezone(-timedelta(hours=8, minutes=30)))):
+            appended = await conn.append("Drafts", b"Subject: dated\r\n\r\nx\r\n", date=when)
+            assert appended is not None
+            await conn.select("Drafts")
+            [item] = await conn.uid_fetch([appended.uid], "(UID INTERNALDATE)")
+            assert item.internaldate == when  # the same moment (read back in UTC)
+        with pytest.raises(ValueError):
+            await conn.append("Drafts", b"Subject: naive\r\n\r\nx\r\n", date=datetime(2026, 1, 1))
+    finally:
+        await conn.logout()
 
 
 async def test_a_zero_length_literal_at_the_end_of_a_read(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ commands when the connection drops, has no STARTTLS, and leaves replies raw (see
 from __future__ import annotations
 
 import asyncio
+import imaplib
 import logging
 import re
 import ssl
@@ -683,7 +684,7 @@ class ImapConnection:
         # server's go-ahead, so that a refusal does not cost sending it whole
         nonsync = size <= proto._LITERAL_CHUNK and (
             "LITERAL+" in self.capabilities or (size <= 4096 and "LITERAL-" in self.capabilities))
-        when = None if date is None else internaldate(date)
+        when = None if date is None else imaplib.Time2Internaldate(date)
         async with self._lock:
             if nonsync:
                 sending = proto.append_nonsync(message, mailbox_arg(mailbox), flag_arg, when)
@@ -775,24 +776,6 @@ class ImapConnection:
         self.require("MOVE")
         lines = await self.command("MOVE", uid_set(uids), mailbox_arg(dest), prefix="UID")
         return parse_copyuid(lines)
-
-
-_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def internaldate(date: datetime) -> str:
-    """``date`` as a quoted IMAP date-time (RFC 3501), e.g. ``"21-Nov-2026 19:55:45 +0000"``:
-    what aioimaplib.time2internaldate writes, without strftime. Raises ValueError when ``date``
-    is naive."""
-    offset = date.utcoffset()
-    if offset is None:
-        raise ValueError("date_time must be aware")
-    minutes = int(offset.total_seconds()) // 60
-    sign = "-" if minutes < 0 else "+"
-    minutes = abs(minutes)
-    return (f'"{date.day:02d}-{_MONTH_NAMES[date.month - 1]}-{date.year:04d} '
-            f'{date.hour:02d}:{date.minute:02d}:{date.second:02d} '
-            f'{sign}{minutes // 60:02d}{minutes % 60:02d}"')
 
 
 _MAILBOX_COMMANDS = frozenset({"SELECT", "EXAMINE", "STATUS", "DELETE", "RENAME"})
