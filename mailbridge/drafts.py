@@ -283,9 +283,6 @@ class StoredMessage:
         return f'"{self.uidvalidity}.{self.uid}.{self.modseq or 0}"'
 
 
-Draft = StoredMessage
-
-
 @dataclass(frozen=True)
 class DraftQuery:
     """Filters and paging of a draft list; every filter is evaluated by IMAP SEARCH."""
@@ -358,6 +355,17 @@ def _search_string(value: str) -> str:
 
 def _needs_utf8(criteria: Sequence[str]) -> bool:
     return any(not c.isascii() for c in criteria)
+
+
+def _parse_stored(raw: bytes) -> ParsedMessage:
+    """A message from the server as parse_message reads it. One that the reader fails on (a bug
+    in it) is logged and shown empty: it must not make a whole folder unreadable."""
+    try:
+        return parse_message(raw)
+    except Exception:
+        log.exception("could not read a message of %d bytes; shown empty", len(raw))
+        return ParsedMessage(content=DraftContent(), sender=None, message_id=None, date=None,
+                             state=None, draft_marker=False)
 
 
 def _decode_part(raw: bytes, part: BodyPart) -> str:
@@ -486,7 +494,7 @@ class DraftService:
     def _from_full(self, account: AccountConfig, folder: str, uidvalidity: int,
                    item: FetchItem) -> StoredMessage:
         raw = item.sections.get("", b"")
-        parsed = parse_message(raw)
+        parsed = _parse_stored(raw)
         return StoredMessage(
             account=account, folder=folder, uid=item.uid or 0, uidvalidity=uidvalidity,
             modseq=item.modseq, flags=_lasting_flags(item), size=item.size or len(raw),
@@ -543,7 +551,7 @@ class DraftService:
         wanted: dict[tuple[str, ...], list[int]] = {}
         for item in items:
             header = item.sections.get("HEADER", b"")
-            parsed = parse_message(header + (b"" if header.endswith(b"\r\n\r\n") else b"\r\n"))
+            parsed = _parse_stored(header + (b"" if header.endswith(b"\r\n\r\n") else b"\r\n"))
             text = html = None
             infos: tuple[AttachmentInfo, ...] = ()
             if item.bodystructure is not None:

@@ -95,3 +95,25 @@ async def test_encoded_words(service, devstack, user) -> None:  # type: ignore[n
     listed, _ = await read_both(service, devstack, user, raw)
     assert listed.content.html == "<p>Gr\u00fc\u00dfe</p>"
     assert [a.filename for a in listed.attachments] == ["\u00dcbersicht.pdf"]
+
+
+async def test_a_message_the_reader_fails_on_does_not_hide_the_others(
+        service, devstack, user, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """parse_message itself swallows nothing (its never-raises property tests can fail); the
+    store reads each message apart, so one it fails on is listed empty and logged."""
+    import mailbridge.drafts
+
+    real = mailbridge.drafts.parse_message
+
+    def failing(raw: bytes):  # type: ignore[no-untyped-def]
+        if b"Subject: Poison" in raw:
+            raise RuntimeError("a bug in the reader")
+        return real(raw)
+
+    monkeypatch.setattr(mailbridge.drafts, "parse_message", failing)
+    svc, account = service
+    save(devstack, user, (HEAD.format("poison").replace("One reading", "Poison")
+                          + "\r\nbody\r\n").encode())
+    save(devstack, user, (HEAD.format("fine") + "\r\nfine body\r\n").encode())
+    items = (await svc.list(account, DraftQuery())).items
+    assert sorted(m.content.subject for m in items) == ["", "One reading"]

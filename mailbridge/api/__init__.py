@@ -1,4 +1,5 @@
-"""The HTTP API: health endpoints now, the two draft dialects on top of DraftService."""
+"""The HTTP API: the health endpoints, and the two dialects as thin adapters over the draft
+and send services."""
 
 from mailbridge.api.app import create_app
 

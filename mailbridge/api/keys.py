@@ -13,6 +13,6 @@ from mailbridge.sending import SendService
 CONFIG = web.AppKey("config", Config)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 DRAFTS = web.AppKey("drafts", DraftService)
-SENDING = web.AppKey("sending", SendService)
 """The one DraftService of the application (its location cache is shared by both dialects)."""
+SENDING = web.AppKey("sending", SendService)
 AUTH = web.AppKey("authenticator", Authenticator)

@@ -271,7 +271,7 @@ _OPEN, _CLOSE, _QUOTED, _LITERAL_SIZE, _ATOM = (
 
 
 def _values(parts: Sequence[_Part]) -> list[SExpr]:
-    """Parses a reply into its top-level values: atoms as str (see :func:`_cook`), quoted
+    """Parses a reply into its top-level values: atoms as str (see :func:`_typed_atoms`), quoted
     strings and literals as bytes, parenthesised lists as lists."""
     stack: list[list[SExpr]] = [[]]
     top = stack[0]
@@ -316,7 +316,7 @@ def _values(parts: Sequence[_Part]) -> list[SExpr]:
     return stack[0]
 
 
-def _cook(value: SExpr) -> SExpr:
+def _typed_atoms(value: SExpr) -> SExpr:
     """Converts raw atoms: NIL -> None, digits -> int; strings (bytes) are kept."""
     if isinstance(value, str):
         if value.upper() == "NIL":
@@ -325,7 +325,7 @@ def _cook(value: SExpr) -> SExpr:
             return _number(value)
         return value
     if isinstance(value, list):
-        return [_cook(v) for v in value]
+        return [_typed_atoms(v) for v in value]
     return value
 
 
@@ -439,7 +439,8 @@ def parse_appenduid(lines: Lines) -> AppendUid | None:
         raise ImapProtocolError("APPENDUID response code is malformed")
     if not args[1].isdigit():
         raise ImapProtocolError("APPENDUID with a UID set (MULTIAPPEND) is not supported")
-    return AppendUid(_nz(args[0], "APPENDUID UIDVALIDITY"), _nz(args[1], "APPENDUID UID"))
+    return AppendUid(_nonzero_number(args[0], "APPENDUID UIDVALIDITY"),
+                     _nonzero_number(args[1], "APPENDUID UID"))
 
 
 def parse_copyuid(lines: Lines) -> CopyUid | None:
@@ -464,7 +465,7 @@ def parse_copyuid(lines: Lines) -> CopyUid | None:
     source, dest = _expand(args[1], "COPYUID"), _expand(args[2], "COPYUID")
     if len(source) != len(dest):
         raise ImapProtocolError("COPYUID source and destination UID sets differ in size")
-    return CopyUid(_nz(args[0], "COPYUID UIDVALIDITY"), source, dest)
+    return CopyUid(_nonzero_number(args[0], "COPYUID UIDVALIDITY"), source, dest)
 
 
 def parse_modified(lines: Lines) -> tuple[int, ...]:
@@ -476,7 +477,7 @@ def parse_modified(lines: Lines) -> tuple[int, ...]:
     return _expand(code.args, "MODIFIED") if code is not None else ()
 
 
-def _nz(text: str, what: str) -> int:
+def _nonzero_number(text: str, what: str) -> int:
     value = _number(text, what)
     if value == 0:
         raise ImapProtocolError(f"IMAP reply has an invalid {what}")
@@ -599,15 +600,15 @@ def _fetch_item(seq: int, atts: list[SExpr]) -> FetchItem:
                 raise ImapProtocolError("FETCH reply has an invalid MODSEQ")
             modseq = _int(value[0], "MODSEQ")
         elif name == "BODYSTRUCTURE":
-            bodystructure = _cook(value)
+            bodystructure = _typed_atoms(value)
         elif name == "ENVELOPE":
-            envelope = _cook(value)
+            envelope = _typed_atoms(value)
         elif name in _RFC822_SECTIONS:
             sections[_RFC822_SECTIONS[name]] = _nstring(value, name)
         elif (m := _SECTION_KEY.match(name)) is not None:
             sections[_section_spec(m.group(1))] = _nstring(value, "BODY[]")
         else:
-            extra[name] = _cook(value)
+            extra[name] = _typed_atoms(value)
     return FetchItem(seq=seq, uid=uid, flags=flags, internaldate=internaldate, modseq=modseq,
                      size=size, sections=sections, bodystructure=bodystructure, envelope=envelope,
                      extra=extra)

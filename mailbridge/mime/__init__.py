@@ -1066,13 +1066,6 @@ class _Collector:
     """The top entity's header fields, body offset and headers, when the caller has them."""
 
     def visit(self, start: int, end: int, depth: int, parent: int, parent_subtype: str,
-              default_type: str) -> None:
-        try:
-            self._visit(start, end, depth, parent, parent_subtype, default_type)
-        except Exception:  # one unreadable part must not hide the others
-            log.warning("skipped an unreadable MIME part at offset %d", start, exc_info=True)
-
-    def _visit(self, start: int, end: int, depth: int, parent: int, parent_subtype: str,
                default_type: str) -> None:
         self.nodes += 1
         node = self.nodes
@@ -1252,12 +1245,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
     to the Date header, else the epoch). Every value that would go into a header is free of
     control characters, so the content can be written back with :func:`build_message`.
     """
-    try:
-        return _parse(raw)
-    except Exception:  # a bug here must not make a mailbox unreadable
-        log.warning("could not parse a message of %d bytes", len(raw), exc_info=True)
-        return ParsedMessage(content=DraftContent(), sender=None, message_id=None, date=None,
-                             state=None, draft_marker=False)
+    return _parse(raw)
 
 
 def _parse(raw: bytes) -> ParsedMessage:
