@@ -14,8 +14,6 @@ instance, Thunderbird) is detected and nothing is ever lost.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import dataclasses
 import email.parser
@@ -284,11 +282,21 @@ class StoredMessage:
 
 
 @dataclass(frozen=True)
+class PagePosition:
+    """Where a page of a folder ended: the next page holds the UIDs below ``before_uid``, as
+    long as the folder's UIDVALIDITY is still ``uidvalidity``."""
+
+    uidvalidity: int
+    before_uid: int
+
+
+@dataclass(frozen=True)
 class DraftQuery:
     """Filters and paging of a draft list; every filter is evaluated by IMAP SEARCH."""
 
     limit: int = 50
-    cursor: str | None = None
+    after: PagePosition | None = None
+    """Where the previous page ended (its ``next``); None for the first page."""
     context_type: str | None = None
     context_id: str | None = None
     status: Status | None = None
@@ -298,11 +306,11 @@ class DraftQuery:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a list, newest first; ``next_cursor`` is None on the last page."""
+    """One page of a list, newest first; ``next`` is None on the last page."""
 
     items: list[StoredMessage]
     total: int
-    next_cursor: str | None
+    next: PagePosition | None
 
 
 def foreign_id(message_id: str | None, uidvalidity: int, uid: int) -> UUID:
@@ -316,33 +324,25 @@ def _has_flag(flags: Iterable[str], flag: str) -> bool:
     return any(f.lower() == flag.lower() for f in flags)
 
 
-def etag_matches(if_match: str, etag: str) -> bool:
-    """RFC 9110 If-Match: ``*`` or a comma-separated list of entity tags (weak ones ignored)."""
-    candidates = [c.strip() for c in if_match.split(",")]
-    return any(c == "*" or c == etag for c in candidates)
+@dataclass(frozen=True)
+class Expected:
+    """The versions of a draft a change is meant for (the API reads it from If-Match): any
+    version when ``versions`` is None, else one of these :attr:`StoredMessage.etag` values."""
+
+    versions: frozenset[str] | None = None
+
+    def allows(self, version: str) -> bool:
+        return self.versions is None or version in self.versions
 
 
-def check_writable(current: StoredMessage, if_match: str | None, action: str) -> None:
-    """Raises PreconditionFailed for a stale ``if_match``, Conflict while the draft is being
-    sent (``action`` says what cannot be done: changed, deleted, sent)."""
-    if if_match is not None and not etag_matches(if_match, current.etag):
+def check_writable(current: StoredMessage, expected: Expected | None, action: str) -> None:
+    """Raises PreconditionFailed when ``current`` is not an ``expected`` version, Conflict while
+    the draft is being sent (``action`` says what cannot be done: changed, deleted, sent)."""
+    if expected is not None and not expected.allows(current.etag):
         raise PreconditionFailed(f"the draft changed since that ETag; it was not {action}",
                                  field="If-Match")
     if current.status is Status.SENDING:
         raise Conflict(f"the draft is being sent right now and cannot be {action}")
-
-
-def encode_cursor(uidvalidity: int, before_uid: int) -> str:
-    return base64.urlsafe_b64encode(f"{uidvalidity}:{before_uid}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        validity, before = raw.split(":")
-        return int(validity), int(before)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this service handed out", field="cursor") from None
 
 
 def _search_string(value: str) -> str:
@@ -933,7 +933,7 @@ class DraftService:
             base = ["UNDELETED", "HEADER", HEADER_ID, '""']
             versions = False
         criteria = base + filters
-        page = await self._page(account, folder, criteria, query.limit, query.cursor,
+        page = await self._page(account, folder, criteria, query.limit, query.after,
                                 versions=versions)
 
         def exact(m: StoredMessage) -> bool:  # HEADER search matches substrings; held is no
@@ -942,13 +942,12 @@ class DraftService:
                     and (query.context_id is None or c.context_id == query.context_id)
                     and (status not in (Status.SCHEDULED, Status.HELD) or m.status is status))
 
-        return Page(items=[m for m in page.items if exact(m)], total=page.total,
-                    next_cursor=page.next_cursor)
+        return Page(items=[m for m in page.items if exact(m)], total=page.total, next=page.next)
 
     async def list_folder(self, account: AccountConfig, folder: str, limit: int,
-                          cursor: str | None = None) -> Page:
+                          after: PagePosition | None = None) -> Page:
         """A page of any folder's messages (not deleted), newest first."""
-        return await self._page(account, folder, ["UNDELETED"], limit, cursor)
+        return await self._page(account, folder, ["UNDELETED"], limit, after)
 
     async def get_message(self, account: AccountConfig, folder: str, uid: int) -> StoredMessage:
         """Any message of any folder by UID, loaded whole; NotFound if absent."""
@@ -960,19 +959,18 @@ class DraftService:
         return message
 
     async def _page(self, account: AccountConfig, folder: str, criteria: Sequence[str], limit: int,
-                    cursor: str | None, *, versions: bool = False) -> Page:
+                    after: PagePosition | None, *, versions: bool = False) -> Page:
         """One page of the messages ``criteria`` find, newest first. ``versions``: drafts'
         versions, of which those already superseded by a committed one are left out."""
         async with self._pool(account).connection() as conn:
             info = await _select_named(conn, account, folder)
-            if cursor is not None:
-                validity, before = decode_cursor(cursor)
-                if validity != info.uidvalidity:
+            if after is not None:
+                if after.uidvalidity != info.uidvalidity:
                     raise InvalidInput("the cursor is stale (the folder was rebuilt); start over",
                                        field="cursor")
-                if before <= 1:
-                    return Page(items=[], total=0, next_cursor=None)
-                criteria = [*criteria, "UID", f"1:{before - 1}"]
+                if after.before_uid <= 1:
+                    return Page(items=[], total=0, next=None)
+                criteria = [*criteria, "UID", f"1:{after.before_uid - 1}"]
             if _needs_utf8(criteria):
                 criteria = ["CHARSET", "UTF-8", *criteria]
             found = await conn.uid_search(*criteria, esearch=True)
@@ -984,7 +982,7 @@ class DraftService:
         items.sort(key=lambda m: -m.uid)
         more = len(newest) > limit
         return Page(items=items, total=len(newest),
-                    next_cursor=encode_cursor(info.uidvalidity, chosen[-1]) if more else None)
+                    next=PagePosition(info.uidvalidity, chosen[-1]) if more else None)
 
     async def _without_superseded(self, conn: ImapConnection, account: AccountConfig,
                                   folder: str, items: Sequence[StoredMessage]
@@ -1013,7 +1011,7 @@ class DraftService:
         return kept
 
     async def replace(self, account: AccountConfig, ref: UUID | int, changes: Mapping[str, Any], *,
-                      if_match: str | None = None) -> StoredMessage:
+                      expected: Expected | None = None) -> StoredMessage:
         """Merges ``changes`` (DraftContent field -> new value) into the draft and stores it.
 
         See :meth:`write_version`. A caller's edit also ends a failed send (status back to draft
@@ -1025,11 +1023,11 @@ class DraftService:
                                field=sorted(unknown)[0])
         async with self._pool(account).connection() as conn:
             current = await self._load(conn, account, ref)
-            check_writable(current, if_match, "changed")
+            check_writable(current, expected, "changed")
             return await self.write_version(
                 conn, current, dataclasses.replace(current.content, **changes),
                 own_headers=dict.fromkeys(SEND_HEADERS), last_error=None,
-                strict=if_match is not None)
+                strict=expected is not None)
 
     async def write_version(self, conn: ImapConnection, current: StoredMessage,
                             content: DraftContent, *, own_headers: Mapping[str, str | None],
@@ -1267,18 +1265,18 @@ class DraftService:
             await conn.uid_expunge(uids)
 
     async def delete(self, account: AccountConfig, ref: UUID | int, *,
-                     if_match: str | None = None) -> StoredMessage:
+                     expected: Expected | None = None) -> StoredMessage:
         """Deletes the draft: permanently, or into Trash when the account says ``delete = "trash"``.
 
         Every other copy of it goes too (a version being written, or one a dead writer left), so
         nothing of it can come back. Returns the draft as it was. PreconditionFailed when
-        ``if_match`` is stale.
+        ``expected`` names other versions.
         """
         async with self._pool(account).connection() as conn:
             current = await self._load(conn, account, ref)
-            check_writable(current, if_match, "deleted")
+            check_writable(current, expected, "deleted")
             await conn.select(current.folder, sync=False)
-            if if_match is not None \
+            if expected is not None \
                     and not await self._store_if_unchanged(conn, current, "\\Deleted"):
                 raise PreconditionFailed("the draft changed meanwhile", field="If-Match")
             # the other copies a write may have left: pending ones and replaced versions,
@@ -1291,7 +1289,7 @@ class DraftService:
             others = [u for u in copies.uids if u != current.uid]
             if account.delete == "trash":
                 trash = await self._folder(account, "trash", conn)
-                if if_match is not None:  # marked \Deleted above: the copy in Trash is not
+                if expected is not None:  # marked \Deleted above: the copy in Trash is not
                     await conn.uid_store([current.uid], "-FLAGS.SILENT", ["\\Deleted"])
                 if conn.has("MOVE"):
                     await conn.uid_move([current.uid], trash)

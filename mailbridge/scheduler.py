@@ -336,7 +336,7 @@ class Scheduler:
         """Sends one due draft; losing the claim to another instance is normal and quiet."""
         try:
             async with self.sending._locks.hold((due.account.id, str(due.id))):
-                await self.sending._send(due.account, due.id, if_match=None, key=None, scheduled=True)
+                await self.sending._send(due.account, due.id, expected=None, key=None, scheduled=True)
             late = (utcnow() - due.when).total_seconds()
             log.info("scheduled draft %s sent %.1fs after its time", due.id, late)
         except (Conflict, NotFound):

@@ -40,6 +40,7 @@ from mailbridge.drafts import (
     HEADER_SEND_STATE,
     KEYWORD_DELIVERED,
     DraftService,
+    Expected,
     IdempotencyKeyReused,
     KeyedLocks,
     StoredMessage,
@@ -131,7 +132,7 @@ class SendService:
 
     # ---------------------------------------------------------------- public
 
-    async def send(self, account: AccountConfig, ref: UUID | int, *, if_match: str | None = None,
+    async def send(self, account: AccountConfig, ref: UUID | int, *, expected: Expected | None = None,
                    idempotency_key: str | None = None) -> StoredMessage:
         """Sends the draft ``ref`` now. Returns the sent message (status sent).
 
@@ -142,12 +143,12 @@ class SendService:
         temporary failure).
         """
         async with self._locks.hold((account.id, str(ref))):
-            return await self._send(account, ref, if_match=if_match, key=idempotency_key,
+            return await self._send(account, ref, expected=expected, key=idempotency_key,
                                     scheduled=False)
 
     # ------------------------------------------------------------- the flow
 
-    async def _send(self, account: AccountConfig, ref: UUID | int, *, if_match: str | None,
+    async def _send(self, account: AccountConfig, ref: UUID | int, *, expected: Expected | None,
                     key: str | None, scheduled: bool) -> StoredMessage:
         pool = self.drafts.accounts.pool(account)
         async with pool.connection() as conn:
@@ -168,7 +169,7 @@ class SendService:
                 if found.status is Status.SENT:
                     return found
                 current = found
-            check_writable(current, if_match, "sent")
+            check_writable(current, expected, "sent")
             if key is not None:
                 await self._check_key_unused(conn, account, current, key)
             if key is not None and current.header(HEADER_SEND_KEY) == key \
@@ -187,7 +188,7 @@ class SendService:
             lease = datetime.now(UTC) + timedelta(seconds=self.settings.lease_seconds)
             try:
                 claimed = await self.drafts.write_version(
-                    conn, current, current.content, last_error=None, strict=if_match is not None,
+                    conn, current, current.content, last_error=None, strict=expected is not None,
                     own_headers={HEADER_SEND_STATE: "sending", HEADER_LEASE: _rfc3339(lease),
                                  HEADER_SEND_KEY: key, HEADER_RETRY_AT: None},
                     drop_flags=(KEYWORD_DELIVERED,))

@@ -14,7 +14,7 @@ from conftest import MailUser
 from mailbridge.accounts import Accounts
 from mailbridge.config import AccountConfig
 from mailbridge.devstack.stack import DevStack
-from mailbridge.drafts import DraftQuery, DraftService
+from mailbridge.drafts import DraftQuery, DraftService, Expected
 from mailbridge.errors import Conflict, NotFound, PreconditionFailed
 from mailbridge.model import Address, Attachment, DraftContent, Status
 
@@ -93,9 +93,9 @@ async def test_get_by_id_and_uid_list_and_filters(service) -> None:  # type: ign
 
     page = await svc.list(account, DraftQuery(limit=2))
     assert [m.id for m in page.items] == [c.id, b.id]
-    assert page.total == 3 and page.next_cursor is not None
-    rest = await svc.list(account, DraftQuery(limit=2, cursor=page.next_cursor))
-    assert [m.id for m in rest.items] == [a.id] and rest.next_cursor is None
+    assert page.total == 3 and page.next is not None
+    rest = await svc.list(account, DraftQuery(limit=2, after=page.next))
+    assert [m.id for m in rest.items] == [a.id] and rest.next is None
     listed = rest.items[0]
     assert listed.content.text == CONTENT.text and listed.content.html == CONTENT.html
     assert [x.filename for x in listed.attachments] == ["Übersicht März.pdf"]
@@ -136,14 +136,15 @@ async def test_replace_keeps_identity_and_untouched_attachments(service, devstac
 async def test_if_match_and_conflicts(service, devstack, user) -> None:  # type: ignore[no-untyped-def]
     svc, account = service
     draft, _ = await svc.create(account, CONTENT)
-    newer = await svc.replace(account, draft.id, {"subject": "newer"}, if_match=draft.etag)
+    newer = await svc.replace(account, draft.id, {"subject": "newer"},
+                              expected=Expected(frozenset({draft.etag})))
     with pytest.raises(PreconditionFailed):
-        await svc.replace(account, draft.id, {"subject": "stale"}, if_match=draft.etag)
+        await svc.replace(account, draft.id, {"subject": "stale"}, expected=Expected(frozenset({draft.etag})))
     with pytest.raises(PreconditionFailed):
-        await svc.delete(account, draft.id, if_match=draft.etag)
+        await svc.delete(account, draft.id, expected=Expected(frozenset({draft.etag})))
     assert (await svc.get(account, draft.id)).content.subject == "newer"
     assert len(drafts_on_server(devstack, user)) == 1
-    await svc.delete(account, draft.id, if_match=newer.etag)
+    await svc.delete(account, draft.id, expected=Expected(frozenset({newer.etag})))
     assert drafts_on_server(devstack, user) == []
 
 

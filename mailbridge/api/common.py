@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 from mailbridge.api.keys import AUTH, CONFIG
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig, Limits, Scope
-from mailbridge.drafts import StoredMessage, decode_cursor
+from mailbridge.drafts import Expected, PagePosition, StoredMessage
 from mailbridge.errors import HeaderInjection, InvalidInput, PayloadTooLarge, Unprocessable
 from mailbridge.mime import check_header_value, parse_address_list
 from mailbridge.model import Address, Attachment, DraftContent
@@ -346,12 +346,19 @@ def idempotency_key(request: web.Request, principal: Principal) -> str | None:
     return f"{scoped} {request.get(BODY_DIGEST, _EMPTY_DIGEST)}"
 
 
-def if_match(request: web.Request) -> str | None:
-    """The If-Match header (RFC 9110), passed to DraftService, which answers 412 when stale."""
+def if_match(request: web.Request) -> Expected | None:
+    """The versions the If-Match header (RFC 9110 13.1.1) allows: ``*`` (any), or a
+    comma-separated list of entity tags (weak ones never match); None without the header. The
+    services answer 412 when the draft is at another version."""
     value = request.headers.get("If-Match")
-    if value is not None and not value.strip():
+    if value is None:
+        return None
+    if not value.strip():
         raise InvalidInput("If-Match is empty; send the ETag of the draft or *", field="If-Match")
-    return value
+    tags = [t.strip() for t in value.split(",")]
+    if "*" in tags:
+        return Expected()
+    return Expected(frozenset(t for t in tags if not t.startswith("W/")))
 
 
 def with_etag(response: web.Response, draft: StoredMessage) -> web.Response:
@@ -384,15 +391,27 @@ def query_limit(request: web.Request, name: str = "limit", default: int = 50,
     return value
 
 
-def query_cursor(request: web.Request, name: str = "cursor") -> str | None:
-    """The paging cursor, checked to be one this service hands out (InvalidInput 400)."""
+def encode_cursor(position: PagePosition | None) -> str | None:
+    """The opaque ``next_cursor`` a caller passes back for the next page."""
+    if position is None:
+        return None
+    raw = f"{position.uidvalidity}:{position.before_uid}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def query_cursor(request: web.Request, name: str = "cursor") -> PagePosition | None:
+    """The paging cursor, one this service handed out (InvalidInput 400 for anything else)."""
     value = request.query.get(name)
     if value is None or value == "":
         return None
-    if len(value) > 100:
-        raise InvalidInput("cursor is not one this service handed out", field=name)
-    decode_cursor(value)
-    return value
+    try:
+        if len(value) > 100:
+            raise ValueError(value)
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        validity, before = raw.split(":")
+        return PagePosition(int(validity), int(before))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor is not one this service handed out", field=name) from None
 
 
 def query_folder(request: web.Request, default: str = "INBOX") -> str:

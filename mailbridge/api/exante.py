@@ -22,6 +22,7 @@ from mailbridge.api.common import (
     authorize,
     draft_changes,
     draft_content,
+    encode_cursor,
     format_address,
     idempotency_key,
     if_match,
@@ -166,7 +167,7 @@ async def upsert_draft(request: web.Request) -> web.Response:
         if wanted is not None and wanted.id != account.id:
             raise Unprocessable("a draft cannot move to another account; create a new draft "
                                "there and delete this one", field="from_account_id")
-        return await drafts.replace(account, ref, changes, if_match=if_match(request))
+        return await drafts.replace(account, ref, changes, expected=if_match(request))
 
     return record(await in_draft_account(drafts, principal, ref, None, update))
 
@@ -192,12 +193,12 @@ async def list_drafts(request: web.Request) -> web.Response:
     except ValueError:
         raise InvalidInput(f"status must be one of: {', '.join(s.value for s in Status)}",
                            field="status") from None
-    query = DraftQuery(limit=query_limit(request), cursor=query_cursor(request),
+    query = DraftQuery(limit=query_limit(request), after=query_cursor(request),
                        context_type=query_text(request, "context_type"),
                        context_id=query_text(request, "context_id"), status=status)
     page = await request.app[DRAFTS].list(account, query)
     body = ExanteDraftList(items=[render_draft(m) for m in page.items],
-                           next_cursor=page.next_cursor)
+                           next_cursor=encode_cursor(page.next))
     return web.json_response(body.model_dump(mode="json"))
 
 
@@ -208,7 +209,7 @@ async def delete_draft(request: web.Request) -> web.Response:
     drafts = request.app[DRAFTS]
 
     async def delete(account: AccountConfig) -> StoredMessage:
-        return await drafts.delete(account, ref, if_match=if_match(request))
+        return await drafts.delete(account, ref, expected=if_match(request))
 
     await in_draft_account(drafts, principal, ref, query_text(request, "from_account_id"), delete)
     return web.Response(status=204)
@@ -227,7 +228,7 @@ async def send_draft(request: web.Request) -> web.Response:
     key = idempotency_key(request, principal)
 
     async def send(account: AccountConfig) -> StoredMessage:
-        return await request.app[SENDING].send(account, ref, if_match=if_match(request),
+        return await request.app[SENDING].send(account, ref, expected=if_match(request),
                                                idempotency_key=key)
 
     return record(await in_draft_account(request.app[DRAFTS], principal, ref,

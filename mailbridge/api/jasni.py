@@ -195,7 +195,7 @@ async def update_draft(request: web.Request) -> web.Response:
     account = _account(principal, body.account or query_text(request, "account"))
     changes = draft_changes(_input(body), limits_of(request))
     del body  # decoded into ``changes``
-    draft = await request.app[DRAFTS].replace(account, ref, changes, if_match=if_match(request))
+    draft = await request.app[DRAFTS].replace(account, ref, changes, expected=if_match(request))
     saved = JasniDraftSaved(uid=draft.uid, id=draft.id, account=account.email,
                             message="Draft updated")
     return with_etag(ok(saved), draft)
@@ -206,7 +206,7 @@ async def delete_draft(request: web.Request) -> web.Response:
     principal = authorize(request, "write")
     account = _account(principal, query_text(request, "account"))
     ref = parse_ref(request.match_info["uid"], integers=True)
-    draft = await request.app[DRAFTS].delete(account, ref, if_match=if_match(request))
+    draft = await request.app[DRAFTS].delete(account, ref, expected=if_match(request))
     return ok(JasniDraftDeleted(uid=draft.uid, account=account.email, message="Draft deleted"))
 
 
@@ -222,7 +222,7 @@ async def send_draft(request: web.Request) -> web.Response:
     body = validate_body(JasniSendRequest, data)
     account = _account(principal, body.account or query_text(request, "account"))
     ref = parse_ref(request.match_info["uid"], integers=True)
-    sent = await request.app[SENDING].send(account, ref, if_match=if_match(request),
+    sent = await request.app[SENDING].send(account, ref, expected=if_match(request),
                                           idempotency_key=idempotency_key(request, principal))
     return ok(JasniSent(uid=sent.uid or None, message_id=message_id(sent.parsed.message_id),
                         account=account.email, message="Email sent"))
