@@ -21,10 +21,10 @@ import email.policy
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from mailbridge.accounts import Accounts
@@ -151,6 +151,8 @@ def check_same_request(stored: str | None, key: str) -> None:
         raise IdempotencyKeyReused()
 
 _header_parser = email.parser.BytesHeaderParser(policy=email.policy.default)
+_T = TypeVar("_T")
+
 log = logging.getLogger("mailbridge.drafts")
 _FAMILY_FIELDS = f"HEADER.FIELDS ({HEADER_REPLACES} {HEADER_WRITE})".upper()
 
@@ -467,6 +469,49 @@ class DraftService:
             if (account.id, draft_id) in self._locations:
                 return account
         return None
+
+    async def find(self, accounts: Sequence[AccountConfig], ref: UUID) -> StoredMessage:
+        """The draft ``ref`` in whichever of ``accounts`` holds it: first the one this instance
+        last saw it in, then the others, asked concurrently.
+
+        NotFound when none does; when none does and an account could not be asked, that
+        account's error (e.g. ImapUnavailable), since the draft may be there.
+        """
+        if len(accounts) == 1:
+            return await self.get(accounts[0], ref)
+        holder = self.cached_holder(accounts, ref)
+        if holder is not None:
+            with contextlib.suppress(NotFound):
+                return await self.get(holder, ref)
+        return await self._ask_the_others(accounts, ref, holder)
+
+    async def in_holder(self, accounts: Sequence[AccountConfig], ref: UUID,
+                        action: Callable[[AccountConfig], Awaitable[_T]]) -> _T:
+        """Runs ``action`` on whichever of ``accounts`` holds the draft ``ref`` (found as by
+        :meth:`find`); without loading the draft first when this instance knows where it is."""
+        if len(accounts) == 1:
+            return await action(accounts[0])
+        holder = self.cached_holder(accounts, ref)
+        if holder is not None:
+            with contextlib.suppress(NotFound):
+                return await action(holder)
+        return await action((await self._ask_the_others(accounts, ref, holder)).account)
+
+    async def _ask_the_others(self, accounts: Sequence[AccountConfig], ref: UUID,
+                              asked: AccountConfig | None) -> StoredMessage:
+        """The draft ``ref`` from whichever of ``accounts`` but ``asked`` (which has just
+        answered NotFound) holds it, all asked concurrently; errors as :meth:`find`."""
+        others = [a for a in accounts if asked is None or a.id != asked.id]
+        results = await asyncio.gather(*(self.get(a, ref) for a in others), return_exceptions=True)
+        failure: BaseException | None = None
+        for result in results:
+            if isinstance(result, StoredMessage):
+                return result
+            if not isinstance(result, NotFound):
+                failure = failure or result
+        if failure is not None:
+            raise failure
+        raise NotFound(f"no draft {ref}", field="uid")
 
     def _forget(self, account: AccountConfig, draft_id: UUID) -> None:
         self._locations.pop((account.id, draft_id), None)

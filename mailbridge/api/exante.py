@@ -7,10 +7,7 @@ whichever account of the token holds it; ``?from_account_id=`` narrows the searc
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 from aiohttp import web
@@ -42,12 +39,11 @@ from mailbridge.api.schemas import ExanteAttachmentOut, ExanteDraft, ExanteDraft
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
 from mailbridge.drafts import DraftQuery, DraftService, StoredMessage
-from mailbridge.errors import InvalidInput, NotFound, Unprocessable
+from mailbridge.errors import InvalidInput, Unprocessable
 from mailbridge.model import Status
 
 PREFIX = "/api/email"
 
-T = TypeVar("T")
 
 # wire name -> DraftContent field
 _CONTENT_FIELDS = {"to": "to", "cc": "cc", "bcc": "bcc", "subject": "subject",
@@ -88,53 +84,19 @@ def _input(body: ExanteDraftUpsert) -> DraftInput:
     return DraftInput(values, EXANTE_NAMES)
 
 
+def _holders(principal: Principal, hint: str | None) -> list[AccountConfig]:
+    """The accounts a draft named by id may be in: the one ``hint`` (from_account_id) names,
+    else every account of the token."""
+    if hint is not None or len(principal.accounts) == 1:
+        return [resolve_account(principal, hint, "from_account_id")]
+    return list(principal.accounts)
+
+
 async def find_draft(drafts: DraftService, principal: Principal, ref: UUID,
                      hint: str | None) -> StoredMessage:
-    """The draft ``ref`` in the account ``hint`` names, else in whichever of the token's accounts
-    holds it: first the one this instance last saw it in, then the others, asked concurrently.
-
-    NotFound when none does; when none does and an account could not be asked, that account's
-    error (e.g. ImapUnavailable), since the draft may be there.
-    """
-    if hint is not None or len(principal.accounts) == 1:
-        account = resolve_account(principal, hint, "from_account_id")
-        return await drafts.get(account, ref)
-    holder = drafts.cached_holder(principal.accounts, ref)
-    if holder is not None:
-        with contextlib.suppress(NotFound):
-            return await drafts.get(holder, ref)
-    return await _ask_the_others(drafts, principal, ref, holder)
-
-
-async def in_draft_account(drafts: DraftService, principal: Principal, ref: UUID,
-                           hint: str | None,
-                           action: Callable[[AccountConfig], Awaitable[T]]) -> T:
-    """Runs ``action`` on the account that holds the draft ``ref`` (found as by
-    :func:`find_draft`); without loading the draft first when this instance knows where it is."""
-    if hint is not None or len(principal.accounts) == 1:
-        return await action(resolve_account(principal, hint, "from_account_id"))
-    holder = drafts.cached_holder(principal.accounts, ref)
-    if holder is not None:
-        with contextlib.suppress(NotFound):
-            return await action(holder)
-    return await action((await _ask_the_others(drafts, principal, ref, holder)).account)
-
-
-async def _ask_the_others(drafts: DraftService, principal: Principal, ref: UUID,
-                          asked: AccountConfig | None) -> StoredMessage:
-    """The draft ``ref`` from whichever of the token's accounts but ``asked`` (which has just
-    answered NotFound) holds it, all asked concurrently; errors as :func:`find_draft`."""
-    others = [a for a in principal.accounts if asked is None or a.id != asked.id]
-    results = await asyncio.gather(*(drafts.get(a, ref) for a in others), return_exceptions=True)
-    failure: BaseException | None = None
-    for result in results:
-        if isinstance(result, StoredMessage):
-            return result
-        if not isinstance(result, NotFound):
-            failure = failure or result
-    if failure is not None:
-        raise failure
-    raise NotFound(f"no draft {ref}", field="uid")
+    """The draft ``ref`` in the account ``hint`` names, else in whichever of the token's
+    accounts holds it (see DraftService.find)."""
+    return await drafts.find(_holders(principal, hint), ref)
 
 
 def _path_ref(request: web.Request) -> UUID:
@@ -169,7 +131,7 @@ async def upsert_draft(request: web.Request) -> web.Response:
                                "there and delete this one", field="from_account_id")
         return await drafts.replace(account, ref, changes, expected=if_match(request))
 
-    return record(await in_draft_account(drafts, principal, ref, None, update))
+    return record(await drafts.in_holder(_holders(principal, None), ref, update))
 
 
 async def get_draft(request: web.Request) -> web.Response:
@@ -211,7 +173,8 @@ async def delete_draft(request: web.Request) -> web.Response:
     async def delete(account: AccountConfig) -> StoredMessage:
         return await drafts.delete(account, ref, expected=if_match(request))
 
-    await in_draft_account(drafts, principal, ref, query_text(request, "from_account_id"), delete)
+    await drafts.in_holder(_holders(principal, query_text(request, "from_account_id")), ref,
+                           delete)
     return web.Response(status=204)
 
 
@@ -231,8 +194,8 @@ async def send_draft(request: web.Request) -> web.Response:
         return await request.app[SENDING].send(account, ref, expected=if_match(request),
                                                idempotency_key=key)
 
-    return record(await in_draft_account(request.app[DRAFTS], principal, ref,
-                                         query_text(request, "from_account_id"), send))
+    return record(await request.app[DRAFTS].in_holder(
+        _holders(principal, query_text(request, "from_account_id")), ref, send))
 
 
 def add_routes(app: web.Application) -> None:
