@@ -62,7 +62,6 @@ from mailbridge.mime import (
     make_message_id,
     parse_message,
     set_header,
-    snippet,
     state_headers,
 )
 from mailbridge.mime.decoding import decode_text_part
@@ -86,10 +85,18 @@ from mailbridge.versions import (
     rivals,
     write_header,
 )
+from mailbridge.views import (
+    HEADER_SEND_STATE,
+    DraftQuery,
+    Page,
+    PagePosition,
+    StoredMessage,
+    foreign_id,
+    has_flag,
+    utcnow,
+)
 
 HEADER_IDEMPOTENCY = "X-Mailbridge-Idempotency-Key"
-HEADER_SEND_STATE = "X-Mailbridge-Send-State"
-"""``sending`` (claimed by a sender, see HEADER_LEASE), ``failed``, or ``sent`` (in Sent)."""
 HEADER_LEASE = "X-Mailbridge-Lease-Until"
 """While sending: until when the claim holds; after that a sweeper may take over."""
 HEADER_SEND_KEY = "X-Mailbridge-Send-Key"
@@ -106,14 +113,6 @@ OWN_KEYWORDS = (KEYWORD_PENDING, KEYWORD_REPLACED, KEYWORD_DELIVERED)
 """The keywords mailbridge keeps its state in: a Drafts folder that cannot keep them (its
 PERMANENTFLAGS say so) is read, but drafts are not changed there."""
 DRAFT_FLAGS = ("\\Draft", "\\Seen")
-
-ID_NAMESPACE = UUID("6d61696c-6272-6964-6765-000000000001")
-"""uuid5 namespace of the stable ids given to drafts that other mail clients wrote."""
-
-EDITED_ELSEWHERE_AFTER = timedelta(seconds=2)
-"""mailbridge stores each version with INTERNALDATE = its X-Mailbridge-Updated-At (whole
-seconds); an INTERNALDATE later than that by more than this means another client saved the
-message since (a person edited the draft in a mail client)."""
 
 # Headers of a message that a replace keeps although DraftContent has no field for them: mail
 # client draft markers and settings, and mailbridge's own idempotency key.
@@ -157,173 +156,11 @@ log = logging.getLogger("mailbridge.drafts")
 _FAMILY_FIELDS = f"HEADER.FIELDS ({HEADER_REPLACES} {HEADER_WRITE})".upper()
 
 
-def saved_elsewhere(updated: datetime | None, stored: datetime | None) -> bool:
-    """Whether a message mailbridge last wrote at ``updated`` (X-Mailbridge-Updated-At) was
-    saved again by another client since: its INTERNALDATE ``stored`` is later."""
-    return updated is not None and stored is not None and stored > updated + EDITED_ELSEWHERE_AFTER
-
-
-def is_held(planned: datetime, updated: datetime | None, stored: datetime | None) -> bool:
-    """Whether a scheduled draft is held (Status.HELD): saved by another client at or after
-    its planned time, so a person edited it while it was due."""
-    return saved_elsewhere(updated, stored) and stored is not None and stored >= planned
-
-
 def _lasting_flags(item: FetchItem) -> tuple[str, ...]:
     """A message's flags without \\Recent, which only tells which IMAP session saw the message
     first (RFC 3501 2.3.2; gone from IMAP4rev2): a message must not read differently depending
     on the pooled connection that read it."""
     return tuple(f for f in item.flags or () if f.lower() != "\\recent")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    """A message as it stands on the server (a draft, or any message of a folder).
-
-    ``parsed.content.attachments`` hold the bytes only when ``complete`` (loaded whole);
-    ``attachments`` always describes them.
-    """
-
-    account: AccountConfig
-    folder: str
-    uid: int
-    uidvalidity: int
-    modseq: int | None
-    flags: tuple[str, ...]
-    size: int
-    internaldate: datetime | None
-    parsed: ParsedMessage
-    attachments: tuple[AttachmentInfo, ...]
-    kept_headers: tuple[tuple[str, str], ...]
-    complete: bool
-    raw: bytes = dataclasses.field(default=b"", repr=False)
-    """The message as stored, when ``complete``."""
-
-    @property
-    def content(self) -> DraftContent:
-        return self.parsed.content
-
-    @property
-    def id(self) -> UUID:
-        """The stable id: X-Mailbridge-Id, else derived from the Message-ID (or the UID)."""
-        if self.parsed.state is not None:
-            return self.parsed.state.id
-        return foreign_id(self.parsed.message_id, self.uidvalidity, self.uid)
-
-    @property
-    def seen(self) -> bool:
-        return _has_flag(self.flags, "\\Seen")
-
-    @property
-    def has_attachments(self) -> bool:
-        return any(not a.inline for a in self.attachments)
-
-    @property
-    def snippet(self) -> str:
-        return snippet(self.parsed.content)
-
-    @property
-    def created_at(self) -> datetime:
-        if self.parsed.state is not None:
-            return self.parsed.state.created_at
-        return self.parsed.date or self.internaldate or utcnow()
-
-    @property
-    def edited_elsewhere(self) -> bool:
-        """True when another client saved this message after mailbridge last wrote it."""
-        state = self.parsed.state
-        return state is not None and saved_elsewhere(state.updated_at, self.internaldate)
-
-    @property
-    def updated_at(self) -> datetime:
-        """When the draft last changed: mailbridge's last write, or a mail client's later save
-        (its INTERNALDATE)."""
-        if self.parsed.state is not None:
-            if self.edited_elsewhere and self.internaldate is not None:
-                return self.internaldate
-            return self.parsed.state.updated_at
-        return self.internaldate or self.parsed.date or utcnow()
-
-    @property
-    def last_error(self) -> str | None:
-        return self.parsed.state.last_error if self.parsed.state is not None else None
-
-    @property
-    def status(self) -> Status:
-        send_state = self.header(HEADER_SEND_STATE)
-        if send_state == "sending":
-            return Status.SENDING
-        if send_state == "failed":
-            return Status.FAILED
-        if send_state == "sent":
-            return Status.SENT
-        planned = self.content.planned_send_at
-        if planned is not None:
-            state = self.parsed.state
-            if state is not None and is_held(planned, state.updated_at, self.internaldate):
-                return Status.HELD
-            return Status.SCHEDULED
-        return Status.DRAFT
-
-    def header(self, name: str) -> str | None:
-        """The value of one of the kept headers (mailbridge's own X-Mailbridge-* state among
-        them), else None."""
-        for n, v in self.kept_headers:
-            if n.lower() == name.lower():
-                return v
-        return None
-
-    @property
-    def etag(self) -> str:
-        """Changes whenever the message changes: replaced (new UID) or flags touched (MODSEQ)."""
-        return f'"{self.uidvalidity}.{self.uid}.{self.modseq or 0}"'
-
-
-@dataclass(frozen=True)
-class PagePosition:
-    """Where a page of a folder ended: the next page holds the UIDs below ``before_uid``, as
-    long as the folder's UIDVALIDITY is still ``uidvalidity``."""
-
-    uidvalidity: int
-    before_uid: int
-
-
-@dataclass(frozen=True)
-class DraftQuery:
-    """Filters and paging of a draft list; every filter is evaluated by IMAP SEARCH."""
-
-    limit: int = 50
-    after: PagePosition | None = None
-    """Where the previous page ended (its ``next``); None for the first page."""
-    context_type: str | None = None
-    context_id: str | None = None
-    status: Status | None = None
-    recipient: str | None = None
-    subject: str | None = None
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a list, newest first; ``next`` is None on the last page."""
-
-    items: list[StoredMessage]
-    total: int
-    next: PagePosition | None
-
-
-def foreign_id(message_id: str | None, uidvalidity: int, uid: int) -> UUID:
-    """The stable id of a draft another client wrote: from its Message-ID when it has one."""
-    if message_id:
-        return uuid.uuid5(ID_NAMESPACE, message_id.strip().strip("<>").lower())
-    return uuid.uuid5(ID_NAMESPACE, f"uid:{uidvalidity}:{uid}")
-
-
-def _has_flag(flags: Iterable[str], flag: str) -> bool:
-    return any(f.lower() == flag.lower() for f in flags)
 
 
 @dataclass(frozen=True)
@@ -556,7 +393,7 @@ class DraftService:
         items = await conn.uid_fetch([uid], self._items(conn, "BODY.PEEK[]"))
         # no body: expunged by another session but not yet reported to this one (Dovecot
         # answers such a message with its old flags and an empty body)
-        if not items or _has_flag(items[0].flags or (), "\\Deleted") \
+        if not items or has_flag(items[0].flags or (), "\\Deleted") \
                 or not items[0].sections.get(""):
             return None
         return self._from_full(account, folder, info.uidvalidity, items[0])
@@ -569,7 +406,7 @@ class DraftService:
         info = await conn.select(folder, sync=False)
         modseq = " MODSEQ" if conn.modseq_available else ""
         items = await conn.uid_fetch([uid], f"(UID FLAGS{modseq} INTERNALDATE RFC822.SIZE)")
-        if not items or _has_flag(items[0].flags or (), "\\Deleted"):
+        if not items or has_flag(items[0].flags or (), "\\Deleted"):
             return None
         item = items[0]
         header = _header_block(raw)
@@ -685,8 +522,8 @@ class DraftService:
                 await conn.noop()
                 continue
             items = await conn.uid_fetch(found.uids, "(UID FLAGS)")
-            live = [i for i in items if i.uid and not _has_flag(i.flags or (), "\\Deleted")]
-            if len(live) == 1 and not any(_has_flag(live[0].flags or (), k)
+            live = [i for i in items if i.uid and not has_flag(i.flags or (), "\\Deleted")]
+            if len(live) == 1 and not any(has_flag(live[0].flags or (), k)
                                           for k in (KEYWORD_PENDING, KEYWORD_REPLACED)):
                 return live[0].uid
             if live:
@@ -789,7 +626,7 @@ class DraftService:
         its commit in the same way, so whichever of the two came second sees the other.)"""
         await conn.uid_store(uids, "+FLAGS.SILENT", ["\\Deleted"])
         items = await conn.uid_fetch(sorted(set(targets)), "(UID FLAGS)")
-        if any(_has_flag(i.flags or (), KEYWORD_REPLACED) for i in items):
+        if any(has_flag(i.flags or (), KEYWORD_REPLACED) for i in items):
             await conn.uid_store(uids, "-FLAGS.SILENT", ["\\Deleted"])
             return False
         await self._expunge(conn, uids)
@@ -806,8 +643,8 @@ class DraftService:
         if cached[0] != info.uidvalidity:
             return None
         draft = await self._fetch_full(conn, account, folder, cached[1])
-        if draft is None or draft.id != ref or _has_flag(draft.flags, KEYWORD_PENDING) \
-                or _has_flag(draft.flags, KEYWORD_REPLACED):
+        if draft is None or draft.id != ref or has_flag(draft.flags, KEYWORD_PENDING) \
+                or has_flag(draft.flags, KEYWORD_REPLACED):
             self._forget(account, ref)
             return None
         self._remember(account, ref, draft.uidvalidity, draft.uid)
@@ -1037,12 +874,12 @@ class DraftService:
         been pending still when the page was searched). A replaced version whose successor is
         pending, or was lost, is the draft's copy to show."""
         listed = {m.uid for m in items}
-        if any(_has_flag(m.flags, KEYWORD_REPLACED) for m in items):
+        if any(has_flag(m.flags, KEYWORD_REPLACED) for m in items):
             await conn.noop()  # see the flag changes other sessions made since the SEARCH
         kept: list[StoredMessage] = []
         successors: list[int] = []
         for m in items:
-            if _has_flag(m.flags, KEYWORD_REPLACED):
+            if has_flag(m.flags, KEYWORD_REPLACED):
                 found = await conn.uid_search(
                     "UNDELETED", "NOT", "KEYWORD", KEYWORD_PENDING, "HEADER", HEADER_REPLACES,
                     _search_string(replaces_header(m.uidvalidity, m.uid)))
@@ -1095,7 +932,7 @@ class DraftService:
         headers. Returns the new version.
         """
         account = current.account
-        if _has_flag(current.flags, KEYWORD_REPLACED):
+        if has_flag(current.flags, KEYWORD_REPLACED):
             current = await self._unreplace(conn, current)
         state = DraftState(id=current.id, created_at=current.created_at, updated_at=utcnow(),
                            last_error=last_error)
@@ -1129,7 +966,7 @@ class DraftService:
         current = await self._fetch_full(conn, account, folder, uid)
         if current is None or current.parsed.message_id or current.parsed.state is not None:
             return None
-        if _has_flag(current.flags, KEYWORD_REPLACED):
+        if has_flag(current.flags, KEYWORD_REPLACED):
             current = await self._unreplace(conn, current)
         state = DraftState(id=current.id, created_at=current.created_at,
                            updated_at=current.updated_at, last_error=None)
@@ -1181,7 +1018,7 @@ class DraftService:
                 # pending flag before it removes the old version
                 items = await conn.uid_fetch([new_uid], "(UID FLAGS)")
                 committed = bool(items) and not any(
-                    _has_flag(items[0].flags or (), k) for k in (KEYWORD_PENDING, "\\Deleted"))
+                    has_flag(items[0].flags or (), k) for k in (KEYWORD_PENDING, "\\Deleted"))
             won = committed
         if not won:
             await self._remove(conn, [new_uid])
@@ -1196,7 +1033,7 @@ class DraftService:
         if mine is None:  # no FETCH: unchanged (a reader adopted it already), or gone
             items = await conn.uid_fetch([new_uid], "(UID FLAGS)")
             mine = (items[0].flags or ()) if items else None
-        if mine is None or _has_flag(mine, "\\Deleted"):
+        if mine is None or has_flag(mine, "\\Deleted"):
             await conn.uid_store([current.uid], "-FLAGS.SILENT", [KEYWORD_REPLACED])
             raise Conflict("the new version was taken for abandoned and removed; the draft is "
                            "unchanged, retry")
@@ -1234,7 +1071,7 @@ class DraftService:
             await conn.uid_store([current.uid], "+FLAGS.SILENT", [KEYWORD_REPLACED])
             raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
         fresh = await self._fetch_full(conn, current.account, current.folder, current.uid)
-        if fresh is None or _has_flag(fresh.flags, KEYWORD_REPLACED):
+        if fresh is None or has_flag(fresh.flags, KEYWORD_REPLACED):
             raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
         return fresh
 
@@ -1292,7 +1129,7 @@ class DraftService:
         items = await conn.uid_fetch([current.uid], "(UID FLAGS)")
         if not items:
             return None
-        if _has_flag(items[0].flags or (), "\\Deleted") \
+        if has_flag(items[0].flags or (), "\\Deleted") \
                 or set(_lasting_flags(items[0])) != set(current.flags):
             return False
         await conn.uid_store([current.uid], "+FLAGS.SILENT", [flag])

@@ -27,12 +27,8 @@ from mailbridge.drafts import (
     CURRENT_ONLY,
     HEADER_LEASE,
     HEADER_RETRY_AT,
-    HEADER_SEND_STATE,
     KEYWORD_DELIVERED,
-    StoredMessage,
     _fields,
-    is_held,
-    utcnow,
 )
 from mailbridge.errors import Conflict, MailbridgeError, NotFound
 from mailbridge.imap import ImapConnection
@@ -46,6 +42,7 @@ from mailbridge.sending import (
     _rfc3339,
 )
 from mailbridge.versions import HEADER_WRITE, KEYWORD_PENDING, KEYWORD_REPLACED, Copy
+from mailbridge.views import HEADER_SEND_STATE, StoredMessage, is_held, utcnow
 
 log = logging.getLogger("mailbridge.scheduler")
 

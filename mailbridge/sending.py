@@ -37,18 +37,15 @@ from mailbridge.drafts import (
     HEADER_LEASE,
     HEADER_RETRY_AT,
     HEADER_SEND_KEY,
-    HEADER_SEND_STATE,
     KEYWORD_DELIVERED,
     DraftService,
     Expected,
     IdempotencyKeyReused,
     KeyedLocks,
-    StoredMessage,
     _search_string,
     check_same_request,
     check_writable,
     key_part,
-    utcnow,
 )
 from mailbridge.errors import (
     Conflict,
@@ -73,6 +70,7 @@ from mailbridge.smtp import Sender, smtp_endpoint
 from mailbridge.versions import (
     HEADER_REPLACES,
 )
+from mailbridge.views import HEADER_SEND_STATE, StoredMessage, utcnow
 
 log = logging.getLogger("mailbridge.sending")
 

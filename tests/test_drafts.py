@@ -14,9 +14,10 @@ from conftest import MailUser
 from mailbridge.accounts import Accounts
 from mailbridge.config import AccountConfig
 from mailbridge.devstack.stack import DevStack
-from mailbridge.drafts import DraftQuery, DraftService, Expected
+from mailbridge.drafts import DraftService, Expected
 from mailbridge.errors import Conflict, NotFound, PreconditionFailed
 from mailbridge.model import Address, Attachment, DraftContent, Status
+from mailbridge.views import DraftQuery
 
 
 @pytest.fixture

@@ -18,11 +18,12 @@ from conftest import MailUser
 from mailbridge.accounts import Accounts
 from mailbridge.config import AccountConfig
 from mailbridge.devstack.stack import DevStack
-from mailbridge.drafts import DraftQuery, DraftService
+from mailbridge.drafts import DraftService
 from mailbridge.model import Address, Attachment, DraftContent, Status
 from mailbridge.scheduler import Scheduler
 from mailbridge.sending import SendService
 from mailbridge.smtp import Sender
+from mailbridge.views import DraftQuery
 
 
 @pytest.fixture

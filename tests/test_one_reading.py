@@ -13,7 +13,8 @@ from conftest import MailUser
 from mailbridge.accounts import Accounts
 from mailbridge.config import AccountConfig
 from mailbridge.devstack.stack import DevStack
-from mailbridge.drafts import DraftQuery, DraftService, StoredMessage
+from mailbridge.drafts import DraftService
+from mailbridge.views import DraftQuery, StoredMessage
 
 
 @pytest.fixture

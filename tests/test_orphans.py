@@ -22,7 +22,7 @@ from imap_proxy import CapabilityHidingProxy
 from mailbridge.accounts import Accounts
 from mailbridge.config import AccountConfig, Config, parse_config
 from mailbridge.devstack.stack import DevStack
-from mailbridge.drafts import DraftQuery, DraftService, StoredMessage
+from mailbridge.drafts import DraftService
 from mailbridge.errors import Conflict, ImapUnavailable, NotFound
 from mailbridge.mime import set_header
 from mailbridge.model import Address, DraftContent, Status
@@ -30,6 +30,7 @@ from mailbridge.scheduler import Scheduler
 from mailbridge.sending import SendService
 from mailbridge.smtp import Sender
 from mailbridge.versions import write_header
+from mailbridge.views import DraftQuery, StoredMessage
 
 ORPHAN_SECONDS = 1.0
 SETTLE = ORPHAN_SECONDS + 1.0 + 1.2  # commit-by, the clock grace, INTERNALDATE's whole seconds

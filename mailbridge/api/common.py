@@ -30,10 +30,11 @@ from pydantic import BaseModel, ValidationError
 from mailbridge.api.keys import AUTH, CONFIG
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig, Limits, Scope
-from mailbridge.drafts import Expected, PagePosition, StoredMessage
+from mailbridge.drafts import Expected
 from mailbridge.errors import HeaderInjection, InvalidInput, PayloadTooLarge, Unprocessable
 from mailbridge.mime import check_header_value, parse_address_list
 from mailbridge.model import Address, Attachment, DraftContent
+from mailbridge.views import PagePosition, StoredMessage
 
 M = TypeVar("M", bound=BaseModel)
 

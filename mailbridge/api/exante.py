@@ -38,9 +38,10 @@ from mailbridge.api.keys import DRAFTS, SENDING
 from mailbridge.api.schemas import ExanteAttachmentOut, ExanteDraft, ExanteDraftList, ExanteDraftUpsert
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
-from mailbridge.drafts import DraftQuery, DraftService, StoredMessage
+from mailbridge.drafts import DraftService
 from mailbridge.errors import InvalidInput, Unprocessable
 from mailbridge.model import Status
+from mailbridge.views import DraftQuery, StoredMessage
 
 PREFIX = "/api/email"
 

@@ -60,9 +60,9 @@ from mailbridge.api.schemas import (
 )
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
-from mailbridge.drafts import DraftQuery, StoredMessage
 from mailbridge.errors import ImapNotFound
 from mailbridge.model import Address
+from mailbridge.views import DraftQuery, StoredMessage
 
 PREFIX = "/api/v1"
 
