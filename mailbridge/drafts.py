@@ -1051,10 +1051,11 @@ class DraftService:
 
         A successor may reappear meanwhile: :meth:`_discard` marks an abandoned copy \\Deleted,
         then takes the mark back if the version it replaces is flagged replaced (its writer did
-        commit). So the flag is cleared first and the successors looked for after: if one is
-        live, the flag goes back on and the caller gets Conflict. Whichever of the two came
-        second sees the other, so two versions never both stand. (The look after also catches
-        a successor this reader's view missed.)"""
+        commit). So the flag is cleared first and later copies of the draft looked for after:
+        if one is live (a successor, or a version further down its line), the flag goes back on
+        and the caller gets Conflict. Whichever of the two came second sees the other, so two
+        versions never both stand. (The look after also catches a copy this reader's view
+        missed.)"""
         await conn.select(current.folder, sync=False)
         if conn.condstore_enabled and current.modseq is not None:
             result = await conn.uid_store([current.uid], "-FLAGS", [KEYWORD_REPLACED],
@@ -1062,18 +1063,27 @@ class DraftService:
             if current.uid in result.modified:
                 raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
         else:
+            # nothing makes the STORE conditional, and while the flag is off another writer's
+            # unconditional commit could go through: look before as well
+            if await self._later_copies(conn, current):
+                raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
             await conn.uid_store([current.uid], "-FLAGS.SILENT", [KEYWORD_REPLACED])
-        await conn.noop()  # see what other sessions did meanwhile
-        successors = await conn.uid_search(
-            "UID", f"{current.uid + 1}:*", "UNDELETED", "HEADER", HEADER_REPLACES,
-            _search_string(replaces_header(current.uidvalidity, current.uid)))
-        if any(uid > current.uid for uid in successors.uids):
+        if await self._later_copies(conn, current):
             await conn.uid_store([current.uid], "+FLAGS.SILENT", [KEYWORD_REPLACED])
             raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
         fresh = await self._fetch_full(conn, current.account, current.folder, current.uid)
         if fresh is None or has_flag(fresh.flags, KEYWORD_REPLACED):
             raise Conflict("the draft was changed by someone else meanwhile; fetch it and retry")
         return fresh
+
+    @staticmethod
+    async def _later_copies(conn: ImapConnection, current: StoredMessage) -> bool:
+        """Whether a live copy of the draft came after ``current`` (seen after a NOOP)."""
+        await conn.noop()  # see what other sessions did meanwhile
+        later = await conn.uid_search(
+            "UID", f"{current.uid + 1}:*", "UNDELETED", "HEADER", HEADER_ID,
+            _search_string(str(current.id)))
+        return any(uid > current.uid for uid in later.uids)
 
     @staticmethod
     async def _own_copy(conn: ImapConnection, appended: int | None, token: str) -> int:

@@ -20,7 +20,9 @@ is written in four steps (DraftService.write_version):
 So the folder alone tells, whatever step a writer died in:
 
 - a pending copy whose replaced version is flagged ``$MailbridgeReplaced`` was committed: it is
-  adopted (step 4 is finished for it);
+  adopted (step 4 is finished for it) -- unless another committed copy came after that
+  version, which means the version's winner has been replaced and removed already and the
+  pending copy came too late (it lost at its own commit): then it is removed;
 - a pending copy whose replaced version is gone (deleted by a person, by DELETE, or replaced by
   a rival) was never committed: it is removed;
 - a pending copy whose replaced version is still there, unflagged, is a write in flight until
@@ -193,6 +195,13 @@ def resolve(family: Sequence[Copy], *, now: datetime, orphan_after: timedelta) -
         target = by_uid.get(target_uid) if target_uid is not None else None
         if target is not None and target.replaced:  # committed: the lowest UID won
             winner = group[0]
+            if winner.pending and any(not c.pending and c.uid > target.uid
+                                      and c.replaces != target.uid for c in live):
+                # the version's line goes on in another committed copy: its winner has been
+                # replaced and removed already, and these came too late (they lose at their
+                # own commit); none of them committed
+                remove.extend(c.uid for c in pending)
+                continue
             if winner.pending:
                 adopt.append(winner.uid)
             remove.extend(c.uid for c in pending if c is not winner)

@@ -66,6 +66,18 @@ def test_a_committed_winner_beats_later_pending_copies() -> None:
     assert r.current == 5 and set(r.remove) == {4, 7} and not r.adopt
 
 
+def test_a_late_loser_is_not_adopted_when_the_winner_has_moved_on() -> None:
+    """Found by check i on Dovecot without UIDPLUS and CONDSTORE: 17 committed over 15 (15
+    flagged replaced), then 18 over 17, which went (\\Deleted). A writer of 15 appended 19
+    after that, saw no live rival (17 was deleted), and would lose at its commit; meanwhile a
+    reader took 19 for the commit of 15 and adopted it: two versions. The version's line goes
+    on in 18, so 19 lost."""
+    r = decide(c(15, R), c(17, R, D, replaces=15), c(18, replaces=17), c(19, P, replaces=15))
+    assert r.current == 18 and not r.adopt and 19 in r.remove
+    gone = decide(c(15, R), c(18, replaces=17), c(19, P, replaces=15))  # 17 expunged (UIDPLUS)
+    assert gone.current == 18 and not gone.adopt and 19 in gone.remove
+
+
 def test_a_write_whose_version_was_deleted_never_comes_back() -> None:
     gone = decide(c(7, P, replaces=5, commit_by=OLD))  # 5 expunged (by DELETE, or a person)
     assert gone.current is None and gone.remove == (7,)
