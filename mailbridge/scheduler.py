@@ -219,6 +219,11 @@ class Scheduler:
             if lease is not None and lease > now:
                 continue
             delivered = any(f.lower() == KEYWORD_DELIVERED.lower() for f in draft.flags)
+            if not delivered:
+                # a copy in Sent proves the delivery (only a sender that was accepted files one),
+                # whatever became of the flag: finish the filing rather than mark it failed
+                delivered = await self.drafts.find_sent(conn, account, draft.id) is not None
+                await conn.select(folder, sync=False)
             own: dict[str, str | None]
             if delivered:  # take the claim over, then file it
                 lease_until = datetime.now(UTC) + timedelta(seconds=self.settings.lease_seconds)

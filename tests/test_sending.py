@@ -32,6 +32,7 @@ from mailbridge.devstack.dovecot import free_port
 from mailbridge.devstack.smtp import DeliveredMessage
 from mailbridge.devstack.stack import DevStack
 from mailbridge.imap import ImapConnection
+from mailbridge.model import Status
 from mailbridge.scheduler import Scheduler
 
 T = TypeVar("T")
@@ -857,3 +858,29 @@ async def test_the_sweeper_checks_remembered_leases_at_every_tick(
         assert copy.message["Subject"] == "Its sender died"
         assert copy.message["X-Mailbridge-Id"] == str(draft_id)
         assert delivered_by(devstack, user) == []  # filed, never delivered (again)
+
+
+async def test_an_expired_claim_already_filed_in_sent_is_finished_not_failed(
+        devstack: DevStack, user: MailUser) -> None:
+    """A claim whose lease expired, without $MailbridgeDelivered, while Sent holds the copy its
+    sender filed: the copy proves the delivery, so the sweeper finishes the filing (status
+    sent, one copy in Sent) instead of marking it failed with an unknown outcome. (The random
+    worker-kill test saw such drafts about once in twelve runs.)"""
+    config = make_config(devstack, user)
+    account = config.accounts[0]
+    async with app_for(devstack, user, config) as api:
+        service = Scheduler(app_of(api)[SENDING])
+        lease = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+        draft_id = uuid.uuid4()
+        raw = (f"X-Mailbridge-Id: {draft_id}\r\nX-Mailbridge-Send-State: sending\r\n"
+               f"X-Mailbridge-Lease-Until: {rfc3339(lease)}\r\n").encode() \
+            + raw_draft(user.email, "ada@elsewhere.test", "Filed, flag lost")
+        await asyncio.to_thread(api.append, raw, "Drafts", "\\Draft \\Seen")
+        await asyncio.to_thread(api.append, raw.replace(b"sending", b"sent"), "Sent", "\\Seen")
+        await service.sweep(account, datetime.now(UTC))
+        assert await messages(api, "Drafts") == []
+        [copy] = await messages(api, "Sent")
+        assert copy.message["X-Mailbridge-Id"] == str(draft_id)
+        got = await app_of(api)[DRAFTS].get(account, draft_id)
+        assert got.status is Status.SENT
+        assert delivered_by(devstack, user) == []
