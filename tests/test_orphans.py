@@ -7,6 +7,7 @@ with mailbridge), exactly as the write protocol of mailbridge.versions leaves th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import imaplib
 import re
 import time
@@ -292,6 +293,28 @@ async def test_a_list_shows_the_draft_at_every_step_of_an_update(
     mailbox.store(lost.uid, "+FLAGS", "$MailbridgeReplaced")
     page = await svc.list(account, DraftQuery())
     assert [m.uid for m in page.items] == [lost.uid, new_uid]
+
+
+async def test_clearing_a_replaced_flag_backs_off_when_a_later_copy_appears(
+        service: tuple[DraftService, AccountConfig], mailbox: Mailbox) -> None:
+    """A writer holds a version flagged replaced as the draft (its successor was not to be
+    seen), and a later copy of the draft appears before it clears the flag (a discarded copy
+    coming back, or one its view missed): it puts the flag back and answers 409, so two
+    versions never both stand."""
+    svc, account = service
+    draft, _ = await svc.create(account, CONTENT)
+    mailbox.store(draft.uid, "+FLAGS", "$MailbridgeReplaced")
+    current = await svc.get(account, draft.id)  # the draft still, its successor lost
+    later = mailbox.append(a_version_of(draft.raw, "Came back", f"<{draft.uidvalidity}.{draft.uid}>"),
+                           "\\Draft \\Seen")
+    async with svc.accounts.pool(account).connection() as conn:
+        with pytest.raises(Conflict):
+            await svc.write_version(conn, current, dataclasses.replace(current.content,
+                                                                       subject="Mine"),
+                                    own_headers={}, last_error=None)
+    flags = {u: f for u, f, _ in mailbox.live(draft.id)}
+    assert "$MailbridgeReplaced" in flags[draft.uid] and later in flags
+    assert (await svc.get(account, draft.id)).content.subject == "Came back"
 
 
 async def test_a_write_slower_than_its_time_gives_up_and_changes_nothing(
