@@ -23,17 +23,12 @@ from typing import Generic, TypeVar
 from uuid import UUID
 
 from mailbridge.config import AccountConfig
-from mailbridge.drafts import (
-    CURRENT_ONLY,
-    HEADER_LEASE,
-    HEADER_RETRY_AT,
-    KEYWORD_DELIVERED,
-    _fields,
-)
+from mailbridge.drafts import HEADER_LEASE, HEADER_RETRY_AT
 from mailbridge.errors import Conflict, MailbridgeError, NotFound
 from mailbridge.imap import ImapConnection
 from mailbridge.mime import HEADER_ID, HEADER_PLANNED_SEND_AT, HEADER_UPDATED_AT
 from mailbridge.model import Status
+from mailbridge.reading import fetch_whole
 from mailbridge.sending import (
     OUTCOME_UNKNOWN,
     SendFailed,
@@ -41,6 +36,7 @@ from mailbridge.sending import (
     _parse_time,
     _rfc3339,
 )
+from mailbridge.store import CURRENT_ONLY, KEYWORD_DELIVERED, header_fields
 from mailbridge.versions import HEADER_WRITE, KEYWORD_PENDING, KEYWORD_REPLACED, Copy
 from mailbridge.views import HEADER_SEND_STATE, StoredMessage, is_held, utcnow
 
@@ -188,7 +184,7 @@ class Scheduler:
         items = await conn.uid_fetch(found.uids, f"(UID INTERNALDATE BODY.PEEK[{fields}])")
         result = []
         for item in items:
-            headers = _fields(item.sections.get(fields, b""))
+            headers = header_fields(item.sections.get(fields, b""))
             planned = _parse_time(headers.get(HEADER_PLANNED_SEND_AT.lower()))
             retry = _parse_time(headers.get(HEADER_RETRY_AT.lower()))
             draft_id = headers.get(HEADER_ID.lower())
@@ -212,7 +208,7 @@ class Scheduler:
         for uid, lease_seen in claims:
             if lease_seen is not None and lease_seen > now:
                 continue  # its sender still holds it (read whole once the lease has expired)
-            draft = await self.drafts._fetch_full(conn, account, folder, uid)
+            draft = await fetch_whole(conn, account, folder, uid)
             if draft is None or draft.status is not Status.SENDING:
                 continue
             lease = _parse_time(draft.header(HEADER_LEASE))
@@ -222,7 +218,7 @@ class Scheduler:
             if not delivered:
                 # a copy in Sent proves the delivery (only a sender that was accepted files one),
                 # whatever became of the flag: finish the filing rather than mark it failed
-                delivered = await self.drafts.find_sent(conn, account, draft.id) is not None
+                delivered = await self.drafts.store.find_sent(conn, account, draft.id) is not None
                 await conn.select(folder, sync=False)
             own: dict[str, str | None]
             if delivered:  # take the claim over, then file it
@@ -256,7 +252,7 @@ class Scheduler:
                 continue  # a write in flight
             acted = True
             try:
-                await self.drafts.settle_id(conn, folder, draft_id)
+                await self.drafts.store.settle_id(conn, folder, draft_id)
             except Conflict:
                 continue  # changing right now: the next tick looks again
         return acted
@@ -298,7 +294,7 @@ class Scheduler:
         items = await conn.uid_fetch(found.uids, f"(UID FLAGS INTERNALDATE BODY.PEEK[{fields}])")
         ready: dict[UUID, datetime | None] = {}
         for item in items:
-            headers = _fields(item.sections.get(fields, b""))
+            headers = header_fields(item.sections.get(fields, b""))
             try:
                 draft_id = UUID(headers.get(HEADER_ID.lower(), ""))
             except ValueError:
@@ -306,7 +302,7 @@ class Scheduler:
             copy = Copy.of(item.uid or 0, item.flags or (), write=headers.get(HEADER_WRITE.lower()),
                            uidvalidity=info.uidvalidity if info else 0,
                            internaldate=item.internaldate)
-            at = None if copy.replaced else copy.abandoned_at(self.drafts.orphan_after)
+            at = None if copy.replaced else copy.abandoned_at(self.drafts.store.orphan_after)
             if draft_id in ready:
                 earlier = ready[draft_id]
                 at = None if at is None or earlier is None else min(at, earlier)
@@ -325,7 +321,7 @@ class Scheduler:
             return ()
         fields = f"HEADER.FIELDS ({HEADER_LEASE})".upper()
         items = await conn.uid_fetch(found.uids, f"(UID BODY.PEEK[{fields}])")
-        return tuple((item.uid, _parse_time(_fields(item.sections.get(fields, b""))
+        return tuple((item.uid, _parse_time(header_fields(item.sections.get(fields, b""))
                                             .get(HEADER_LEASE.lower())))
                      for item in items if item.uid is not None)
 

@@ -32,17 +32,13 @@ from email_validator import EmailNotValidError, validate_email
 
 from mailbridge.config import AccountConfig, Config, SchedulerConfig
 from mailbridge.drafts import (
-    CURRENT_ONLY,
     HEADER_ATTEMPTS,
     HEADER_LEASE,
     HEADER_RETRY_AT,
     HEADER_SEND_KEY,
-    KEYWORD_DELIVERED,
     DraftService,
     Expected,
     IdempotencyKeyReused,
-    KeyedLocks,
-    _search_string,
     check_same_request,
     check_writable,
     key_part,
@@ -60,13 +56,16 @@ from mailbridge.errors import (
     Unprocessable,
 )
 from mailbridge.imap import FetchItem, ImapConnection
+from mailbridge.locks import KeyedLocks
 from mailbridge.mime import (
     HEADER_ID,
     set_header,
     strip_for_sending,
 )
 from mailbridge.model import Status
+from mailbridge.reading import fetch_whole, whole
 from mailbridge.smtp import Sender, smtp_endpoint
+from mailbridge.store import CURRENT_ONLY, KEYWORD_DELIVERED, search_string
 from mailbridge.versions import (
     HEADER_REPLACES,
 )
@@ -151,10 +150,10 @@ class SendService:
         pool = self.drafts.accounts.pool(account)
         async with pool.connection() as conn:
             try:
-                current = await self.drafts._load(conn, account, ref)
+                current = await self.drafts.store.load(conn, account, ref)
             except NotFound:
                 if isinstance(ref, UUID):  # sent already: the same result, nothing sent again
-                    done = await self.drafts.find_sent(conn, account, ref)
+                    done = await self.drafts.store.find_sent(conn, account, ref)
                     if done is not None:
                         return done
                     raise
@@ -203,10 +202,10 @@ class SendService:
         validity = (await conn.select(folders.drafts)).uidvalidity
         await conn.select(folders.sent)
         found = await conn.uid_search("UNDELETED", "HEADER", HEADER_SENT_FROM,
-                                      _search_string(f"<{validity}.{uid}>"))
+                                      search_string(f"<{validity}.{uid}>"))
         if not found.uids:
             return None
-        return await self.drafts._fetch_full(conn, account, folders.sent, max(found.uids))
+        return await fetch_whole(conn, account, folders.sent, max(found.uids))
 
     async def _by_send_key(self, conn: ImapConnection, account: AccountConfig,
                            key: str) -> StoredMessage | None:
@@ -217,9 +216,9 @@ class SendService:
                 continue
             await conn.select(folder)
             found = await conn.uid_search("UNDELETED", *CURRENT_ONLY,
-                                          "HEADER", HEADER_SEND_KEY, _search_string(key_part(key)))
+                                          "HEADER", HEADER_SEND_KEY, search_string(key_part(key)))
             if found.uids:
-                done = await self.drafts._fetch_full(conn, account, folder, max(found.uids))
+                done = await fetch_whole(conn, account, folder, max(found.uids))
                 if done is not None:
                     check_same_request(done.header(HEADER_SEND_KEY), key)
                 return done
@@ -233,7 +232,7 @@ class SendService:
         would cost every keyed send a SELECT and a SEARCH of Sent."""
         check_same_request(current.header(HEADER_SEND_KEY), key)
         found = await conn.uid_search("UNDELETED", *CURRENT_ONLY, "HEADER", HEADER_SEND_KEY,
-                                      _search_string(key_part(key)))
+                                      search_string(key_part(key)))
         if any(uid != current.uid for uid in found.uids):
             raise IdempotencyKeyReused()
 
@@ -307,7 +306,7 @@ class SendService:
         pool = self.drafts.accounts.pool(account)
         try:
             async with pool.connection() as conn:
-                current = await self.drafts._fetch_full(conn, account, claimed.folder, claimed.uid)
+                current = await fetch_whole(conn, account, claimed.folder, claimed.uid)
                 if current is None:
                     return None
                 return await self.drafts.write_version(conn, current, current.content,
@@ -342,24 +341,24 @@ class SendService:
         result: StoredMessage | None = None
         if sent_copy == "append" and folders.sent is not None:
             if refiling:
-                result = await self.drafts.find_sent(conn, account, claimed.id)
+                result = await self.drafts.store.find_sent(conn, account, claimed.id)
             if result is None:
                 copy = self._sent_copy(claimed, wire)
                 stored_at = utcnow()
                 appended = await conn.append(folders.sent, copy, flags=("\\Seen",),
                                              date=stored_at)
                 if appended is not None:  # the record from what we stored: nothing read back
-                    result = self.drafts._from_full(account, folders.sent, appended.uidvalidity,
+                    result = whole(account, folders.sent, appended.uidvalidity,
                                                     FetchItem(seq=0, uid=appended.uid,
                                                               flags=("\\Seen",),
                                                               internaldate=stored_at,
                                                               size=len(copy),
                                                               sections={"": copy}))
                 else:
-                    result = await self.drafts.find_sent(conn, account, claimed.id)
+                    result = await self.drafts.store.find_sent(conn, account, claimed.id)
         await conn.select(claimed.folder, sync=False)  # no command if still selected
-        await self.drafts._remove(conn, [claimed.uid])
-        self.drafts._forget(account, claimed.id)
+        await self.drafts.store.remove(conn, [claimed.uid])
+        self.drafts.store.forget(account, claimed.id)
         if claimed.content.in_reply_to:
             await self._mark_answered(conn, claimed.content.in_reply_to)
         if result is None:
@@ -396,6 +395,6 @@ class SendService:
         mid = message_id.strip().strip("<>")
         with contextlib.suppress(MailbridgeError):
             await conn.select("INBOX")
-            found = await conn.uid_search("HEADER", "Message-ID", _search_string(f"<{mid}>"))
+            found = await conn.uid_search("HEADER", "Message-ID", search_string(f"<{mid}>"))
             if found.uids:
                 await conn.uid_store(found.uids, "+FLAGS.SILENT", ["\\Answered"])

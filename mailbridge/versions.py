@@ -1,10 +1,10 @@
 """Which copy of a draft is its current version, and what to do with what a dead writer left.
 
-Pure: no I/O. DraftService reads the copies from the server, asks :func:`resolve`, and carries
-out the answer.
+Pure: no I/O. DraftStore (mailbridge.store) reads the copies from the server, asks
+:func:`resolve`, and carries out the answer.
 
 A draft's versions are messages in Drafts that carry the same ``X-Mailbridge-Id``. A new version
-is written in four steps (DraftService.write_version):
+is written in four steps (DraftStore.write):
 
 1. APPEND the new copy flagged ``$MailbridgePending``. It names the version it replaces
    (``X-Mailbridge-Replaces: <uidvalidity.uid>``) and carries ``X-Mailbridge-Write: <token>;

@@ -305,12 +305,12 @@ def _kept_by_stdlib(block: bytes) -> tuple[tuple[str, str], ...]:
     import email.parser
     import email.policy
 
-    from mailbridge.drafts import _MIME_STATE_HEADERS, KEPT_HEADER_PREFIXES
+    from mailbridge.reading import KEPT_HEADER_PREFIXES, MIME_STATE_HEADERS
 
     msg = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(block)
     return tuple((n, str(v).replace("\r\n", "").replace("\n", "").strip())
                  for n, v in msg.raw_items()
-                 if n.lower() not in _MIME_STATE_HEADERS
+                 if n.lower() not in MIME_STATE_HEADERS
                  and (n.lower().startswith(KEPT_HEADER_PREFIXES)
                       or n.lower().startswith("x-mailbridge-")))
 
@@ -318,7 +318,7 @@ def _kept_by_stdlib(block: bytes) -> tuple[tuple[str, str], ...]:
 def test_kept_headers_read_as_the_stdlib_reads_them() -> None:
     import random
 
-    from mailbridge.drafts import _kept_headers
+    from mailbridge.reading import kept_headers
 
     rnd = random.Random(5)
     chars = ' \t abcXYZ<>.:;,"()=?-_0123456789@é'
@@ -330,4 +330,4 @@ def test_kept_headers_read_as_the_stdlib_reads_them() -> None:
                 value += "\r\n " + "".join(rnd.choice(chars) for _ in range(5))
             lines.append(f"{rnd.choice(_HEADER_NAMES)}: {value}\r\n")
         block = ("".join(lines) + "\r\n").encode()
-        assert _kept_headers(block) == _kept_by_stdlib(block), block
+        assert kept_headers(block) == _kept_by_stdlib(block), block

@@ -102,16 +102,16 @@ async def test_a_message_the_reader_fails_on_does_not_hide_the_others(
         service, devstack, user, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """parse_message itself swallows nothing (its never-raises property tests can fail); the
     store reads each message apart, so one it fails on is listed empty and logged."""
-    import mailbridge.drafts
+    import mailbridge.reading
 
-    real = mailbridge.drafts.parse_message
+    real = mailbridge.reading.parse_message
 
     def failing(raw: bytes):  # type: ignore[no-untyped-def]
         if b"Subject: Poison" in raw:
             raise RuntimeError("a bug in the reader")
         return real(raw)
 
-    monkeypatch.setattr(mailbridge.drafts, "parse_message", failing)
+    monkeypatch.setattr(mailbridge.reading, "parse_message", failing)
     svc, account = service
     save(devstack, user, (HEAD.format("poison").replace("One reading", "Poison")
                           + "\r\nbody\r\n").encode())

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+import mailbridge.listing
 from conftest import MailUser
 from imap_proxy import CapabilityHidingProxy
 from mailbridge.accounts import Accounts
@@ -262,7 +263,8 @@ async def test_a_version_whose_successor_was_lost_stays_the_draft(
 
 
 async def test_a_list_shows_the_draft_at_every_step_of_an_update(
-        service: tuple[DraftService, AccountConfig], mailbox: Mailbox) -> None:
+        service: tuple[DraftService, AccountConfig], mailbox: Mailbox,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Between an update's commit (old version flagged replaced) and the end of its step 4, a
     list must still show the draft, once: the old version while the new one is pending, the
     new one once it is not. A version whose successor was lost is listed too."""
@@ -274,16 +276,16 @@ async def test_a_list_shows_the_draft_at_every_step_of_an_update(
 
     # the list's SEARCH sees the new version pending; step 4 clears it before the list's
     # check of the old version: the new one is listed in its place
-    fetch = svc._fetch_summaries
+    fetch = mailbridge.listing.fetch_summaries
 
     async def fetch_then_step_4(*args: Any) -> list[StoredMessage]:
         result = await fetch(*args)
-        if svc._fetch_summaries is fetch_then_step_4:  # once
-            svc._fetch_summaries = fetch  # type: ignore[method-assign]
+        if mailbridge.listing.fetch_summaries is fetch_then_step_4:  # once
+            monkeypatch.setattr(mailbridge.listing, "fetch_summaries", fetch)
             await asyncio.to_thread(mailbox.store, new_uid, "-FLAGS", "$MailbridgePending")
         return result
 
-    svc._fetch_summaries = fetch_then_step_4  # type: ignore[method-assign]
+    monkeypatch.setattr(mailbridge.listing, "fetch_summaries", fetch_then_step_4)
     page = await svc.list(account, DraftQuery())
     assert [(m.uid, m.content.subject) for m in page.items] == [(new_uid, "Committed")]
     page = await svc.list(account, DraftQuery())  # step 4 half done
@@ -323,10 +325,10 @@ async def test_a_write_slower_than_its_time_gives_up_and_changes_nothing(
     copy and answers 503; the draft is as it was, with one copy."""
     svc, account = service
     draft, _ = await svc.create(account, CONTENT)
-    svc.orphan_after = timedelta(seconds=-30)
+    svc.store.orphan_after = timedelta(seconds=-30)
     with pytest.raises(ImapUnavailable, match="orphan_seconds"):
         await svc.replace(account, draft.id, {"subject": "Too slow"})
-    svc.orphan_after = timedelta(seconds=ORPHAN_SECONDS)
+    svc.store.orphan_after = timedelta(seconds=ORPHAN_SECONDS)
     live = mailbox.live(draft.id)
     assert [u for u, _, _ in live] == [draft.uid] and "$Mailbridge" not in live[0][1]
     assert (await svc.get(account, draft.id)).content.subject == "Original"

@@ -9,7 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from mailbridge.drafts import OWN_KEYWORDS
+from mailbridge.store import OWN_KEYWORDS
 from servers import Mailbox, ServerProcess, ServerUnavailable, wait_for_imap
 
 
