@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
+from bench import fastpaths
 from bench.harness import ROOT, bench_root, filesystem_of, running_service, running_stack
 from bench.scenarios import PHASES, Settings, run_all
 
@@ -218,6 +219,8 @@ def tables(results: dict[str, Any]) -> str:
                    f"IMAP commands/s taking {idle['scheduler_imap_ms_per_s']} ms/s; Dovecot CPU "
                    f"while 2 instances idle: {idle['cpu_util_dovecot_both_schedulers']:.0%} of a core")
         out.append("")
+    if "fastpaths" in results:
+        out += ["9. " + fastpaths.render(results["fastpaths"]), ""]
     return "\n".join(out)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 
+from bench import fastpaths
 from bench.api import Api, ApiError, create, session
 from bench.harness import (
     ALICE,
@@ -869,6 +870,11 @@ async def phase_attachment(ctx: Ctx) -> dict[str, Any]:
             "pass": same and growth / size < 6.0}
 
 
+async def phase_fastpaths(ctx: Ctx) -> dict[str, Any]:
+    """Each remaining hand-written fast path A/B against its twin, alone (bench.fastpaths)."""
+    return await asyncio.to_thread(fastpaths.phase_fastpaths)
+
+
 # ------------------------------------------------------------------------------ driver
 
 PHASES: dict[str, Callable[[Ctx], Any]] = {
@@ -881,6 +887,7 @@ PHASES: dict[str, Callable[[Ctx], Any]] = {
     "pool": phase_pool,
     "memory": phase_memory_steady,
     "attachment": phase_attachment,
+    "fastpaths": phase_fastpaths,
 }
 
 

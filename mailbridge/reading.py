@@ -105,6 +105,11 @@ def kept_headers(header_block: bytes) -> tuple[tuple[str, str], ...]:
         fast.append((f.name, value.decode("ascii").replace("\r\n", "").replace("\n", "").strip()))
     else:  # only mailbridge's own plain ASCII headers: as the stdlib would read them, faster
         return tuple(fast)
+    return kept_headers_by_stdlib(header_block)
+
+
+def kept_headers_by_stdlib(header_block: bytes) -> tuple[tuple[str, str], ...]:
+    """:func:`kept_headers` as the stdlib's email parser reads them: the twin of its fast path."""
     msg = _header_parser.parsebytes(header_block)
     kept = []
     for name, value in msg.raw_items():

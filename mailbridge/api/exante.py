@@ -12,29 +12,28 @@ from uuid import UUID
 
 from aiohttp import web
 
-from mailbridge.api.common import (
+from mailbridge.api.access import authorize, limits_of, resolve_account
+from mailbridge.api.bodies import read_json_object, validate_body
+from mailbridge.api.conversion import (
     EXANTE_NAMES,
     DraftInput,
     RawAttachment,
-    authorize,
     draft_changes,
     draft_content,
-    encode_cursor,
     format_address,
+    message_id,
+)
+from mailbridge.api.keys import DRAFTS, SENDING
+from mailbridge.api.params import (
+    encode_cursor,
     idempotency_key,
     if_match,
-    limits_of,
-    message_id,
     parse_draft_id,
     query_cursor,
     query_limit,
     query_text,
-    read_json_object,
-    resolve_account,
-    validate_body,
     with_etag,
 )
-from mailbridge.api.keys import DRAFTS, SENDING
 from mailbridge.api.schemas import ExanteAttachmentOut, ExanteDraft, ExanteDraftList, ExanteDraftUpsert
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig

@@ -1,7 +1,8 @@
 """Dialect 1 (Jasni style) under ``/api/v1``: envelope ``{"success": true, "data": ...}``, camelCase.
 
-Each handler adapts: authenticate, parse the request (:mod:`mailbridge.api.common`), one
-DraftService call, render. Errors are rendered by the error middleware of
+Each handler adapts: authenticate (:mod:`~mailbridge.api.access`), read the request
+(:mod:`~mailbridge.api.bodies`, :mod:`~mailbridge.api.params`, :mod:`~mailbridge.api.conversion`),
+one DraftService call, render. Errors are rendered by the error middleware of
 :mod:`mailbridge.api.app` as ``{"success": false, "error", "code", "field"}``.
 
 ``{uid}`` in a path is the integer IMAP UID of the message holding the draft (it changes on every
@@ -16,28 +17,27 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from mailbridge.api.common import (
+from mailbridge.api.access import authorize, limits_of, resolve_account
+from mailbridge.api.bodies import read_json_object, validate_body
+from mailbridge.api.conversion import (
     JASNI_NAMES,
     DraftInput,
     RawAttachment,
-    authorize,
     draft_changes,
     draft_content,
+    message_id,
+)
+from mailbridge.api.keys import ACCOUNTS, DRAFTS, SENDING
+from mailbridge.api.params import (
     idempotency_key,
     if_match,
-    limits_of,
-    message_id,
     parse_ref,
     parse_uid,
     query_folder,
     query_limit,
     query_text,
-    read_json_object,
-    resolve_account,
-    validate_body,
     with_etag,
 )
-from mailbridge.api.keys import ACCOUNTS, DRAFTS, SENDING
 from mailbridge.api.schemas import (
     JasniAccount,
     JasniAccountList,

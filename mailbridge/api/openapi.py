@@ -26,8 +26,9 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json
 from pydantic_core import core_schema
 
 from mailbridge import __version__
-from mailbridge.api.common import MAX_IDEMPOTENCY_KEY, MAX_UID, authorize
+from mailbridge.api.access import authorize
 from mailbridge.api.keys import CONFIG
+from mailbridge.api.params import MAX_IDEMPOTENCY_KEY, MAX_UID
 from mailbridge.api.schemas import (
     ExanteDraft,
     ExanteDraftList,
@@ -67,7 +68,7 @@ can import this module)."""
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
-"""Page sizes of every list call (``mailbridge.api.common.query_limit``)."""
+"""Page sizes of every list call (``mailbridge.api.params.query_limit``)."""
 
 
 # ----------------------------------------------------------------------------- health models

@@ -3,7 +3,7 @@
 Request models forbid unknown fields, so a misspelt field is an error naming it rather than a
 silently ignored value. They check shapes and types only; what a value means (an address, base64,
 a line break in a header, the configured size limits) is checked by
-:mod:`mailbridge.api.common`, which turns a validated request into a
+:mod:`mailbridge.api.conversion`, which turns a validated request into a
 :class:`~mailbridge.model.DraftContent`.
 
 Dialect 1 (Jasni, ``/api/v1``) is camelCase on the wire: its models use snake_case attribute names

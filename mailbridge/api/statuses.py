@@ -7,7 +7,7 @@ Starlette's exception handlers are looked up along ``__mro__``.
 
 from __future__ import annotations
 
-from mailbridge.api.common import RequestTimeout, UnsupportedMediaType
+from mailbridge.api.bodies import RequestTimeout, UnsupportedMediaType
 from mailbridge.errors import (
     Conflict,
     Forbidden,

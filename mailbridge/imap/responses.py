@@ -655,20 +655,11 @@ def parse_internaldate(s: str) -> datetime:
         raise ImapProtocolError("IMAP reply has an invalid INTERNALDATE")
     day, year, hour, minute, second = (int(m.group(i)) for i in (1, 3, 4, 5, 6))
     try:
-        zone = m.group(7) + m.group(8) + m.group(9)
-        tz = _ZONES.get(zone)
-        if tz is None:
-            offset = timedelta(hours=int(m.group(8)), minutes=int(m.group(9)))
-            tz = timezone(-offset if m.group(7) == "-" else offset)
-            if len(_ZONES) < 100:
-                _ZONES[zone] = tz
+        offset = timedelta(hours=int(m.group(8)), minutes=int(m.group(9)))
+        tz = timezone(-offset if m.group(7) == "-" else offset)
         return datetime(year, month, day, hour, minute, second, tzinfo=tz)
     except ValueError:
         raise ImapProtocolError("IMAP reply has an invalid INTERNALDATE") from None
-
-
-_ZONES: dict[str, timezone] = {}
-"""The time zones INTERNALDATEs named so far (a server uses one or two)."""
 
 
 # ------------------------------------------------------------------------------ SEARCH

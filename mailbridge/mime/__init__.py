@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import io
 import logging
 import re
@@ -110,9 +109,9 @@ _TRACE_HEADERS = frozenset({"received", "return-path", "delivered-to", "x-origin
 _MAX_LINE = 78  # RFC 5322 2.1.1: SHOULD; 998 is the MUST
 _CRLF = b"\r\n"
 
-# C0 controls except TAB, DEL, C1 controls (NEL among them) and the Unicode line/paragraph
-# separators: all of them are line breaks or invisible junk to some mail software.
-_LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+# What str.splitlines() and the email package's folding take for a line break: in a header
+# value, any of them could start a header of its own.
+LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _CONTENT_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}")
@@ -145,7 +144,7 @@ def check_header_value(field: str, value: str) -> None:
     bad = BAD_HEADER_CHARS.search(value)
     if bad is not None:
         char = bad.group()
-        what = "a line break" if char in _LINE_BREAKS else "a control character"
+        what = "a line break" if char in LINE_BREAKS else "a control character"
         raise HeaderInjection(
             f"{field} must not contain {what} (U+{ord(char):04X}): it goes into a mail header, "
             "which is a single line", field=field)
@@ -361,15 +360,10 @@ def _qp_line_slow(line: bytes) -> list[bytes]:
 
 def _quoted_printable(lines: list[bytes]) -> bytes:
     """RFC 2045 6.7 with CRLF; physical lines never start with "From " or "." (mbox and SMTP)."""
-    b2a_qp = binascii.b2a_qp
-    # the lines hold no line break, so the only ones in what b2a_qp makes are soft line breaks
-    encoded = [b2a_qp(line, False, False, False) for line in lines]
-    joined = b"\n".join(encoded)
-    if not (joined.startswith((b".", b"From ")) or b"\n." in joined or b"\nFrom " in joined):
-        return joined.replace(b"\n", _CRLF)
     out: list[bytes] = []
-    for line, qp in zip(lines, encoded, strict=True):
-        physical = qp.split(b"\n")
+    for line in lines:
+        # the line holds no line break, so the only ones in what b2a_qp makes are soft ones
+        physical = binascii.b2a_qp(line, False, False, False).split(b"\n")
         if any(p.startswith((b".", b"From ")) for p in physical):
             physical = _qp_line_slow(line)
         out.extend(physical)
@@ -660,11 +654,7 @@ class _Field(NamedTuple):
     end: int  # offset after the field's last line break
 
 
-_new_field = functools.partial(tuple.__new__, _Field)  # _Field(*args) without its Python __new__
 _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
-_FIELD_LINES = re.compile(rb"([!-9;-~]+)[ \t]*(:)[^\n]*(?:\n[ \t][^\n]*)*\n?")
-"""A field line with all its continuation lines: what the line loop of _scan_headers finds for
-a field whose name and colon lie within its first 1,000 bytes, in one match."""
 
 
 def _scan_headers(raw: bytes, start: int, end: int) -> tuple[list[_Field], int]:
@@ -676,16 +666,7 @@ def _scan_headers(raw: bytes, start: int, end: int) -> tuple[list[_Field], int]:
     """
     fields: list[_Field] = []
     pos = start
-    match_field = _FIELD_LINES.match
     while pos < end:
-        whole = match_field(raw, pos, end)
-        if whole is not None:
-            value_start = whole.end(2)
-            if value_start - pos <= 1000:
-                stop = whole.end()
-                fields.append(_new_field((whole.group(1).decode("ascii"), pos, value_start, stop)))
-                pos = stop
-                continue
         newline = raw.find(b"\n", pos, end)
         line_end = end if newline < 0 else newline + 1
         head = raw[pos:min(line_end, pos + 1000)]
@@ -734,11 +715,6 @@ class _Headers:
 # Reading: addresses
 
 
-# A list of plain mailboxes -- no quotes, comments, groups, domain literals or escapes, every
-# ``<`` closed before the next comma -- splits on its commas; anything else is scanned.
-_PLAIN_LIST = re.compile(r'[^"(\[\]:;\\<>]*(?:<[^"(\[\]:;\\<>,]*>[^"(\[\]:;\\<>]*)*')
-
-
 def _split_address_list(value: str) -> list[str]:
     """Splits an address list on the commas (and group ``:``/``;``) that are outside quotes,
     comments, angle brackets and domain literals; group names are dropped.
@@ -746,13 +722,6 @@ def _split_address_list(value: str) -> list[str]:
     Damage is repaired the way mail clients do: an unterminated quote or comment is taken as a
     literal character, an unterminated ``<`` ends at the next comma.
     """
-    if _PLAIN_LIST.fullmatch(value) is not None:
-        return value.split(",")
-    return _split_address_list_scan(value)
-
-
-def _split_address_list_scan(value: str) -> list[str]:
-    """_split_address_list, character by character."""
     literal: set[int] = set()
     angle_to_comma: set[int] = set()
     for _ in range(len(value) + 1):
@@ -831,27 +800,10 @@ def _scan_address_list(value: str, literal: set[int], angle_to_comma: set[int]) 
     return items, opened if (quote or comment or closer) else -1
 
 
-# ``Name <addr>`` or ``addr`` in printable ASCII without quotes, comments, escapes, routes or
-# encoded-words: read by one match, as _parse_mailbox_scan reads it.
-_PLAIN_MAILBOX = re.compile(
-    r"[ \t]*(?:([\t !#-'*-;=?-\[\]-~]*?)[ \t]*<([!#-'*+\-./0-9;=?-\[\]-~]+)>|([!#-'*-;=?-\[\]-~]+))[ \t]*")
-
-
 def _parse_mailbox(item: str) -> tuple[str, str] | None:
     """``(display name, addr-spec)`` of one ``mailbox`` (RFC 5322 3.4), leniently; None if there
     is no address at all. Encoded-words in the name are decoded, also inside quotes (as mail
     clients do); comments are dropped (an old-style ``a@b (Name)`` comment becomes the name)."""
-    plain = _PLAIN_MAILBOX.fullmatch(item)
-    if plain is None or "=?" in item:
-        return _parse_mailbox_scan(item)
-    bare = plain.group(3)
-    if bare is not None:
-        return "", bare
-    return plain.group(1), plain.group(2)
-
-
-def _parse_mailbox_scan(item: str) -> tuple[str, str] | None:
-    """_parse_mailbox, character by character."""
     segments: list[tuple[str, str]] = []  # (kind, text): raw / quoted / comment / angle
     raw: list[str] = []
     i = 0

@@ -1,0 +1,256 @@
+"""Between the dialects' validated input and the draft model: the DraftContent (or the changes of
+an update) that DraftService takes, built from either dialect's names, within the limits; and
+addresses as the dialects show them. Everything is checked here, so a bad request never reaches
+the mail server and never leaves a partial draft."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mailbridge.config import Limits
+from mailbridge.errors import InvalidInput, PayloadTooLarge, Unprocessable
+from mailbridge.mime import check_header_value, parse_address_list
+from mailbridge.model import Address, Attachment, DraftContent
+
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
+_MESSAGE_ID = re.compile(r"[\x21-\x3b\x3d\x3f-\x7e]+")  # printable ASCII without < and >
+
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010ffff-]+"
+                         r"(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010ffff-]+)*")
+
+
+def format_address(address: Address) -> str:
+    """``Name <a@b>`` (the name quoted when it needs to be), or ``a@b`` without a name.
+
+    Unlike ``str(Address)`` (the email package's formatter) it never raises: internationalised
+    local parts (RFC 6532) and odd addresses read from other clients' messages come out as is.
+    What it returns reads back with :func:`mailbridge.mime.parse_address_list`.
+    """
+    if not address.name:
+        return address.email
+    name = address.name
+    if not _PLAIN_NAME.fullmatch(name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <{address.email}>"
+
+
+def header_safe(field: str, value: str) -> str:
+    """``value`` unchanged if it can go into a mail header; HeaderInjection (400) otherwise
+    (see :func:`mailbridge.mime.check_header_value`)."""
+    check_header_value(field, value)
+    return value
+
+
+@dataclass(frozen=True)
+class RawAttachment:
+    """An attachment as a request carries it, before its base64 is decoded."""
+
+    filename: str
+    content_type: str | None
+    data: str
+
+
+@dataclass(frozen=True)
+class Names:
+    """How a dialect names the draft fields on the wire (for error messages)."""
+
+    to: str = "to"
+    cc: str = "cc"
+    bcc: str = "bcc"
+    subject: str = "subject"
+    text: str = "text"
+    html: str = "html"
+    attachments: str = "attachments"
+    filename: str = "filename"
+    content_type: str = "contentType"
+    data: str = "content"
+    in_reply_to: str = "inReplyTo"
+    references: str = "references"
+    context_type: str = "contextType"
+    context_id: str = "contextId"
+    planned_send_at: str = "plannedSendAt"
+
+    def of(self, name: str) -> str:
+        wire: str = getattr(self, name)
+        return wire
+
+
+JASNI_NAMES = Names()
+EXANTE_NAMES = Names(text="body_text", html="body_html", content_type="content_type",
+                     data="data_base64", in_reply_to="in_reply_to", context_type="context_type",
+                     context_id="context_id", planned_send_at="planned_send_at")
+
+
+@dataclass(frozen=True)
+class DraftInput:
+    """Validated request fields, keyed by DraftContent field name; only the fields given."""
+
+    values: Mapping[str, Any]
+    names: Names = field(default_factory=Names)
+
+
+def draft_changes(given: DraftInput, limits: Limits) -> dict[str, Any]:
+    """The DraftContent fields the request sets, checked and converted (an update's changes).
+
+    A null clears a field. Raises InvalidInput / HeaderInjection (400) for bad addresses, bad
+    base64 and line breaks in header values, InvalidInput 422 for too many recipients,
+    PayloadTooLarge (413) beyond the configured body and attachment limits. Limits apply to
+    what the request carries (fields an update keeps are not counted again).
+    """
+    names, values = given.names, given.values
+    changes: dict[str, Any] = {}
+    _count_recipients_roughly(values, names, limits)
+    recipients = 0
+    for key in ("to", "cc", "bcc"):
+        if key in values:
+            raw = values[key]
+            parsed: tuple[Address, ...] = () if raw is None else tuple(
+                parse_address_list(raw, names.of(key)))
+            recipients += len(parsed)
+            if recipients > limits.max_recipients:
+                raise Unprocessable(f"too many recipients: at most {limits.max_recipients} in "
+                                   "to, cc and bcc together", field=names.of(key))
+            for i, address in enumerate(parsed):
+                _short(f"{names.of(key)}[{i}]", address.name, limits)
+            changes[key] = parsed
+    if "subject" in values:
+        changes["subject"] = _short(names.subject, header_safe(names.subject, values["subject"] or ""),
+                                    limits)
+    body = 0
+    for key in ("text", "html"):
+        if key in values:
+            changes[key] = values[key]
+            body += len(values[key].encode()) if values[key] is not None else 0
+    if body > limits.max_body_bytes:
+        biggest = max((k for k in ("text", "html") if changes.get(k)),
+                      key=lambda k: len(changes[k]))
+        raise PayloadTooLarge(f"text and html together exceed the limit of "
+                              f"{limits.max_body_bytes} bytes", field=names.of(biggest))
+    if "attachments" in values:
+        changes["attachments"] = _attachments(values["attachments"] or (), names, limits)
+    if "in_reply_to" in values:
+        raw_id = values["in_reply_to"]
+        changes["in_reply_to"] = None if raw_id in (None, "") \
+            else _message_id(raw_id, names.in_reply_to)
+    if "references" in values:
+        refs = values["references"]
+        items = (refs.replace(",", " ").split() if isinstance(refs, str) else list(refs or ()))
+        changes["references"] = tuple(
+            _message_id(r, f"{names.references}[{i}]" if not isinstance(refs, str)
+                        else names.references) for i, r in enumerate(items))
+    for key in ("context_type", "context_id"):
+        if key in values:
+            value = values[key]
+            changes[key] = None if value in (None, "") \
+                else _short(names.of(key), header_safe(names.of(key), value), limits)
+    if "planned_send_at" in values:
+        planned: datetime | None = values["planned_send_at"]
+        changes["planned_send_at"] = planned
+    return changes
+
+
+def _count_recipients_roughly(values: Mapping[str, Any], names: Names, limits: Limits) -> None:
+    """Refuses a request with far too many recipients before any address is parsed (parsing
+    100,000 of them would hold the event loop for seconds): a list counts its items, a string
+    its "@" signs (a display name may hold one too, hence the slack). The exact count follows
+    the parsing."""
+    rough = 0
+    for key in ("to", "cc", "bcc"):
+        raw = values.get(key)
+        if isinstance(raw, str):
+            rough += raw.count("@") // 2
+        elif isinstance(raw, list | tuple):
+            rough += len(raw)
+        if rough > limits.max_recipients:
+            raise Unprocessable(f"too many recipients: at most {limits.max_recipients} in "
+                               "to, cc and bcc together", field=names.of(key))
+
+
+def _short(field: str, value: str, limits: Limits) -> str:
+    """``value`` unless it is longer than ``max_header_chars`` (InvalidInput 422)."""
+    if len(value) > limits.max_header_chars:
+        raise Unprocessable(f"is longer than {limits.max_header_chars} characters", field=field)
+    return value
+
+
+def draft_content(given: DraftInput, limits: Limits) -> DraftContent:
+    """A new draft's content from the request (what a create stores); see :func:`draft_changes`."""
+    return DraftContent(**draft_changes(given, limits))
+
+
+def _attachments(items: Sequence[RawAttachment], names: Names,
+                 limits: Limits) -> tuple[Attachment, ...]:
+    if len(items) > limits.max_attachments:
+        raise Unprocessable(f"too many attachments: at most {limits.max_attachments}",
+                           field=names.attachments)
+    result = []
+    total = 0
+    for i, item in enumerate(items):
+        where = f"{names.attachments}[{i}]"
+        filename = _short(f"{where}.{names.filename}",
+                          header_safe(f"{where}.{names.filename}", item.filename), limits)
+        if "/" in filename or "\\" in filename or filename.strip(". ") == "":
+            raise InvalidInput("the filename must be a plain file name, without a path",
+                               field=f"{where}.{names.filename}")
+        content_type = _content_type(item.content_type, filename, f"{where}.{names.content_type}")
+        data_field = f"{where}.{names.data}"
+        # the decoded size is 3/4 of the encoded one: refuse before spending memory on it
+        if len(item.data) // 4 * 3 > limits.max_attachment_bytes + 3:
+            raise PayloadTooLarge(f"the attachment exceeds the limit of "
+                                  f"{limits.max_attachment_bytes} bytes", field=data_field)
+        try:
+            data = base64.b64decode(item.data, validate=True)
+        except (ValueError, binascii.Error):
+            raise InvalidInput("not valid base64 (RFC 4648 standard alphabet, padded, "
+                               "without line breaks)", field=data_field) from None
+        if len(data) > limits.max_attachment_bytes:
+            raise PayloadTooLarge(f"the attachment exceeds the limit of "
+                                  f"{limits.max_attachment_bytes} bytes", field=data_field)
+        total += len(data)
+        if total > limits.max_draft_attachments_bytes:
+            raise PayloadTooLarge(f"the attachments together exceed the limit of "
+                                  f"{limits.max_draft_attachments_bytes} bytes",
+                                  field=names.attachments)
+        result.append(Attachment(filename=filename, content_type=content_type, data=data))
+    return tuple(result)
+
+
+def _content_type(value: str | None, filename: str, where: str) -> str:
+    if value is None or value.strip() == "":
+        guessed, _ = mimetypes.guess_type(filename, strict=False)
+        return guessed or "application/octet-stream"
+    header_safe(where, value)
+    value = value.strip()
+    if not _CONTENT_TYPE.fullmatch(value):
+        raise Unprocessable("must be a MIME type such as application/pdf (type/subtype, "
+                           "no parameters)", field=where)
+    return value.lower()
+
+
+def _message_id(value: str, where: str) -> str:
+    """A Message-ID as given (with or without angle brackets) -> the id without them (what
+    DraftContent holds; the renderers add them back)."""
+    header_safe(where, value)
+    bare = value.strip()
+    if bare.startswith("<") and bare.endswith(">"):
+        bare = bare[1:-1]
+    if not bare or len(bare) > 900 or not _MESSAGE_ID.fullmatch(bare):
+        raise Unprocessable("must be a Message-ID such as <abc@example.com>", field=where)
+    return bare
+
+
+def message_id(value: str | None) -> str | None:
+    """A Message-ID as it appears in a header, ``<id>`` (both dialects show it so)."""
+    if not value:
+        return None
+    bare = value.strip().strip("<>")
+    return f"<{bare}>" if bare else None
