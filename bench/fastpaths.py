@@ -25,6 +25,8 @@ from typing import Any
 
 import mailbridge.imap.responses as responses
 import mailbridge.mime as mime
+import mailbridge.mime.build as mime_build
+import mailbridge.mime.read as mime_read
 import mailbridge.reading as reading
 from bench.api import BODY_TEXT
 from mailbridge.model import Address, DraftContent, DraftState
@@ -82,11 +84,11 @@ def _only_twin(module: Any, name: str, twin: Callable[..., Any]) -> Iterator[Non
 
 
 def _params_twin(name: str, value: str | None) -> tuple[str | None, dict[str, str]]:
-    return mime._params_slow(name, value) if value else (None, {})
+    return mime_read._params_slow(name, value) if value else (None, {})
 
 
 def _qp_twin(lines: list[bytes]) -> bytes:
-    return b"\r\n".join(p for line in lines for p in mime._qp_line_slow(line))
+    return b"\r\n".join(p for line in lines for p in mime_build._qp_line_slow(line))
 
 
 def _oracles() -> Any:
@@ -112,8 +114,8 @@ def _fetch_reply() -> list[bytes | bytearray]:
 
 FAST_PATHS: dict[str, tuple[Any, str, Callable[..., Any], str]] = {
     # name: (module, attribute, its twin, the operation it serves)
-    "MIME parameters (_params_of)": (mime, "_params_of", _params_twin, "read"),
-    "quoted-printable (_quoted_printable)": (mime, "_quoted_printable", _qp_twin, "build"),
+    "MIME parameters (_params_of)": (mime_read, "_params_of", _params_twin, "read"),
+    "quoted-printable (_quoted_printable)": (mime_build, "_quoted_printable", _qp_twin, "build"),
     "kept headers (reading.kept_headers)": (reading, "kept_headers",
                                             reading.kept_headers_by_stdlib, "carry"),
     "IMAP tokenizer as one loop (_values)": (responses, "_values",

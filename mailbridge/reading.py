@@ -33,10 +33,10 @@ from mailbridge.mime import (
     HEADER_LAST_ERROR,
     HEADER_PLANNED_SEND_AT,
     HEADER_UPDATED_AT,
-    _scan_headers,
     parse_message,
 )
 from mailbridge.mime.decoding import decode_text_part
+from mailbridge.mime.headers import _scan_headers
 from mailbridge.model import AttachmentInfo, DraftContent, DraftState, ParsedMessage
 from mailbridge.views import StoredMessage, has_flag
 

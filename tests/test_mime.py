@@ -21,12 +21,9 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from mailbridge import mime
 from mailbridge.errors import HeaderInjection, InvalidInput
 from mailbridge.mime import (
     INTERNAL_HEADER_PREFIX,
-    _params_of,
-    _params_slow,
     build_message,
     check_header_value,
     client_headers,
@@ -37,6 +34,8 @@ from mailbridge.mime import (
     snippet,
     strip_for_sending,
 )
+from mailbridge.mime import read as mime_read
+from mailbridge.mime.read import _params_of, _params_slow
 from mailbridge.model import Address, Attachment, DraftContent, DraftState, ParsedMessage
 
 DATA = Path(__file__).parent / "data" / "mime"
@@ -729,7 +728,7 @@ def test_params_fast_path_takes_plain_values(monkeypatch: pytest.MonkeyPatch) ->
     def no(name: str, value: str) -> None:
         raise AssertionError(f"slow path for {value!r}")
 
-    monkeypatch.setattr(mime, "_params_slow", no)
+    monkeypatch.setattr(mime_read, "_params_slow", no)
     assert _params_of("content-type", 'text/plain; charset="utf-8"; format=flowed; delsp=yes') == (
         "text/plain", {"charset": "utf-8", "format": "flowed", "delsp": "yes"})
     assert _params_of("content-type", 'Multipart/Mixed;\tboundary="----=_Part_1 2"') == (
