@@ -14,7 +14,6 @@ Commands outside a request (the scheduler) are recorded under ``(background)``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextvars
 import re
 import sys
@@ -26,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from mailbridge.api import create_app
-from mailbridge.cli import _serve_until_signal, _setup_logging
+from mailbridge.cli import _serve, _setup_logging
 from mailbridge.config import load_config
 from mailbridge.imap import connection as imap_connection
 from mailbridge.imap import pool as imap_pool
@@ -186,8 +185,7 @@ def main() -> int:
     app.middlewares.insert(0, trace_middleware)
     app.router.add_get("/__bench/trace", trace_handler)
     host, port = config.server.host, config.server.port
-    asyncio.run(_serve_until_signal(app, host, port,
-                                    on_ready=f"mailbridge (traced) listening on http://{host}:{port}"))
+    _serve(app, host, port, on_ready=f"mailbridge (traced) listening on http://{host}:{port}")
     return 0
 
 

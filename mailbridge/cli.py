@@ -54,30 +54,18 @@ class _OutOfDescriptors:
         self._last, self._missed = now, 0
 
 
-async def _serve_until_signal(app: web.Application, host: str, port: int,
-                              on_ready: str | None = None, *,
-                              request_timeout: float = 30.0) -> None:
-    """Serves ``app`` until SIGINT or SIGTERM, then shuts it down cleanly. A connection that
-    sends no complete request within ``request_timeout`` seconds (also between keep-alive
-    requests) is closed."""
-    asyncio.get_running_loop().set_exception_handler(_OutOfDescriptors())
+def _serve(app: web.Application, host: str, port: int, on_ready: str | None = None, *,
+           request_timeout: float = 30.0) -> None:
+    """Serves ``app`` until SIGINT or SIGTERM, then shuts it down cleanly (``web.run_app``). A
+    connection that sends no complete request within ``request_timeout`` seconds (also between
+    keep-alive requests) is closed."""
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_OutOfDescriptors())
     # lingering_time: how long aiohttp goes on reading an unread body after an early answer
-    runner = web.AppRunner(app, handle_signals=False, keepalive_timeout=request_timeout,
-                           lingering_time=min(request_timeout, 10.0))
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        if on_ready:
-            print(on_ready, flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        log.info("stopping")
-    finally:
-        await runner.cleanup()
+    web.run_app(app, host=host, port=port, loop=loop, keepalive_timeout=request_timeout,
+                lingering_time=min(request_timeout, 10.0),
+                print=lambda _: print(on_ready, flush=True) if on_ready else None)
+    log.info("stopped")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -87,9 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     app = create_app(config)
-    asyncio.run(_serve_until_signal(
-        app, host, port, on_ready=f"mailbridge listening on http://{host}:{port}",
-        request_timeout=config.server.limits.request_timeout_seconds))
+    _serve(app, host, port, on_ready=f"mailbridge listening on http://{host}:{port}",
+           request_timeout=config.server.limits.request_timeout_seconds)
     return 0
 
 
@@ -183,9 +170,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
         (stack.state_dir / "config.toml").write_text(tomli_w.dumps(stack.config_data()))
         app = create_app(config)
-        asyncio.run(_serve_until_signal(
-            app, "127.0.0.1", stack.ports.api, on_ready=dev_banner(config, stack),
-            request_timeout=config.server.limits.request_timeout_seconds))
+        _serve(app, "127.0.0.1", stack.ports.api, on_ready=dev_banner(config, stack),
+               request_timeout=config.server.limits.request_timeout_seconds)
     finally:
         stack.stop()
         print("mailbridge dev stack stopped", flush=True)

@@ -11,10 +11,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from mailbridge.accounts import Accounts
-from mailbridge.api import exante, health, jasni, openapi
+from mailbridge.api import jasni, routes
 from mailbridge.api.keys import ACCOUNTS, AUTH, CONFIG, DRAFTS, SENDING
 from mailbridge.api.schemas import ExanteError, ExanteErrorBody, JasniError
-from mailbridge.api.statuses import status_of
+from mailbridge.api.statuses import WWW_AUTHENTICATE, status_of
 from mailbridge.auth import Authenticator
 from mailbridge.config import Config
 from mailbridge.drafts import DraftService
@@ -24,8 +24,6 @@ from mailbridge.sending import SendService
 from mailbridge.smtp import Sender
 
 log = logging.getLogger("mailbridge.api")
-
-WWW_AUTHENTICATE = 'Bearer realm="mailbridge"'
 
 # Machine codes for the errors aiohttp itself raises (no route, wrong method, body too large...).
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -127,8 +125,5 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     app.cleanup_ctx.append(close_pools)
     if scheduler:
         app.cleanup_ctx.append(run_scheduler)
-    health.add_routes(app)
-    jasni.add_routes(app)
-    exante.add_routes(app)
-    openapi.add_routes(app)
+    routes.add_routes(app)
     return app

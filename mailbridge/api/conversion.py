@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import functools
 import mimetypes
 import re
+import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from pydantic import BaseModel
 
 from mailbridge.config import Limits
 from mailbridge.errors import InvalidInput, PayloadTooLarge, Unprocessable
@@ -59,35 +64,43 @@ class RawAttachment:
     data: str
 
 
-@dataclass(frozen=True)
 class Names:
-    """How a dialect names the draft fields on the wire (for error messages)."""
+    """How a dialect names the draft fields on the wire, for error messages: the aliases of its
+    pydantic request model (and of the model of its ``attachments`` items), so that the model is
+    the one place a dialect's names are written. A field the model lacks keeps its own name."""
 
-    to: str = "to"
-    cc: str = "cc"
-    bcc: str = "bcc"
-    subject: str = "subject"
-    text: str = "text"
-    html: str = "html"
-    attachments: str = "attachments"
-    filename: str = "filename"
-    content_type: str = "contentType"
-    data: str = "content"
-    in_reply_to: str = "inReplyTo"
-    references: str = "references"
-    context_type: str = "contextType"
-    context_id: str = "contextId"
-    planned_send_at: str = "plannedSendAt"
+    def __init__(self, model: type[BaseModel]) -> None:
+        self._wire = _aliases(model)
+        attachments = model.model_fields.get("attachments")
+        item = _item_model(attachments.annotation) if attachments is not None else None
+        if item is not None:
+            self._wire.update(_aliases(item))
 
     def of(self, name: str) -> str:
-        wire: str = getattr(self, name)
-        return wire
+        return self._wire.get(name, name)
 
 
-JASNI_NAMES = Names()
-EXANTE_NAMES = Names(text="body_text", html="body_html", content_type="content_type",
-                     data="data_base64", in_reply_to="in_reply_to", context_type="context_type",
-                     context_id="context_id", planned_send_at="planned_send_at")
+def _aliases(model: type[BaseModel]) -> dict[str, str]:
+    return {name: f.alias or name for name, f in model.model_fields.items()}
+
+
+def _item_model(annotation: Any) -> type[BaseModel] | None:
+    """The model inside ``list[Model] | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _item_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+@functools.cache
+def names_of(model: type[BaseModel]) -> Names:
+    return Names(model)
+
+
+_DRAFT_FIELDS = tuple(f.name for f in dataclasses.fields(DraftContent))
 
 
 @dataclass(frozen=True)
@@ -95,7 +108,19 @@ class DraftInput:
     """Validated request fields, keyed by DraftContent field name; only the fields given."""
 
     values: Mapping[str, Any]
-    names: Names = field(default_factory=Names)
+    names: Names
+
+
+def draft_input(body: BaseModel) -> DraftInput:
+    """The draft fields a dialect's validated request body gives. Its model's attributes are
+    named as DraftContent's fields (the wire names are their aliases), and its attachments as
+    RawAttachment's, so one adapter serves both dialects."""
+    values = {name: getattr(body, name) for name in _DRAFT_FIELDS
+              if name in type(body).model_fields and name in body.model_fields_set}
+    if values.get("attachments") is not None:
+        values["attachments"] = [RawAttachment(a.filename, a.content_type, a.data)
+                                 for a in values["attachments"]]
+    return DraftInput(values, names_of(type(body)))
 
 
 def draft_changes(given: DraftInput, limits: Limits) -> dict[str, Any]:
@@ -123,8 +148,8 @@ def draft_changes(given: DraftInput, limits: Limits) -> dict[str, Any]:
                 _short(f"{names.of(key)}[{i}]", address.name, limits)
             changes[key] = parsed
     if "subject" in values:
-        changes["subject"] = _short(names.subject, header_safe(names.subject, values["subject"] or ""),
-                                    limits)
+        subject = names.of("subject")
+        changes["subject"] = _short(subject, header_safe(subject, values["subject"] or ""), limits)
     body = 0
     for key in ("text", "html"):
         if key in values:
@@ -140,13 +165,13 @@ def draft_changes(given: DraftInput, limits: Limits) -> dict[str, Any]:
     if "in_reply_to" in values:
         raw_id = values["in_reply_to"]
         changes["in_reply_to"] = None if raw_id in (None, "") \
-            else _message_id(raw_id, names.in_reply_to)
+            else _message_id(raw_id, names.of("in_reply_to"))
     if "references" in values:
         refs = values["references"]
         items = (refs.replace(",", " ").split() if isinstance(refs, str) else list(refs or ()))
         changes["references"] = tuple(
-            _message_id(r, f"{names.references}[{i}]" if not isinstance(refs, str)
-                        else names.references) for i, r in enumerate(items))
+            _message_id(r, f"{names.of('references')}[{i}]" if not isinstance(refs, str)
+                        else names.of("references")) for i, r in enumerate(items))
     for key in ("context_type", "context_id"):
         if key in values:
             value = values[key]
@@ -191,18 +216,18 @@ def _attachments(items: Sequence[RawAttachment], names: Names,
                  limits: Limits) -> tuple[Attachment, ...]:
     if len(items) > limits.max_attachments:
         raise Unprocessable(f"too many attachments: at most {limits.max_attachments}",
-                           field=names.attachments)
+                           field=names.of("attachments"))
     result = []
     total = 0
     for i, item in enumerate(items):
-        where = f"{names.attachments}[{i}]"
-        filename = _short(f"{where}.{names.filename}",
-                          header_safe(f"{where}.{names.filename}", item.filename), limits)
+        where = f"{names.of('attachments')}[{i}]"
+        filename = _short(f"{where}.{names.of('filename')}",
+                          header_safe(f"{where}.{names.of('filename')}", item.filename), limits)
         if "/" in filename or "\\" in filename or filename.strip(". ") == "":
             raise InvalidInput("the filename must be a plain file name, without a path",
-                               field=f"{where}.{names.filename}")
-        content_type = _content_type(item.content_type, filename, f"{where}.{names.content_type}")
-        data_field = f"{where}.{names.data}"
+                               field=f"{where}.{names.of('filename')}")
+        content_type = _content_type(item.content_type, filename, f"{where}.{names.of('content_type')}")
+        data_field = f"{where}.{names.of('data')}"
         # the decoded size is 3/4 of the encoded one: refuse before spending memory on it
         if len(item.data) // 4 * 3 > limits.max_attachment_bytes + 3:
             raise PayloadTooLarge(f"the attachment exceeds the limit of "
@@ -219,7 +244,7 @@ def _attachments(items: Sequence[RawAttachment], names: Names,
         if total > limits.max_draft_attachments_bytes:
             raise PayloadTooLarge(f"the attachments together exceed the limit of "
                                   f"{limits.max_draft_attachments_bytes} bytes",
-                                  field=names.attachments)
+                                  field=names.of("attachments"))
         result.append(Attachment(filename=filename, content_type=content_type, data=data))
     return tuple(result)
 

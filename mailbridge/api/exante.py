@@ -7,7 +7,6 @@ whichever account of the token holds it; ``?from_account_id=`` narrows the searc
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from aiohttp import web
@@ -15,11 +14,9 @@ from aiohttp import web
 from mailbridge.api.access import authorize, limits_of, resolve_account
 from mailbridge.api.bodies import read_json_object, validate_body
 from mailbridge.api.conversion import (
-    EXANTE_NAMES,
-    DraftInput,
-    RawAttachment,
     draft_changes,
     draft_content,
+    draft_input,
     format_address,
     message_id,
 )
@@ -46,12 +43,6 @@ PREFIX = "/api/email"
 
 
 # wire name -> DraftContent field
-_CONTENT_FIELDS = {"to": "to", "cc": "cc", "bcc": "bcc", "subject": "subject",
-                   "body_text": "text", "body_html": "html", "attachments": "attachments",
-                   "context_type": "context_type", "context_id": "context_id",
-                   "planned_send_at": "planned_send_at"}
-
-
 def render_draft(m: StoredMessage) -> ExanteDraft:
     c = m.content
     return ExanteDraft(
@@ -71,17 +62,6 @@ def render_draft(m: StoredMessage) -> ExanteDraft:
 def record(m: StoredMessage, status: int = 200) -> web.Response:
     body = render_draft(m).model_dump(mode="json")
     return with_etag(web.json_response(body, status=status), m)
-
-
-def _input(body: ExanteDraftUpsert) -> DraftInput:
-    values: dict[str, Any] = {}
-    for wire, name in _CONTENT_FIELDS.items():
-        if wire in body.model_fields_set:
-            values[name] = getattr(body, wire)
-    if body.attachments is not None:
-        values["attachments"] = [RawAttachment(a.filename, a.content_type, a.data_base64)
-                                 for a in body.attachments]
-    return DraftInput(values, EXANTE_NAMES)
 
 
 def _holders(principal: Principal, hint: str | None) -> list[AccountConfig]:
@@ -116,11 +96,11 @@ async def upsert_draft(request: web.Request) -> web.Response:
     if body.uid is None:
         account = resolve_account(principal, body.from_account_id, "from_account_id")
         key = idempotency_key(request, principal)
-        content = draft_content(_input(body), limits_of(request))
+        content = draft_content(draft_input(body), limits_of(request))
         del body  # its base64 text is decoded now; don't hold both while the message is stored
         draft, _created = await drafts.create(account, content, idempotency_key=key)
         return record(draft, status=201)
-    changes = draft_changes(_input(body), limits_of(request))
+    changes = draft_changes(draft_input(body), limits_of(request))
     wanted = (resolve_account(principal, body.from_account_id, "from_account_id")
               if body.from_account_id is not None else None)
     ref = body.uid
@@ -198,13 +178,4 @@ async def send_draft(request: web.Request) -> web.Response:
         _holders(principal, query_text(request, "from_account_id")), ref, send))
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post(f"{PREFIX}/drafts", upsert_draft)
-    r.add_get(f"{PREFIX}/drafts", list_drafts)
-    r.add_get(f"{PREFIX}/drafts/{{uid}}", get_draft)
-    r.add_delete(f"{PREFIX}/drafts/{{uid}}", delete_draft)
-    r.add_post(f"{PREFIX}/drafts/{{uid}}/send", send_draft)
-
-
-__all__ = ["PREFIX", "add_routes", "find_draft", "render_draft"]
+__all__ = ["PREFIX", "find_draft", "render_draft"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from mailbridge.api.keys import ACCOUNTS
+from mailbridge.api.schemas import AccountCheck, HealthStatus, Readiness
 
 
 async def healthz(request: web.Request) -> web.Response:
     """Always 200 while the process serves HTTP; no authentication, no I/O."""
-    return web.json_response({"status": "ok"})
+    return web.json_response(HealthStatus(status="ok").model_dump(mode="json"))
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -20,18 +21,10 @@ async def readyz(request: web.Request) -> web.Response:
     account addresses an operator configured, which a load balancer's probe needs to report.
     """
     results = await request.app[ACCOUNTS].check_all()
-    body = {
-        "status": "ready" if all(r.ok for r in results) else "unavailable",
-        "accounts": [
-            {"id": str(r.account.id), "email": r.account.email, "imap": "ok"} if r.ok else
-            {"id": str(r.account.id), "email": r.account.email, "imap": "error",
-             "code": r.code, "error": r.error}
-            for r in results
-        ],
-    }
-    return web.json_response(body, status=200 if all(r.ok for r in results) else 503)
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    ready = all(r.ok for r in results)
+    body = Readiness(status="ready" if ready else "unavailable", accounts=[
+        AccountCheck(id=r.account.id, email=r.account.email, imap="ok" if r.ok else "error",
+                     code=None if r.ok else r.code, error=None if r.ok else r.error)
+        for r in results])
+    return web.json_response(body.model_dump(mode="json", exclude_none=True),
+                             status=200 if ready else 503)

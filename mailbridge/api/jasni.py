@@ -20,11 +20,9 @@ from pydantic import BaseModel
 from mailbridge.api.access import authorize, limits_of, resolve_account
 from mailbridge.api.bodies import read_json_object, validate_body
 from mailbridge.api.conversion import (
-    JASNI_NAMES,
-    DraftInput,
-    RawAttachment,
     draft_changes,
     draft_content,
+    draft_input,
     message_id,
 )
 from mailbridge.api.keys import ACCOUNTS, DRAFTS, SENDING
@@ -65,10 +63,6 @@ from mailbridge.model import Address
 from mailbridge.views import DraftQuery, StoredMessage
 
 PREFIX = "/api/v1"
-
-_CONTENT_FIELDS = ("to", "cc", "bcc", "subject", "text", "html", "attachments", "in_reply_to",
-                   "references", "context_type", "context_id", "planned_send_at")
-
 
 # ----------------------------------------------------------------------------- rendering
 
@@ -129,17 +123,6 @@ def render_email(m: StoredMessage, *, with_bcc: bool) -> JasniEmail:
     return JasniEmail(**_full(m, with_bcc=with_bcc))
 
 
-def _input(body: JasniDraftCreate | JasniDraftUpdate) -> DraftInput:
-    values: dict[str, Any] = {}
-    for name in _CONTENT_FIELDS:
-        if name in body.model_fields_set:
-            values[name] = getattr(body, name)
-    if body.attachments is not None:
-        values["attachments"] = [RawAttachment(a.filename, a.content_type, a.content)
-                                 for a in body.attachments]
-    return DraftInput(values, JASNI_NAMES)
-
-
 def _account(principal: Principal, ref: str | None) -> AccountConfig:
     return resolve_account(principal, ref, "account")
 
@@ -155,7 +138,7 @@ async def create_draft(request: web.Request) -> web.Response:
     body = validate_body(JasniDraftCreate, await read_json_object(request))
     account = _account(principal, body.account)
     key = idempotency_key(request, principal)
-    content = draft_content(_input(body), limits_of(request))
+    content = draft_content(draft_input(body), limits_of(request))
     del body  # its base64 text is decoded now; don't hold both while the message is stored
     draft, _created = await request.app[DRAFTS].create(account, content, idempotency_key=key)
     saved = JasniDraftSaved(uid=draft.uid, id=draft.id, account=account.email,
@@ -193,7 +176,7 @@ async def update_draft(request: web.Request) -> web.Response:
     ref = parse_ref(request.match_info["uid"], integers=True)
     body = validate_body(JasniDraftUpdate, await read_json_object(request))
     account = _account(principal, body.account or query_text(request, "account"))
-    changes = draft_changes(_input(body), limits_of(request))
+    changes = draft_changes(draft_input(body), limits_of(request))
     del body  # decoded into ``changes``
     draft = await request.app[DRAFTS].replace(account, ref, changes, expected=if_match(request))
     saved = JasniDraftSaved(uid=draft.uid, id=draft.id, account=account.email,
@@ -275,17 +258,4 @@ async def list_accounts(request: web.Request) -> web.Response:
     return ok(JasniAccountList(accounts=accounts, total=len(accounts)))
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get(f"{PREFIX}/accounts", list_accounts)
-    r.add_post(f"{PREFIX}/emails/drafts", create_draft)
-    r.add_get(f"{PREFIX}/emails/drafts", list_drafts)
-    r.add_get(f"{PREFIX}/emails/drafts/{{uid}}", get_draft)
-    r.add_put(f"{PREFIX}/emails/drafts/{{uid}}", update_draft)
-    r.add_delete(f"{PREFIX}/emails/drafts/{{uid}}", delete_draft)
-    r.add_post(f"{PREFIX}/emails/drafts/{{uid}}/send", send_draft)
-    r.add_get(f"{PREFIX}/emails", list_emails)
-    r.add_get(f"{PREFIX}/emails/{{uid}}", get_email)
-
-
-__all__ = ["PREFIX", "add_routes", "ok"]
+__all__ = ["PREFIX", "ok"]

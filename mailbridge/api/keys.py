@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from aiohttp import web
 
 from mailbridge.accounts import Accounts
+from mailbridge.api.routing import Route
 from mailbridge.auth import Authenticator
 from mailbridge.config import Config
 from mailbridge.drafts import DraftService
@@ -16,3 +20,7 @@ DRAFTS = web.AppKey("drafts", DraftService)
 """The one DraftService of the application (its location cache is shared by both dialects)."""
 SENDING = web.AppKey("sending", SendService)
 AUTH = web.AppKey("authenticator", Authenticator)
+ROUTE_TABLE: web.AppKey[Sequence[Route]] = web.AppKey("route_table")
+"""The routes the app serves (mailbridge.api.routes.ROUTES), for the OpenAPI document."""
+DOCUMENT_CACHE: web.AppKey[dict[str, Any]] = web.AppKey("document_cache")
+"""The OpenAPI document once built (mailbridge.api.docs)."""

@@ -22,6 +22,9 @@ from mailbridge.views import PagePosition, StoredMessage
 MAX_IDEMPOTENCY_KEY = 200
 MAX_FOLDER_NAME = 1000
 MAX_UID = 2**32 - 1
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+"""Page sizes of every list call."""
 
 
 
@@ -73,8 +76,8 @@ def query_text(request: web.Request, name: str) -> str | None:
     return value
 
 
-def query_limit(request: web.Request, name: str = "limit", default: int = 50,
-                maximum: int = 100) -> int:
+def query_limit(request: web.Request, name: str = "limit", default: int = DEFAULT_LIMIT,
+                maximum: int = MAX_LIMIT) -> int:
     """Query parameter ``name`` as an integer 1..``maximum``; InvalidInput (400) otherwise."""
     raw = request.query.get(name)
     if raw is None or raw == "":

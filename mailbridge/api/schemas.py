@@ -38,6 +38,7 @@ from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 from mailbridge.model import Status
 
 __all__ = [
+    "AccountCheck",
     "ExanteAttachmentIn",
     "ExanteAttachmentOut",
     "ExanteDraft",
@@ -45,6 +46,7 @@ __all__ = [
     "ExanteDraftUpsert",
     "ExanteError",
     "ExanteErrorBody",
+    "HealthStatus",
     "JasniAccount",
     "JasniAccountList",
     "JasniAddress",
@@ -66,6 +68,7 @@ __all__ = [
     "JasniOk",
     "JasniSendRequest",
     "JasniSent",
+    "Readiness",
     "rfc3339",
 ]
 
@@ -162,7 +165,7 @@ class JasniAttachmentIn(_CamelRequest):
     filename: Annotated[str, Field(min_length=1, max_length=255)]
     content_type: str | None = None
     """MIME type such as ``application/pdf``; guessed from the filename when omitted."""
-    content: str
+    data: str = Field(alias="content")
 
 
 class _JasniDraftFields(_CamelRequest):
@@ -344,7 +347,7 @@ class ExanteAttachmentIn(_Request):
     filename: Annotated[str, Field(min_length=1, max_length=255)]
     content_type: str | None = None
     """MIME type such as ``application/pdf``; guessed from the filename when omitted."""
-    data_base64: str
+    data: str = Field(alias="data_base64")
 
 
 class ExanteDraftUpsert(_Request):
@@ -358,8 +361,8 @@ class ExanteDraftUpsert(_Request):
     cc: StringList | None = None
     bcc: StringList | None = None
     subject: str | None = None
-    body_text: str | None = None
-    body_html: str | None = None
+    text: str | None = Field(None, alias="body_text")
+    html: str | None = Field(None, alias="body_html")
     attachments: list[ExanteAttachmentIn] | None = None
     context_type: ContextValue | None = None
     context_id: ContextValue | None = None
@@ -412,3 +415,28 @@ class ExanteError(_Response):
     """The error shape of dialect 2 (and of paths outside both dialects)."""
 
     error: ExanteErrorBody
+
+
+# ----------------------------------------------------------------------------- health
+
+class HealthStatus(BaseModel):
+    """GET /healthz: the process serves HTTP."""
+
+    status: Literal["ok"]
+
+
+class AccountCheck(BaseModel):
+    """One configured account as GET /readyz found it (``code`` and ``error`` only on failure)."""
+
+    id: UUID
+    email: str
+    imap: Literal["ok", "error"]
+    code: str | None = None
+    error: str | None = None
+
+
+class Readiness(BaseModel):
+    """GET /readyz: whether every configured account's IMAP server accepts the login."""
+
+    status: Literal["ready", "unavailable"]
+    accounts: list[AccountCheck]

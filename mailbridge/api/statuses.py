@@ -27,7 +27,10 @@ from mailbridge.errors import (
 )
 from mailbridge.sending import SendFailed
 
-__all__ = ["STATUSES", "status_of"]
+__all__ = ["STATUSES", "WWW_AUTHENTICATE", "status_of"]
+
+WWW_AUTHENTICATE = 'Bearer realm="mailbridge"'
+"""The challenge a 401 answer carries (RFC 6750)."""
 
 STATUSES: dict[type[BaseException], int] = {
     MailbridgeError: 500,

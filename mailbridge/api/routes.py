@@ -1,0 +1,308 @@
+"""The one route table of mailbridge's HTTP API.
+
+Every route the app serves is a line here: method, path, handler, and what the OpenAPI document
+says about it (:class:`~mailbridge.api.routing.Route`). :func:`add_routes` registers the handlers
+from this table and :mod:`mailbridge.api.openapi` builds the document from it, so a route cannot
+be served without being documented, or documented without being served. The handlers are the
+dialects' adapters (:mod:`~mailbridge.api.jasni`, :mod:`~mailbridge.api.exante`), the health
+probes and the documentation (:mod:`~mailbridge.api.docs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from mailbridge.api import docs, exante, health, jasni
+from mailbridge.api.keys import ROUTE_TABLE
+from mailbridge.api.params import DEFAULT_LIMIT, MAX_IDEMPOTENCY_KEY, MAX_LIMIT, MAX_UID
+from mailbridge.api.routing import TAG_DOCS, TAG_EXANTE, TAG_HEALTH, TAG_JASNI, Param, Route
+from mailbridge.api.schemas import (
+    ExanteDraft,
+    ExanteDraftList,
+    ExanteDraftUpsert,
+    HealthStatus,
+    JasniAccountList,
+    JasniDraftCreate,
+    JasniDraftData,
+    JasniDraftDeleted,
+    JasniDraftList,
+    JasniDraftSaved,
+    JasniDraftUpdate,
+    JasniEmailData,
+    JasniEmailList,
+    JasniOk,
+    JasniSendRequest,
+    JasniSent,
+    Readiness,
+)
+
+# --- parameters
+
+def _query(name: str, description: str, schema: Mapping[str, Any] | None = None) -> Param:
+    return Param(name, "query", schema or {"type": "string"}, description)
+
+
+_UID_INT = {"type": "integer", "minimum": 1, "maximum": MAX_UID}
+_UUID = {"type": "string", "format": "uuid"}
+
+JASNI_DRAFT_UID = Param(
+    "uid", "path", {"oneOf": [_UID_INT, _UUID]},
+    "The IMAP UID of the message holding the draft (it changes on every update; the old one then "
+    "answers 404), or the draft's stable id (UUID), which never changes.", required=True)
+JASNI_EMAIL_UID = Param("uid", "path", _UID_INT, "The message's IMAP UID in `folder`.",
+                        required=True)
+EXANTE_UID = Param("uid", "path", _UUID,
+                   "The draft's stable id (`uid` of the record; not an IMAP UID).", required=True)
+
+ACCOUNT = _query("account", "The account's email address or its configured id (UUID). May be "
+                 "omitted when the token may use exactly one account; otherwise its absence is a 422.")
+FOLDER = _query("folder", "Any mailbox name (IMAP, UTF-8). Default `INBOX`.",
+                {"type": "string", "default": "INBOX", "maxLength": 1000})
+LIMIT = _query("limit", f"Page size, {DEFAULT_LIMIT} when omitted, at most {MAX_LIMIT}; "
+               "anything else is a 400.",
+               {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT})
+FROM_ACCOUNT = _query("from_account_id", "The account's id (UUID) or email address. May be "
+                      "omitted when the token may use exactly one account.")
+FROM_ACCOUNT_HINT = _query("from_account_id", "Look for the draft in this account only (id or "
+                           "email). Without it every account the token may use is searched.")
+CONTEXT_TYPE = _query("context_type", "Only drafts linked to this kind of entity (exact match).")
+CONTEXT_ID = _query("context_id", "Only drafts linked to this entity id (exact match).")
+STATUS = _query("status", "Only drafts in this state; another value is a 400.",
+                {"$ref": "#/components/schemas/Status"})
+CURSOR = _query("cursor", "`next_cursor` of the previous page; omit it for the first page. "
+                "A cursor this service did not hand out is a 400.")
+IF_MATCH = Param(
+    "If-Match", "header", {"type": "string"},
+    "The `ETag` of the draft as last seen (or `*`; several comma-separated tags allowed, RFC "
+    "9110). When the draft changed since, the call answers 412 and changes nothing.")
+IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key", "header",
+    {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY, "pattern": "^[ -~]+$"},
+    f"1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters chosen by the caller. A retry with the "
+    "same key (and the same token) returns the first result and does no second create or send; "
+    "keys of different tokens never meet.")
+
+
+# --- examples (posted to the real API by tests/test_openapi.py)
+
+EXAMPLE_ACCOUNT = "alice@example.com"
+EXAMPLE_ACCOUNT_ID = "6f1c9f0e-8a51-4d0b-9a8e-2a7d0c1e5b42"
+EXAMPLE_DRAFT_ID = "0d3b7c52-4a8e-4f5e-b1c6-93e2d7f04a18"
+
+_JASNI_CREATE = {
+    "account": EXAMPLE_ACCOUNT,
+    "to": ["Bob Builder <bob@example.com>"], "cc": "carol@example.com",
+    "subject": "Quarterly report",
+    "text": "Hello Bob,\n\nthe report is attached.",
+    "html": "<p>Hello Bob,</p><p>the report is attached.</p>",
+    "attachments": [{"filename": "report.txt", "contentType": "text/plain",
+                     "content": "UXVhcnRlcmx5IHJlcG9ydAo="}],
+    "contextType": "invoice", "contextId": "inv-2026-0042",
+}
+_JASNI_UPDATE = {"subject": "Quarterly report (final)",
+                 "plannedSendAt": "2031-06-02T09:00:00+02:00"}
+_EXANTE_CREATE = {
+    "from_account_id": EXAMPLE_ACCOUNT_ID,
+    "to": ["Bob Builder <bob@example.com>"], "cc": ["carol@example.com"],
+    "subject": "Quarterly report", "body_text": "Hello Bob,\n\nthe report is attached.",
+    "attachments": [{"filename": "report.txt", "content_type": "text/plain",
+                     "data_base64": "UXVhcnRlcmx5IHJlcG9ydAo="}],
+    "context_type": "invoice", "context_id": "inv-2026-0042",
+}
+_EXANTE_UPDATE = {"uid": EXAMPLE_DRAFT_ID, "subject": "Quarterly report (final)",
+                  "planned_send_at": "2031-06-02T07:00:00Z"}
+
+_SEND_OUTCOMES = (
+    "Sends exactly once: a retry, or a send of a draft already sent, returns the same result and "
+    "delivers nothing again. The recipients get the message without Bcc; the Sent folder gets a "
+    "copy with Bcc.")
+
+_SEND_NOTES = {
+    409: "Another send of this draft is in flight (`conflict`).",
+    422: "The draft has no recipient, too many, or an invalid address (`invalid_input`; `field` "
+         "names it).",
+    502: "The SMTP server refused the message (`smtp_rejected`, `smtp_auth_failed`, "
+         "`smtp_outcome_unknown` when the connection dropped after the data was sent: do not retry "
+         "blindly). The draft is kept with status `failed` and `last_error` = the server's reply.",
+    503: "The SMTP or IMAP server could not be reached or answered \"try later\" (`smtp_unavailable`, "
+         "`smtp_temporary_failure`, `imap_unavailable`). Nothing was delivered; the draft is kept "
+         "unchanged and a retry is safe.",
+}
+
+_BODY_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 502, 503)
+
+ROUTES: tuple[Route, ...] = (
+    # ------------------------------------------------------------------ dialect 1: Jasni
+    Route(
+        "GET", f"{jasni.PREFIX}/accounts", jasni.list_accounts,
+        "jasniListAccounts", TAG_JASNI, "List the accounts of the token",
+        "Not in the original contract: the accounts this token may use (id, email address, "
+        "display name), so a caller can find the `account` to pass.",
+        "read", JasniOk[JasniAccountList], errors=(401, 403)),
+    Route(
+        "POST", f"{jasni.PREFIX}/emails/drafts", jasni.create_draft,
+        "jasniCreateDraft", TAG_JASNI, "Create a draft",
+        "Stores a new draft in the account's Drafts folder (flags `\\Draft \\Seen`).\n\n"
+        "- `account` may be omitted when the token may use exactly one account (the contract "
+        "lists it as required; without it and with several accounts the answer is 422).\n"
+        "- `to`, `cc`, `bcc`: one address, a comma-separated string or a list; `Name <a@b>` "
+        "accepted.\n"
+        "- `attachments[].content` is base64 (RFC 4648, padded); `contentType` is guessed from "
+        "the filename when omitted.\n"
+        "- `references`: a space-separated string or a list of Message-IDs.\n"
+        "- `plannedSendAt` (RFC 3339 with offset) schedules the draft.\n\n"
+        "With an `Idempotency-Key`, a retry returns the draft the first call created, again with "
+        "201. The response carries the draft's `ETag`.",
+        "write", JasniOk[JasniDraftSaved], status=201, status_description="The draft was stored.",
+        body=JasniDraftCreate,
+        examples={"create": ("A draft with an attachment", _JASNI_CREATE)},
+        params=(IDEMPOTENCY_KEY,), errors=_BODY_ERRORS, etag=True, idempotency=True),
+    Route(
+        "GET", f"{jasni.PREFIX}/emails/drafts", jasni.list_drafts,
+        "jasniListDrafts", TAG_JASNI, "List drafts",
+        f"The drafts of the account, newest first: the first `limit` (default {DEFAULT_LIMIT}, "
+        f"at most {MAX_LIMIT}); `total` counts them all. Drafts written by other mail clients are "
+        "listed too. Dialect 1 has no paging cursor (dialect 2 has).",
+        "read", JasniOk[JasniDraftList], params=(ACCOUNT, LIMIT),
+        errors=(400, 401, 403, 404, 422, 502, 503)),
+    Route(
+        "GET", f"{jasni.PREFIX}/emails/drafts/{{uid}}", jasni.get_draft,
+        "jasniGetDraft", TAG_JASNI, "Get a draft",
+        "The whole draft, with its `ETag`.",
+        "read", JasniOk[JasniDraftData], params=(JASNI_DRAFT_UID, ACCOUNT),
+        errors=(400, 401, 403, 404, 422, 502, 503), etag=True),
+    Route(
+        "PUT", f"{jasni.PREFIX}/emails/drafts/{{uid}}", jasni.update_draft,
+        "jasniUpdateDraft", TAG_JASNI, "Update a draft",
+        "Replaces the draft's message with a new version: omitted fields are kept, `null` "
+        "clears a field, `attachments` given replace the whole list. The answer names the new "
+        "IMAP `uid` (the old one then answers 404); `id` stays. `account` may come in the body or "
+        "as `?account=`. A draft being sent cannot be changed (409).",
+        "write", JasniOk[JasniDraftSaved], body=JasniDraftUpdate,
+        examples={"reschedule": ("A new subject, scheduled", _JASNI_UPDATE)},
+        params=(JASNI_DRAFT_UID, ACCOUNT, IF_MATCH),
+        errors=(400, 401, 403, 404, 409, 412, 413, 415, 422, 502, 503), etag=True, if_match=True),
+    Route(
+        "DELETE", f"{jasni.PREFIX}/emails/drafts/{{uid}}", jasni.delete_draft,
+        "jasniDeleteDraft", TAG_JASNI, "Delete a draft",
+        "Removes the draft from the Drafts folder; `uid` in the answer is the one it had. A draft "
+        "being sent cannot be deleted (409).",
+        "write", JasniOk[JasniDraftDeleted], params=(JASNI_DRAFT_UID, ACCOUNT, IF_MATCH),
+        errors=(400, 401, 403, 404, 409, 412, 422, 502, 503), if_match=True),
+    Route(
+        "POST", f"{jasni.PREFIX}/emails/drafts/{{uid}}/send", jasni.send_draft,
+        "jasniSendDraft", TAG_JASNI, "Send a draft",
+        f"{_SEND_OUTCOMES} The body is optional (`account` may also come as `?account=`). The "
+        "answer's `uid` is the message's UID in Sent, or null when the account keeps no Sent "
+        "copy (e.g. Gmail, whose submission files its own).",
+        "send", JasniOk[JasniSent], body=JasniSendRequest, body_required=False,
+        examples={"send": ("Naming the account", {"account": EXAMPLE_ACCOUNT})},
+        params=(JASNI_DRAFT_UID, ACCOUNT, IF_MATCH, IDEMPOTENCY_KEY),
+        errors=(400, 401, 403, 404, 409, 412, 415, 422, 502, 503), error_notes=_SEND_NOTES,
+        if_match=True, idempotency=True),
+    Route(
+        "GET", f"{jasni.PREFIX}/emails", jasni.list_emails,
+        "jasniListEmails", TAG_JASNI, "List the messages of a folder",
+        f"Any folder, newest first: the first `limit` (default {DEFAULT_LIMIT}, at most "
+        f"{MAX_LIMIT}); `total` counts them all. An unknown folder is a 404.",
+        "read", JasniOk[JasniEmailList], params=(ACCOUNT, FOLDER, LIMIT),
+        errors=(400, 401, 403, 404, 422, 502, 503)),
+    Route(
+        "GET", f"{jasni.PREFIX}/emails/{{uid}}", jasni.get_email,
+        "jasniGetEmail", TAG_JASNI, "Get a message",
+        "The whole message. `bcc` is the sender's own data: it is given for the Drafts and Sent "
+        "folders and null in any other.",
+        "read", JasniOk[JasniEmailData], params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
+        errors=(400, 401, 403, 404, 422, 502, 503)),
+    # ------------------------------------------------------------------ dialect 2: Exante
+    Route(
+        "POST", f"{exante.PREFIX}/drafts", exante.upsert_draft,
+        "exanteUpsertDraft", TAG_EXANTE, "Create or update a draft",
+        "Upsert. Without `uid`: create a draft (201); `from_account_id` may be omitted when the "
+        "token may use exactly one account. With `uid`: update only the fields given (200); "
+        "`null` clears a field (`planned_send_at: null` unschedules the draft) and "
+        "`attachments` given replace the list. A draft cannot move to another account (422).\n\n"
+        "`Idempotency-Key` is honoured on create (a retry returns the first draft, again 201), "
+        "`If-Match` on update. The answer is the draft record with its `ETag`.",
+        "write", ExanteDraft, status=201, status_description="Created: the new draft record.",
+        also={200: "Updated: the draft record as it is now."},
+        body=ExanteDraftUpsert,
+        examples={"create": ("Create a draft", _EXANTE_CREATE),
+                  "update": ("Update two fields of a draft", _EXANTE_UPDATE)},
+        params=(IF_MATCH, IDEMPOTENCY_KEY),
+        errors=(400, 401, 403, 404, 409, 412, 413, 415, 422, 502, 503), etag=True, if_match=True,
+        idempotency=True),
+    Route(
+        "GET", f"{exante.PREFIX}/drafts", exante.list_drafts,
+        "exanteListDrafts", TAG_EXANTE, "List drafts",
+        f"The drafts of one account, newest first, filtered on the mail server; `limit` default "
+        f"{DEFAULT_LIMIT}, at most {MAX_LIMIT}. `next_cursor` is null on the last page; pass it "
+        "back as `cursor` for the next one.",
+        "read", ExanteDraftList,
+        params=(FROM_ACCOUNT, CONTEXT_TYPE, CONTEXT_ID, STATUS, LIMIT, CURSOR),
+        errors=(400, 401, 403, 404, 422, 502, 503)),
+    Route(
+        "GET", f"{exante.PREFIX}/drafts/{{uid}}", exante.get_draft,
+        "exanteGetDraft", TAG_EXANTE, "Get a draft",
+        "The draft record with its `ETag`, also after it was sent (status `sent`). The draft is "
+        "looked for in every account the token may use unless `from_account_id` names one.",
+        "read", ExanteDraft, params=(EXANTE_UID, FROM_ACCOUNT_HINT),
+        errors=(400, 401, 403, 404, 502, 503), etag=True),
+    Route(
+        "DELETE", f"{exante.PREFIX}/drafts/{{uid}}", exante.delete_draft,
+        "exanteDeleteDraft", TAG_EXANTE, "Delete a draft",
+        "Removes the draft; 204 without a body. A draft being sent cannot be deleted (409).",
+        "write", None, status=204, status_description="Deleted.",
+        params=(EXANTE_UID, FROM_ACCOUNT_HINT, IF_MATCH),
+        errors=(400, 401, 403, 404, 409, 412, 502, 503), if_match=True),
+    Route(
+        "POST", f"{exante.PREFIX}/drafts/{{uid}}/send", exante.send_draft,
+        "exanteSendDraft", TAG_EXANTE, "Send a draft",
+        f"{_SEND_OUTCOMES} No request body. The answer is the draft record with status `sent`.",
+        "send", ExanteDraft, params=(EXANTE_UID, FROM_ACCOUNT_HINT, IF_MATCH, IDEMPOTENCY_KEY),
+        errors=(400, 401, 403, 404, 409, 412, 415, 422, 502, 503), error_notes=_SEND_NOTES, etag=True,
+        if_match=True, idempotency=True),
+    # ------------------------------------------------------------------ health and docs
+    Route(
+        "GET", "/healthz", health.healthz,
+        "healthz", TAG_HEALTH, "Liveness",
+        "200 while the process serves HTTP; no authentication, no I/O.",
+        None, HealthStatus),
+    Route(
+        "GET", "/readyz", health.readyz,
+        "readyz", TAG_HEALTH, "Readiness",
+        "Logs in to every configured account's IMAP server. No authentication: it reveals only "
+        "the account addresses an operator configured, never a password.",
+        None, Readiness, status_description="Every account's IMAP server accepts the login.",
+        also={503: "At least one account failed; its entry says why."}),
+    Route(
+        "GET", docs.OPENAPI_PATH, docs.openapi_json,
+        "openapi", TAG_DOCS, "This document",
+        "The OpenAPI 3.1 document, generated from the service's request and response models. "
+        "Like every call but the health checks it needs a token.",
+        "read", {"type": "object"}, status_description="The OpenAPI document.",
+        errors=(401, 403)),
+    Route(
+        "GET", docs.DOCS_PATH, docs.docs_page,
+        "docs", TAG_DOCS, "Readable API documentation",
+        "Swagger UI (shipped with the service, no CDN) rendering this document. The page holds "
+        "no data of its own; it asks for a token, keeps it in the browser tab's sessionStorage "
+        "and sends it with the request for `/openapi.json` and with every \"Try it out\" call.",
+        None, {"type": "string"}, media_type="text/html", status_description="The page."),
+)
+"""Every route of the app, in the order the document lists them."""
+
+
+def add_routes(app: web.Application) -> None:
+    """Registers every route of :data:`ROUTES` (aiohttp adds HEAD to each GET), and keeps the
+    table in the app for the document (:mod:`mailbridge.api.docs`)."""
+    app[ROUTE_TABLE] = ROUTES
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
+    docs.add_assets(app)
+
+
+__all__ = ["ROUTES", "add_routes"]
