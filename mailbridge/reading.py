@@ -150,6 +150,12 @@ async def fetch_whole(conn: ImapConnection, account: AccountConfig, folder: str,
     """The message ``uid`` of ``folder``, read whole; None when it is gone or being removed."""
     info = await conn.select(folder, sync=False)
     items = await conn.uid_fetch([uid], fetch_items(conn, "BODY.PEEK[]"))
+    if not items or not items[0].sections.get(""):
+        # stored by another connection just now, and this session has not synced since: most
+        # servers answer a FETCH of a UID the session does not know yet with nothing (pymap
+        # with an empty body); or expunged meanwhile. After a NOOP the session knows which.
+        await conn.noop()
+        items = await conn.uid_fetch([uid], fetch_items(conn, "BODY.PEEK[]"))
     # no body: expunged by another session but not yet reported to this one (Dovecot
     # answers such a message with its old flags and an empty body)
     if not items or has_flag(items[0].flags or (), "\\Deleted") \

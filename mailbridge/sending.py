@@ -274,7 +274,8 @@ class SendService:
         pool = self.drafts.accounts.pool(account)
         async with pool.connection() as conn:
             await conn.select(claimed.folder, sync=False)
-            await conn.uid_store([claimed.uid], "+FLAGS.SILENT", [KEYWORD_DELIVERED])
+            # the claim may have been written on another connection (see add_flag)
+            await self.drafts.store.add_flag(conn, [claimed.uid], KEYWORD_DELIVERED)
             await _checkpoint("after-smtp")
             # the claim was written by this very send, so no earlier filing of it can have left
             # a Sent copy: no search of Sent first

@@ -574,8 +574,23 @@ class DraftStore:
         await conn.uid_store([current.uid], "+FLAGS.SILENT", [flag])
         return True
 
+    @staticmethod
+    async def add_flag(conn: ImapConnection, uids: Sequence[int], flag: str) -> None:
+        """Adds ``flag`` to the messages ``uids`` of the selected folder, also when another
+        connection stored them just now: a session that has not synced since does not know
+        their UIDs, and a STORE naming an unknown UID is a silent no-op (Courier, Cyrus, pymap,
+        Dovecot without CONDSTORE; pymap even answers with the old flags). The STORE's answer
+        tells: a message it does not report with ``flag`` is stored again after a NOOP, which
+        brings the session up to date; one that is still not there is gone."""
+        result = await conn.uid_store(uids, "+FLAGS", [flag])
+        unseen = [u for u in uids if not has_flag(result.flags.get(u, ()), flag)]
+        if unseen:
+            await conn.noop()
+            await conn.uid_store(unseen, "+FLAGS", [flag])
+
     async def remove(self, conn: ImapConnection, uids: Sequence[int]) -> None:
-        await conn.uid_store(uids, "+FLAGS.SILENT", ["\\Deleted"])
+        """Removes the messages ``uids`` of the selected folder (see :meth:`add_flag`)."""
+        await self.add_flag(conn, uids, "\\Deleted")
         await self._expunge(conn, uids)
 
     @staticmethod

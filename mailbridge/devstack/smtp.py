@@ -299,6 +299,8 @@ class _Handler:
     def __init__(self, owner: DevSmtpServer) -> None:
         self.owner = owner
         self.in_flight: set[asyncio.Future[None]] = set()
+        self.handling = 0
+        """Messages whose DATA is being handled: received, not yet answered (nor recorded)."""
 
     def _forget(self, future: asyncio.Future[None]) -> None:
         """Done callback of a delivery: drops it from ``in_flight``; returns None.
@@ -334,6 +336,13 @@ class _Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Returns the SMTP reply for the message: 250 once delivered, else the injected or LMTP
         failure (451 temporary, 550 permanent)."""
+        self.handling += 1
+        try:
+            return await self._handle_data(session, envelope)
+        finally:
+            self.handling -= 1
+
+    async def _handle_data(self, session: Session, envelope: Envelope) -> str:
         owner = self.owner
         if owner.stall_data.is_set():
             # fault injection: announce that DATA arrived, then never answer (the client's
@@ -540,6 +549,14 @@ class DevSmtpServer:
     def running(self) -> bool:
         """True between start() and stop()."""
         return self._controller is not None
+
+    @property
+    def idle(self) -> bool:
+        """True while no message is between its DATA and its answer: every message a client
+        has sent so far is in :attr:`delivered` or was refused (what a test waits for before it
+        counts deliveries)."""
+        controller = self._controller
+        return controller is None or controller.dev_handler.handling == 0
 
     @property
     def port(self) -> int:
