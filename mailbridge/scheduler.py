@@ -44,7 +44,9 @@ log = logging.getLogger("mailbridge.scheduler")
 
 
 @dataclass(frozen=True)
-class Due:
+class DueDraft:
+    """A scheduled draft whose time has come (or a retry whose time has come): to be sent."""
+
     account: AccountConfig
     id: UUID
     uid: int
@@ -52,7 +54,7 @@ class Due:
 
 
 @dataclass(frozen=True)
-class _Planned:
+class _ScheduledDraft:
     """A scheduled draft as the scheduler's search found it: due at ``when`` or not yet."""
 
     id: UUID
@@ -124,13 +126,13 @@ class Scheduler:
         self.drafts = sending.drafts
         self.settings = sending.settings
         # what the last searches of each Drafts folder found
-        self._planned: _WhileUnchanged[tuple[_Planned, ...]] = _WhileUnchanged()
+        self._planned: _WhileUnchanged[tuple[_ScheduledDraft, ...]] = _WhileUnchanged()
         self._claims: _WhileUnchanged[tuple[tuple[int, datetime | None], ...]] = _WhileUnchanged()
         self._leftovers: _WhileUnchanged[tuple[tuple[UUID, datetime | None], ...]] = \
             _WhileUnchanged()
         self._nameless: _WhileUnchanged[tuple[int, ...]] = _WhileUnchanged()
 
-    async def due(self, account: AccountConfig, now: datetime) -> list[Due]:
+    async def due(self, account: AccountConfig, now: datetime) -> list[DueDraft]:
         """Scheduled drafts of ``account`` whose time (or retry time) has come."""
         _, due = await self._tick(account, now, sweep=False)
         return due
@@ -143,7 +145,7 @@ class Scheduler:
         await self._file_stale(account, stale)
 
     async def _tick(self, account: AccountConfig, now: datetime, *, sweep: bool = True,
-                    due: bool = True) -> tuple[list[StoredMessage], list[Due]]:
+                    due: bool = True) -> tuple[list[StoredMessage], list[DueDraft]]:
         """One look of the scheduler at ``account``'s Drafts, on one connection: takes over the
         expired claims (``sweep``; returns those delivered, to be filed) and lists what is due
         (``due``).
@@ -165,12 +167,12 @@ class Scheduler:
             if due:
                 planned = await self._planned.get((account.id, folder), state,
                                                   lambda: self._search_planned(conn, folder))
-                result = sorted((Due(account, p.id, p.uid, p.when) for p in planned
+                result = sorted((DueDraft(account, p.id, p.uid, p.when) for p in planned
                                  if p.when <= now), key=lambda d: d.when)
         return stale, result
 
     @staticmethod
-    async def _search_planned(conn: ImapConnection, folder: str) -> tuple[_Planned, ...]:
+    async def _search_planned(conn: ImapConnection, folder: str) -> tuple[_ScheduledDraft, ...]:
         """Every scheduled draft of ``folder`` (selected and synced) with its time (or retry
         time), due or not."""
         await conn.select(folder, sync=False)  # no command: it is (see _folder_state)
@@ -194,7 +196,7 @@ class Scheduler:
                        item.internaldate):
                 continue  # saved by a mail client after its time: not sent unasked
             with contextlib.suppress(ValueError):
-                result.append(_Planned(UUID(draft_id), item.uid,
+                result.append(_ScheduledDraft(UUID(draft_id), item.uid,
                                        max(planned, retry) if retry else planned))
         return tuple(result)
 
@@ -330,7 +332,7 @@ class Scheduler:
             log.warning("filing draft %s, delivered before its sender stopped", taken.id)
             await self.sending._file(account, taken, self.sending._wire(taken))
 
-    async def send_due(self, due: Due) -> None:
+    async def send_due(self, due: DueDraft) -> None:
         """Sends one due draft; losing the claim to another instance is normal and quiet."""
         try:
             async with self.sending._locks.hold((due.account.id, str(due.id))):
@@ -350,7 +352,7 @@ class Scheduler:
         running: set[asyncio.Task[None]] = set()
         in_flight: set[tuple[UUID, UUID]] = set()
 
-        async def one(due: Due) -> None:
+        async def one(due: DueDraft) -> None:
             try:
                 async with gate:
                     await self.send_due(due)

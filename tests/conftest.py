@@ -7,6 +7,7 @@ state lives under /var/tmp because Dovecot's unprivileged processes cannot enter
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import uuid
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from mailbridge.devstack.dovecot import Dovecot, free_port
 from mailbridge.devstack.stack import DevPorts, DevStack
 from mailbridge.imap import ImapEndpoint
 
@@ -61,3 +63,18 @@ def make_endpoint(devstack: DevStack, user: MailUser, **kw: object) -> ImapEndpo
 @pytest.fixture
 def endpoint(devstack: DevStack, user: MailUser) -> ImapEndpoint:
     return make_endpoint(devstack, user)
+
+
+@contextlib.contextmanager
+def private_dovecot(name: str, users: dict[str, str]) -> Iterator[Dovecot]:
+    """A Dovecot of a test's own (under /var/tmp: Dovecot's unprivileged processes cannot enter
+    pytest's temp folders), for tests that kill or freeze it; killed and wiped afterwards."""
+    dv = Dovecot(Path("/var/tmp") / f"mailbridge-{name}-{uuid.uuid4().hex[:8]}",
+                 imap_port=free_port(), lmtp_port=free_port(), users=users)
+    dv.start()
+    try:
+        yield dv
+    finally:
+        dv.resume()
+        dv.kill()
+        dv.wipe()

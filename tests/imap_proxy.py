@@ -1,4 +1,5 @@
-"""A TCP proxy in front of an IMAP server that hides capabilities from its clients.
+"""A TCP proxy in front of an IMAP server that hides capabilities from its clients, and records
+the commands they send (what the server receives, for tests of what a client asks of it).
 
 It removes the named capabilities from CAPABILITY replies and greetings, and what comes with them
 (APPENDUID and COPYUID for UIDPLUS; HIGHESTMODSEQ, NOMODSEQ and MODIFIED for CONDSTORE; the
@@ -45,6 +46,10 @@ class CapabilityHidingProxy:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._sessions: set[asyncio.Task[None]] = set()
+        self.commands: list[tuple[int, str]] = []
+        """(session number, command line without its tag) of every command line clients sent,
+        in order; literal data is not recorded."""
+        self._opened = 0
 
     def start(self) -> CapabilityHidingProxy:
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
@@ -77,14 +82,17 @@ class CapabilityHidingProxy:
         session = asyncio.current_task()
         assert session is not None
         self._sessions.add(session)
+        self._opened += 1
+        number = self._opened
         writers = [writer]
         tasks: list[asyncio.Task[None]] = []
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
             writers.append(up_writer)
             tasks = [asyncio.create_task(self._pump(up_reader, writer, self._from_server)),
-                     asyncio.create_task(self._pump(reader, up_writer, self._from_client,
-                                                    answer=writer))]
+                     asyncio.create_task(self._pump(
+                         reader, up_writer, lambda line: self._from_client(line, number),
+                         answer=writer))]
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         except OSError:
             pass
@@ -128,7 +136,10 @@ class CapabilityHidingProxy:
                 line = re.sub(rb"\[" + code + rb"[^\]]*\] ?", b"", line, flags=re.I)
         return line
 
-    def _from_client(self, line: bytes) -> bytes | None:
+    def _from_client(self, line: bytes, session: int) -> bytes | None:
+        parts = line.rstrip(b"\r\n").split(b" ", 1)
+        if len(parts) == 2:
+            self.commands.append((session, parts[1].decode("utf-8", "replace")))
         for cap in self.hidden:
             pattern = _COMMANDS.get(cap)
             if pattern is not None and pattern.search(line):

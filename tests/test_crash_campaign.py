@@ -16,10 +16,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
+from conftest import private_dovecot
 from mailbridge.accounts import Accounts
 from mailbridge.config import parse_config
 from mailbridge.devstack.dovecot import Dovecot, free_port
@@ -39,15 +39,8 @@ EMAIL = "crash@example.test"
 
 @pytest.fixture
 def dovecot() -> Iterator[Dovecot]:
-    dv = Dovecot(Path("/var/tmp") / f"mailbridge-crash-{uuid.uuid4().hex[:8]}",
-                 imap_port=free_port(), lmtp_port=free_port(), users={EMAIL: "pw"})
-    dv.start()
-    try:
+    with private_dovecot("crash", {EMAIL: "pw"}) as dv:
         yield dv
-    finally:
-        dv.resume()
-        dv.kill()
-        dv.wipe()
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import private_dovecot
 from mailbridge.devstack.dovecot import Dovecot, free_port
 from mailbridge.errors import ImapUnavailable
 from mailbridge.imap import ImapConnection, ImapEndpoint, ImapPool
@@ -28,15 +29,8 @@ the runs; the dev Dovecot links its locks into place instead, see devstack/dovec
 
 @pytest.fixture
 def dovecot() -> Iterator[Dovecot]:
-    dv = Dovecot(Path("/var/tmp") / f"mailbridge-faults-{uuid.uuid4().hex[:8]}",
-                 imap_port=free_port(), lmtp_port=free_port(), users={"f@example.test": "pw"})
-    dv.start()
-    try:
+    with private_dovecot("faults", {"f@example.test": "pw"}) as dv:
         yield dv
-    finally:
-        dv.resume()
-        dv.kill()
-        dv.wipe()
 
 
 def endpoint_of(dv: Dovecot, timeout: float = TIMEOUT) -> ImapEndpoint:

@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api_helpers import FULL_TOKEN, Api, Reply, ServerMessage, new_user, token_entry
 
 from conftest import MailUser
+from imap_proxy import CapabilityHidingProxy
 from mailbridge.api import create_app
 from mailbridge.api.exante import render_draft
 from mailbridge.api.keys import DRAFTS, SENDING
@@ -51,11 +52,14 @@ def no_fault_left_behind(devstack: DevStack) -> Iterator[None]:
 
 
 def make_config(devstack: DevStack, user: MailUser, *, scheduler: dict[str, Any] | None = None,
-                limits: dict[str, int] | None = None, smtp_port: int | None = None) -> Config:
+                limits: dict[str, int] | None = None, smtp_port: int | None = None,
+                imap_port: int | None = None) -> Config:
     """A config with ``user`` as the one account and FULL_TOKEN (read, write, send) on it."""
     entry = devstack.account_entry(user.id, user.email, "Sender Person")
     if smtp_port is not None:
         entry["smtp"]["port"] = smtp_port
+    if imap_port is not None:
+        entry["imap"]["port"] = imap_port
     data = devstack.config_data(
         accounts=[entry],
         tokens=[token_entry("full", FULL_TOKEN, [str(user.id)], ["read", "write", "send"])])
@@ -667,40 +671,69 @@ async def test_reply_marks_the_original_answered(devstack: DevStack, user: MailU
 
 
 # ----------------------------------------------------------------------------- 8. IMAP economy
-# What a send and an idle scheduler tick ask of the IMAP server: the commands go through
-# ImapConnection.command (APPEND aside), which these tests wrap to see them.
+# What a send and an idle scheduler tick ask of the IMAP server, as the server receives it: the
+# account's IMAP connections go through a recording proxy (tests/imap_proxy.py) that hides
+# nothing.
 
-def record_commands(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """From now on, every IMAP command sent through ImapConnection.command, as one line that
-    starts with the mailbox selected when it was sent: ``"Drafts | UID SEARCH ..."``."""
-    seen: list[str] = []
-    real = ImapConnection.command
-
-    async def command(conn: ImapConnection, name: str, *args: str, prefix: str = "",
-                      **kwargs: Any) -> list[bytes]:
-        seen.append(f"{conn.selected or '-'} | " + " ".join([prefix, name, *args]).strip())
-        return await real(conn, name, *args, prefix=prefix, **kwargs)
-
-    monkeypatch.setattr(ImapConnection, "command", command)
-    return seen
+@pytest.fixture
+def wire(devstack: DevStack) -> Iterator[CapabilityHidingProxy]:
+    proxy = CapabilityHidingProxy(devstack.ports.imap, ()).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
 
 
-def searches(commands: list[str]) -> list[str]:
+class Received:
+    """The commands the IMAP server received through ``proxy`` from now on, each as
+    ``"<mailbox selected in that session> | <command>"``."""
+
+    def __init__(self, proxy: CapabilityHidingProxy) -> None:
+        self.proxy = proxy
+        self.start = len(proxy.commands)
+
+    def lines(self) -> list[str]:
+        selected: dict[int, str] = {}
+        out: list[str] = []
+        for i, (session, command) in enumerate(list(self.proxy.commands)):
+            if i >= self.start:
+                out.append(f"{selected.get(session, '-')} | {command}")
+            opened = re.match(r'(?i)(?:SELECT|EXAMINE) ("(?:[^"\\]|\\.)*"|\S+)', command)
+            if opened:
+                selected[session] = opened.group(1).strip('"')
+            elif re.match(r"(?i)(?:UNSELECT|CLOSE)\b", command):
+                selected.pop(session, None)
+        return out
+
+    def clear(self) -> None:
+        self.start = len(self.proxy.commands)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.lines())
+
+    def __bool__(self) -> bool:
+        return bool(self.lines())
+
+    def __repr__(self) -> str:
+        return repr(self.lines())
+
+
+def searches(commands: Received) -> list[str]:
     return [c for c in commands if " | UID SEARCH" in c]
 
 
 async def test_a_send_files_without_reading_sent_back(
-        devstack: DevStack, user: MailUser, monkeypatch: pytest.MonkeyPatch) -> None:
+        devstack: DevStack, user: MailUser, wire: CapabilityHidingProxy) -> None:
     """After SMTP accepted, the direct send neither searches Sent for an earlier copy (it has
     just claimed the draft itself) nor fetches its copy back: the record it answers is built
     from what it appended, and is what Sent holds."""
-    config = make_config(devstack, user)
+    config = make_config(devstack, user, imap_port=wire.port)
     account = config.accounts[0]
     async with app_for(devstack, user, config) as api:
         record = await create_exante(api, to=["Uma <uma@elsewhere.test>"], cc=["vi@elsewhere.test"],
                                      bcc=["wes@elsewhere.test"], subject="Filed cheaply",
                                      context_type="invoice", context_id="inv-7")
-        commands = record_commands(monkeypatch)
+        commands = Received(wire)
         sent = await app_of(api)[SENDING].send(account, uuid.UUID(record["uid"]),
                                                idempotency_key="cheap-1")
         # nothing ran in Sent: APPEND needs no SELECT, and the copy is not read back
@@ -727,11 +760,11 @@ async def test_a_send_files_without_reading_sent_back(
 
 
 async def test_idle_scheduler_ticks_skip_the_searches_but_miss_no_change(
-        devstack: DevStack, user: MailUser, monkeypatch: pytest.MonkeyPatch) -> None:
+        devstack: DevStack, user: MailUser, wire: CapabilityHidingProxy) -> None:
     """While Drafts is unchanged (UIDVALIDITY, UIDNEXT, MESSAGES, HIGHESTMODSEQ) a tick of the
     scheduler runs no SEARCH; any change shows at the next tick: a draft scheduled through
     another instance, a draft whose $MailbridgePending is cleared, one marked \\Deleted."""
-    config = make_config(devstack, user)
+    config = make_config(devstack, user, imap_port=wire.port)
     account = config.accounts[0]
     async with app_for(devstack, user, config) as api, app_for(devstack, user, config) as other:
         service = Scheduler(app_of(api)[SENDING])
@@ -742,7 +775,7 @@ async def test_idle_scheduler_ticks_skip_the_searches_but_miss_no_change(
         assert await service.due(account, now) == []
         await service.sweep(account, now)
 
-        commands = record_commands(monkeypatch)
+        commands = Received(wire)
         assert await service.due(account, now) == []
         await service.sweep(account, now)
         assert commands and searches(commands) == [], commands  # idle: STATUS (and NOOP) only
@@ -792,13 +825,13 @@ async def test_idle_scheduler_ticks_skip_the_searches_but_miss_no_change(
 
 
 async def test_without_mod_sequences_every_tick_searches(
-        devstack: DevStack, monkeypatch: pytest.MonkeyPatch) -> None:
+        devstack: DevStack, wire: CapabilityHidingProxy) -> None:
     """A mailbox that keeps no mod-sequences (NOMODSEQ) cannot tell a flag change: every tick
     searches Drafts again, so a draft whose $MailbridgePending is cleared is due at the next."""
     user = MailUser(email=f"nomodseq{uuid.uuid4().hex[:8]}@example.test", password="pw",
                     id=uuid.uuid4())
     devstack.add_user(user.email, user.password, "userdb_mail=maildir:~/Maildir:INDEX=MEMORY")
-    config = make_config(devstack, user)
+    config = make_config(devstack, user, imap_port=wire.port)
     account = config.accounts[0]
     async with app_for(devstack, user, config) as api:
         service = Scheduler(app_of(api)[SENDING])
@@ -811,12 +844,12 @@ async def test_without_mod_sequences_every_tick_searches(
         assert await service.due(account, now) == []
         await service.sweep(account, now)
 
-        commands = record_commands(monkeypatch)
+        commands = Received(wire)
         assert await service.due(account, now) == []
         await service.sweep(account, now)
-        # scheduled drafts, claims, what dead writers left, drafts without any id: each
-        # searched anew
-        assert len(searches(commands)) == 4, commands
+        # with nothing to tell an unchanged folder by, the tick searches Drafts anew
+        assert searches(commands) and all(c.startswith("Drafts | ") for c in searches(commands)), \
+            commands
 
         def clear_pending() -> None:
             with api.imap() as client:
@@ -830,11 +863,11 @@ async def test_without_mod_sequences_every_tick_searches(
 
 
 async def test_the_sweeper_checks_remembered_leases_at_every_tick(
-        devstack: DevStack, user: MailUser, monkeypatch: pytest.MonkeyPatch) -> None:
+        devstack: DevStack, user: MailUser, wire: CapabilityHidingProxy) -> None:
     """A claim whose lease runs is remembered, not searched for nor read at every tick; once the
     lease has expired (the folder unchanged meanwhile) the sweeper files it, delivered already,
     without sending it again."""
-    config = make_config(devstack, user)
+    config = make_config(devstack, user, imap_port=wire.port)
     account = config.accounts[0]
     async with app_for(devstack, user, config) as api:
         service = Scheduler(app_of(api)[SENDING])
@@ -848,7 +881,7 @@ async def test_the_sweeper_checks_remembered_leases_at_every_tick(
         await service.sweep(account, now)  # held: left alone
         assert len(await messages(api, "Drafts")) == 1
 
-        commands = record_commands(monkeypatch)
+        commands = Received(wire)
         await service.sweep(account, now)
         assert searches(commands) == [] and not any("BODY.PEEK[]" in c for c in commands)
         await service.sweep(account, lease + timedelta(seconds=1))

@@ -76,33 +76,59 @@ def _clean_fail_next(devstack: DevStack) -> Iterator[None]:
 # ---------------------------------------------------------------------------- a counting TCP proxy
 
 
-class Proxy:
-    """Forwards TCP connections to ``target_port``; counts them and can drop them all."""
+class ScriptedServer:
+    """A TCP server on a free port of 127.0.0.1 whose connections run :meth:`serve`; leaving
+    the ``async with`` closes it and cancels the connections still running."""
 
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.accepted = 0
-        self.open = 0
-        self._writers: set[asyncio.StreamWriter] = set()
+    limit = 2**16
+    """The line length asyncio's reader allows."""
+
+    def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def __aenter__(self) -> Proxy:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def __aenter__(self) -> Any:
+        self.server = await asyncio.start_server(self._run, "127.0.0.1", 0, limit=self.limit)
         self.port = int(self.server.sockets[0].getsockname()[1])
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self.server.close()
         await self.server.wait_closed()
-        self.drop_all()
+        self.closing()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        try:
+            await self.serve(reader, writer)
+        finally:
+            self._tasks.discard(task)
+
+    def closing(self) -> None:
+        """Called when the server closes, before the connections are cancelled."""
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class Proxy(ScriptedServer):
+    """Forwards TCP connections to ``target_port``; counts them and can drop them all."""
+
+    def __init__(self, target_port: int) -> None:
+        super().__init__()
+        self.target_port = target_port
+        self.accepted = 0
+        self.open = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    def closing(self) -> None:
+        self.drop_all()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         self.open += 1
         up_writer: asyncio.StreamWriter | None = None
@@ -118,7 +144,6 @@ class Proxy:
                     w.close()
                     with contextlib.suppress(Exception):
                         await w.wait_closed()
-            self._tasks.discard(task)
 
     @staticmethod
     async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -503,28 +528,12 @@ async def test_drop_during_rcpt_is_unavailable(sender: Sender) -> None:
                               mail_from="a@example.test", recipients=["b@example.test"])
 
 
-class StallingServer:
+class StallingServer(ScriptedServer):
     """A scripted SMTP server that answers 354 to DATA and then stops reading."""
 
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._writers: list[asyncio.StreamWriter] = []
+    limit = 1024
 
-    async def __aenter__(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=1024)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.close()
-        await self.server.wait_closed()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             writer.write(b"220 stall ESMTP\r\n")
             while line := await reader.readline():
@@ -539,9 +548,9 @@ class StallingServer:
 async def test_stalled_upload_is_unavailable(sender: Sender) -> None:
     big = b"Subject: big\r\n\r\n" + b"x" * 998 * 1024 + b"\r\n"
     big *= 32  # far more than the kernel's socket buffers hold
-    async with StallingServer() as port:
+    async with StallingServer() as server:
         with pytest.raises(SmtpUnavailable, match="never got the end of the message"):
-            await sender.send(plain_endpoint(port), big, mail_from="a@example.test",
+            await sender.send(plain_endpoint(server.port), big, mail_from="a@example.test",
                               recipients=["b@example.test"])
 
 

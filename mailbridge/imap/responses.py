@@ -568,9 +568,19 @@ def parse_fetch(lines: Lines) -> list[FetchItem]:
     return items
 
 
+def _named_items(items: list[SExpr], what: str) -> Iterator[tuple[str, SExpr]]:
+    """The ``NAME value`` pairs of a FETCH or ESEARCH reply, names upper-cased; ``what`` names
+    the reply and its items in the ImapProtocolError a malformed list raises."""
+    if len(items) % 2:
+        raise ImapProtocolError(f"{what} reply has an item without a value")
+    for i in range(0, len(items), 2):
+        key, value = items[i], items[i + 1]
+        if not isinstance(key, str):
+            raise ImapProtocolError(f"{what} reply has an item name that is not an atom")
+        yield key.upper(), value
+
+
 def _fetch_item(seq: int, atts: list[SExpr]) -> FetchItem:
-    if len(atts) % 2:
-        raise ImapProtocolError("FETCH reply has an item without a value")
     uid: int | None = None
     flags: tuple[str, ...] | None = None
     internaldate: datetime | None = None
@@ -580,11 +590,7 @@ def _fetch_item(seq: int, atts: list[SExpr]) -> FetchItem:
     bodystructure: SExpr = None
     envelope: SExpr = None
     extra: dict[str, SExpr] = {}
-    for i in range(0, len(atts), 2):
-        key, value = atts[i], atts[i + 1]
-        if not isinstance(key, str):
-            raise ImapProtocolError("FETCH reply has an item name that is not an atom")
-        name = key.upper()
+    for name, value in _named_items(atts, "FETCH"):
         if name == "UID":
             uid = _int(value, "UID")
         elif name == "FLAGS":
@@ -731,14 +737,7 @@ def _esearch(values: list[SExpr], count: int | None, low: int | None, high: int 
         pos += 1
     uids: tuple[int, ...] = ()
     modseq: int | None = None
-    rest = values[pos:]
-    if len(rest) % 2:
-        raise ImapProtocolError("ESEARCH reply has a return item without a value")
-    for i in range(0, len(rest), 2):
-        key, value = rest[i], rest[i + 1]
-        if not isinstance(key, str):
-            raise ImapProtocolError("ESEARCH reply has a return item name that is not an atom")
-        name = key.upper()
+    for name, value in _named_items(values[pos:], "ESEARCH"):
         if name == "ALL":
             if not isinstance(value, str):
                 raise ImapProtocolError("ESEARCH reply has an invalid ALL")
