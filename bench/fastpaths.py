@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import statistics
 import sys
 import time
@@ -25,7 +26,9 @@ from typing import Any
 
 import mailbridge.imap.responses as responses
 import mailbridge.mime as mime
+import mailbridge.mime.addresses as mime_addresses
 import mailbridge.mime.build as mime_build
+import mailbridge.mime.headers as mime_headers
 import mailbridge.mime.read as mime_read
 import mailbridge.reading as reading
 from bench.api import BODY_TEXT
@@ -118,6 +121,12 @@ FAST_PATHS: dict[str, tuple[Any, str, Callable[..., Any], str]] = {
     "quoted-printable (_quoted_printable)": (mime_build, "_quoted_printable", _qp_twin, "build"),
     "kept headers (reading.kept_headers)": (reading, "kept_headers",
                                             reading.kept_headers_by_stdlib, "carry"),
+    "address lists (_split_address_list)": (mime_addresses, "_split_address_list",
+                                            mime_addresses._split_address_list_scan, "read"),
+    "mailboxes (_parse_mailbox)": (mime_addresses, "_parse_mailbox",
+                                   mime_addresses._parse_mailbox_scan, "read"),
+    "header fields by one regex (_FIELD_LINES)": (mime_headers, "_FIELD_LINES",
+                                                  re.compile(rb"(?!)"), "read"),
     "IMAP tokenizer as one loop (_values)": (responses, "_values",
                                              _test_responses._values_by_token_stream, "imap"),
 }

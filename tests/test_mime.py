@@ -34,6 +34,8 @@ from mailbridge.mime import (
     snippet,
     strip_for_sending,
 )
+from mailbridge.mime import addresses as mime_addresses
+from mailbridge.mime import headers as mime_headers
 from mailbridge.mime import read as mime_read
 from mailbridge.mime.read import _params_of, _params_slow
 from mailbridge.model import Address, Attachment, DraftContent, DraftState, ParsedMessage
@@ -739,6 +741,97 @@ def test_params_fast_path_takes_plain_values(monkeypatch: pytest.MonkeyPatch) ->
         "attachment", {"filename": "Q3 (final).pdf"})
     assert _params_of("content-disposition", "inline") == ("inline", {})
     assert _params_of("content-type", None) == (None, {})
+
+
+def _scan_headers_line_by_line(raw: bytes, start: int, end: int
+                               ) -> tuple[list[tuple[str, int, int, int]], int]:
+    """mailbridge.mime.headers._scan_headers as it was before it matched whole fields with one regex."""
+    fields: list[tuple[str, int, int, int]] = []
+    pos = start
+    while pos < end:
+        newline = raw.find(b"\n", pos, end)
+        line_end = end if newline < 0 else newline + 1
+        head = raw[pos:min(line_end, pos + 1000)]
+        if head in (b"\r\n", b"\n") or (line_end == end and head in (b"", b"\r")):
+            return fields, line_end
+        if head[:1] in (b" ", b"\t"):
+            if fields and fields[-1][0]:
+                last = fields[-1]
+                fields[-1] = (last[0], last[1], last[2], line_end)
+            else:
+                fields.append(("", pos, pos, line_end))
+            pos = line_end
+            continue
+        match = re.match(rb"([!-9;-~]+)[ \t]*:", head)
+        if match is not None:
+            fields.append((match.group(1).decode("ascii"), pos, pos + match.end(), line_end))
+        elif pos == start and head.startswith(b"From "):
+            fields.append(("", pos, pos, line_end))
+        else:
+            return fields, pos
+        pos = line_end
+    return fields, end
+
+
+_HEADER_LINE = st.one_of(
+    st.tuples(st.sampled_from(["Subject", "X-A", "a", "Content-Type", "X" * 998, "X" * 1001, "B!~"]),
+              st.sampled_from(["", " ", "\t", "  "]), st.sampled_from([":", ";", ""]),
+              st.text(st.sampled_from("ab :\t\r\u00e9"), max_size=6)).map(lambda t: "".join(t)),
+    st.sampled_from([" continued", "\tcontinued", " ", "", "\r", "From alice Sat Nov 21", "garbage",
+                     "Subj ect: x", ": no name", "X-\u00e9: 8bit name"]),
+    st.text(st.characters(max_codepoint=0x7f), max_size=8))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(lines=st.lists(st.tuples(_HEADER_LINE, st.sampled_from(["\r\n", "\n", "\r\n", "\r", ""])),
+                      max_size=12),
+       cut=st.tuples(st.integers(0, 20), st.integers(0, 20)), binary=st.binary(max_size=40))
+def test_scan_headers_finds_what_the_line_loop_found(lines: list[tuple[str, str]],
+                                                     cut: tuple[int, int], binary: bytes) -> None:
+    raw = "".join(a + b for a, b in lines).encode("utf-8") + binary
+    for start, end in ((0, len(raw)), (min(cut[0], len(raw)), max(min(cut[0], len(raw)), len(raw) - cut[1]))):
+        fields, body = mime_headers._scan_headers(raw, start, end)
+        assert ([tuple(f) for f in fields], body) == _scan_headers_line_by_line(raw, start, end)
+
+
+def test_scan_headers_on_the_samples() -> None:
+    for name in SAMPLES:
+        raw = sample(name)
+        for start in (0, raw.find(b"\n\n") + 2, raw.find(b"\r\n\r\n") + 4, len(raw) // 2):
+            fields, body = mime_headers._scan_headers(raw, start, len(raw))
+            assert ([tuple(f) for f in fields], body) == _scan_headers_line_by_line(raw, start, len(raw))
+
+
+_ADDRESS_PIECE = st.one_of(
+    st.sampled_from(["Bob", "Bob Example", "bob@example.test", "a.b+c@x-y.test", " ", "  ", "\t", ",",
+                     "<", ">", "<bob@example.test>", "<@relay:bob@example.test>", "<>", '"', '"Last, First"',
+                     "(comment)", "(", ")", ":", ";", "[1.2.3.4]", "\\", "=?utf-8?q?J=C3=B6rg?=", "J\u00f6rg",
+                     "\u00a0", "@", "group:", "a@b", "<a b@c>", "<a,b@c>", "O'Brien", "x=y"]),
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7e), max_size=6))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(pieces=st.lists(_ADDRESS_PIECE, max_size=8))
+@example(pieces=["Bob Example", " ", "<bob@example.test>"])
+@example(pieces=["bob@example.test", ",", "Carol", "<c@x>"])
+def test_address_fast_paths_read_as_the_scanners_do(pieces: list[str]) -> None:
+    value = "".join(pieces)
+    assert mime_addresses._split_address_list(value) == mime_addresses._split_address_list_scan(value)
+    for item in [value, *mime_addresses._split_address_list(value)]:
+        assert mime_addresses._parse_mailbox(item) == mime_addresses._parse_mailbox_scan(item)
+
+
+def test_address_fast_paths_take_plain_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no(value: str) -> None:
+        raise AssertionError(f"slow path for {value!r}")
+
+    monkeypatch.setattr(mime_addresses, "_split_address_list_scan", no)
+    monkeypatch.setattr(mime_addresses, "_parse_mailbox_scan", no)
+    assert parse_message(b"From: Alice Example <alice@example.test>\r\n"
+                         b"To: bob@example.test, Carol C. <carol@example.test>\r\n\r\n").content.to == (
+        Address("bob@example.test", ""), Address("carol@example.test", "Carol C."))
+    assert parse_address_list(["Bob Example <bob@example.test>", "c@example.test"], "to") == (
+        Address("bob@example.test", "Bob Example"), Address("c@example.test", ""))
 
 
 def test_malformed_headers() -> None:

@@ -3,6 +3,7 @@ way they do) and checking the recipients a caller gives (email-validator)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from email_validator import EmailNotValidError, validate_email
@@ -15,6 +16,10 @@ from mailbridge.mime.decoding import (
 from mailbridge.mime.headers import check_header_value
 from mailbridge.model import Address
 
+# A list of plain mailboxes -- no quotes, comments, groups, domain literals or escapes, every
+# ``<`` closed before the next comma -- splits on its commas; anything else is scanned.
+_PLAIN_LIST = re.compile(r'[^"(\[\]:;\\<>]*(?:<[^"(\[\]:;\\<>,]*>[^"(\[\]:;\\<>]*)*')
+
 
 def _split_address_list(value: str) -> list[str]:
     """Splits an address list on the commas (and group ``:``/``;``) that are outside quotes,
@@ -23,6 +28,13 @@ def _split_address_list(value: str) -> list[str]:
     Damage is repaired the way mail clients do: an unterminated quote or comment is taken as a
     literal character, an unterminated ``<`` ends at the next comma.
     """
+    if _PLAIN_LIST.fullmatch(value) is not None:
+        return value.split(",")
+    return _split_address_list_scan(value)
+
+
+def _split_address_list_scan(value: str) -> list[str]:
+    """_split_address_list, character by character."""
     literal: set[int] = set()
     angle_to_comma: set[int] = set()
     for _ in range(len(value) + 1):
@@ -101,10 +113,27 @@ def _scan_address_list(value: str, literal: set[int], angle_to_comma: set[int]) 
     return items, opened if (quote or comment or closer) else -1
 
 
+# ``Name <addr>`` or ``addr`` in printable ASCII without quotes, comments, escapes, routes or
+# encoded-words: read by one match, as _parse_mailbox_scan reads it.
+_PLAIN_MAILBOX = re.compile(
+    r"[ \t]*(?:([\t !#-'*-;=?-\[\]-~]*?)[ \t]*<([!#-'*+\-./0-9;=?-\[\]-~]+)>|([!#-'*-;=?-\[\]-~]+))[ \t]*")
+
+
 def _parse_mailbox(item: str) -> tuple[str, str] | None:
     """``(display name, addr-spec)`` of one ``mailbox`` (RFC 5322 3.4), leniently; None if there
     is no address at all. Encoded-words in the name are decoded, also inside quotes (as mail
     clients do); comments are dropped (an old-style ``a@b (Name)`` comment becomes the name)."""
+    plain = _PLAIN_MAILBOX.fullmatch(item)
+    if plain is None or "=?" in item:
+        return _parse_mailbox_scan(item)
+    bare = plain.group(3)
+    if bare is not None:
+        return "", bare
+    return plain.group(1), plain.group(2)
+
+
+def _parse_mailbox_scan(item: str) -> tuple[str, str] | None:
+    """_parse_mailbox, character by character."""
     segments: list[tuple[str, str]] = []  # (kind, text): raw / quoted / comment / angle
     raw: list[str] = []
     i = 0

@@ -100,6 +100,9 @@ class _Field(NamedTuple):
 
 
 _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
+_FIELD_LINES = re.compile(rb"([!-9;-~]+)[ \t]*(:)[^\n]*(?:\n[ \t][^\n]*)*\n?")
+"""A field line with all its continuation lines: what the line loop of _scan_headers finds for
+a field whose name and colon lie within its first 1,000 bytes, in one match."""
 
 
 def _scan_headers(raw: bytes, start: int, end: int) -> tuple[list[_Field], int]:
@@ -111,7 +114,16 @@ def _scan_headers(raw: bytes, start: int, end: int) -> tuple[list[_Field], int]:
     """
     fields: list[_Field] = []
     pos = start
+    match_field = _FIELD_LINES.match
     while pos < end:
+        whole = match_field(raw, pos, end)
+        if whole is not None:
+            value_start = whole.end(2)
+            if value_start - pos <= 1000:
+                stop = whole.end()
+                fields.append(_Field(whole.group(1).decode("ascii"), pos, value_start, stop))
+                pos = stop
+                continue
         newline = raw.find(b"\n", pos, end)
         line_end = end if newline < 0 else newline + 1
         head = raw[pos:min(line_end, pos + 1000)]
