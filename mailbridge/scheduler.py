@@ -26,15 +26,19 @@ from mailbridge.config import AccountConfig
 from mailbridge.drafts import HEADER_LEASE, HEADER_RETRY_AT
 from mailbridge.errors import Conflict, MailbridgeError, NotFound
 from mailbridge.imap import ImapConnection
-from mailbridge.mime import HEADER_ID, HEADER_PLANNED_SEND_AT, HEADER_UPDATED_AT
+from mailbridge.mime import (
+    HEADER_ID,
+    HEADER_PLANNED_SEND_AT,
+    HEADER_UPDATED_AT,
+    header_time,
+    parse_header_time,
+)
 from mailbridge.model import Status
 from mailbridge.reading import fetch_whole
 from mailbridge.sending import (
     OUTCOME_UNKNOWN,
     SendFailed,
     SendService,
-    _parse_time,
-    _rfc3339,
 )
 from mailbridge.store import CURRENT_ONLY, KEYWORD_DELIVERED, header_fields
 from mailbridge.versions import HEADER_WRITE, KEYWORD_PENDING, KEYWORD_REPLACED, Copy
@@ -187,12 +191,12 @@ class Scheduler:
         result = []
         for item in items:
             headers = header_fields(item.sections.get(fields, b""))
-            planned = _parse_time(headers.get(HEADER_PLANNED_SEND_AT.lower()))
-            retry = _parse_time(headers.get(HEADER_RETRY_AT.lower()))
+            planned = parse_header_time(headers.get(HEADER_PLANNED_SEND_AT.lower()))
+            retry = parse_header_time(headers.get(HEADER_RETRY_AT.lower()))
             draft_id = headers.get(HEADER_ID.lower())
             if planned is None or draft_id is None or item.uid is None:
                 continue
-            if is_held(planned, _parse_time(headers.get(HEADER_UPDATED_AT.lower())),
+            if is_held(planned, parse_header_time(headers.get(HEADER_UPDATED_AT.lower())),
                        item.internaldate):
                 continue  # saved by a mail client after its time: not sent unasked
             with contextlib.suppress(ValueError):
@@ -213,7 +217,7 @@ class Scheduler:
             draft = await fetch_whole(conn, account, folder, uid)
             if draft is None or draft.status is not Status.SENDING:
                 continue
-            lease = _parse_time(draft.header(HEADER_LEASE))
+            lease = parse_header_time(draft.header(HEADER_LEASE))
             if lease is not None and lease > now:
                 continue
             delivered = any(f.lower() == KEYWORD_DELIVERED.lower() for f in draft.flags)
@@ -225,7 +229,7 @@ class Scheduler:
             own: dict[str, str | None]
             if delivered:  # take the claim over, then file it
                 lease_until = datetime.now(UTC) + timedelta(seconds=self.settings.lease_seconds)
-                own = {HEADER_LEASE: _rfc3339(lease_until)}
+                own = {HEADER_LEASE: header_time(lease_until)}
                 error = draft.last_error
             else:
                 own = {HEADER_SEND_STATE: "failed", HEADER_LEASE: None}
@@ -323,7 +327,7 @@ class Scheduler:
             return ()
         fields = f"HEADER.FIELDS ({HEADER_LEASE})".upper()
         items = await conn.uid_fetch(found.uids, f"(UID BODY.PEEK[{fields}])")
-        return tuple((item.uid, _parse_time(header_fields(item.sections.get(fields, b""))
+        return tuple((item.uid, parse_header_time(header_fields(item.sections.get(fields, b""))
                                             .get(HEADER_LEASE.lower())))
                      for item in items if item.uid is not None)
 

@@ -59,6 +59,7 @@ from mailbridge.imap import FetchItem, ImapConnection
 from mailbridge.locks import KeyedLocks
 from mailbridge.mime import (
     HEADER_ID,
+    header_time,
     set_header,
     strip_for_sending,
 )
@@ -92,24 +93,14 @@ class SendFailed(MailbridgeError):
         self.draft = draft
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+_PAUSE_AT = os.environ.get("MAILBRIDGE_TEST_PAUSE_AT")
+"""Read once, when the process starts: see :func:`_checkpoint`."""
 
 
 async def _checkpoint(name: str) -> None:
     """Test hook: with MAILBRIDGE_TEST_PAUSE_AT=name the process announces it on stderr and
     stops here for good, so a crash test can kill -9 it at exactly this point."""
-    if os.environ.get("MAILBRIDGE_TEST_PAUSE_AT") == name:
+    if _PAUSE_AT == name:
         log.warning("paused at %s (MAILBRIDGE_TEST_PAUSE_AT)", name)
         import sys
 
@@ -186,7 +177,7 @@ class SendService:
             try:
                 claimed = await self.drafts.write_version(
                     conn, current, current.content, last_error=None, strict=expected is not None,
-                    own_headers={HEADER_SEND_STATE: "sending", HEADER_LEASE: _rfc3339(lease),
+                    own_headers={HEADER_SEND_STATE: "sending", HEADER_LEASE: header_time(lease),
                                  HEADER_SEND_KEY: key, HEADER_RETRY_AT: None},
                     drop_flags=(KEYWORD_DELIVERED,))
             except Conflict:
@@ -295,7 +286,7 @@ class SendService:
             delay = min(self.settings.retry_base_seconds * 2 ** (attempts - 1),
                         self.settings.retry_max_seconds)
             own[HEADER_ATTEMPTS] = str(attempts)
-            own[HEADER_RETRY_AT] = _rfc3339(datetime.now(UTC) + timedelta(seconds=delay))
+            own[HEADER_RETRY_AT] = header_time(datetime.now(UTC) + timedelta(seconds=delay))
             log.info("temporary failure sending %s (attempt %d), retrying in %.0fs: %s",
                      claimed.id, attempts, delay, exc.message)
         elif temporary and not scheduled:

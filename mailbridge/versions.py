@@ -41,6 +41,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from mailbridge.mime.headers import header_time, parse_header_time
+
 KEYWORD_PENDING = "$MailbridgePending"
 """On a new version between its APPEND and its commit. Never shown as the draft."""
 KEYWORD_REPLACED = "$MailbridgeReplaced"
@@ -62,7 +64,7 @@ _REPLACES = re.compile(r"\s*<(\d+)\.(\d+)>\s*\Z")
 
 def write_header(token: str, commit_by: datetime) -> str:
     """The X-Mailbridge-Write value of a write (``commit_by`` aware)."""
-    return f"{token}; commit-by={_rfc3339(commit_by)}"
+    return f"{token}; commit-by={header_time(commit_by, 'milliseconds')}"
 
 
 def replaces_header(uidvalidity: int, uid: int) -> str:
@@ -82,17 +84,8 @@ def parse_write(value: str | None) -> tuple[str, datetime | None] | None:
         return None
     commit_by = None
     if m.group(2):
-        try:
-            commit_by = datetime.fromisoformat(m.group(2).replace("Z", "+00:00"))
-        except ValueError:
-            commit_by = None
-        if commit_by is not None and commit_by.tzinfo is None:
-            commit_by = None
+        commit_by = parse_header_time(m.group(2))
     return m.group(1), commit_by
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

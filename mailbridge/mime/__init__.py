@@ -50,6 +50,8 @@ from mailbridge.mime.headers import (
     INTERNAL_HEADER_PREFIX,
     LINE_BREAKS,
     check_header_value,
+    header_time,
+    parse_header_time,
 )
 from mailbridge.mime.read import parse_message, snippet
 
@@ -66,8 +68,10 @@ __all__ = [
     "build_message",
     "check_header_value",
     "client_headers",
+    "header_time",
     "make_message_id",
     "parse_address_list",
+    "parse_header_time",
     "parse_message",
     "set_header",
     "snippet",

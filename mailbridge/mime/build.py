@@ -40,6 +40,7 @@ from mailbridge.mime.headers import (
     _check_content_type,
     _check_msg_id,
     check_header_value,
+    header_time,
 )
 from mailbridge.model import Address, Attachment, DraftContent, DraftState
 
@@ -182,14 +183,8 @@ def _format_address(address: Address, field: str) -> tuple[str, bool]:
 
 def state_headers(state: DraftState) -> list[tuple[str, str]]:
     """The X-Mailbridge-* fields that hold ``state`` (id, created_at, updated_at)."""
-    return [(HEADER_ID, str(state.id)), (HEADER_CREATED_AT, _rfc3339_utc(state.created_at)),
-            (HEADER_UPDATED_AT, _rfc3339_utc(state.updated_at))]
-
-
-def _rfc3339_utc(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+    return [(HEADER_ID, str(state.id)), (HEADER_CREATED_AT, header_time(state.created_at)),
+            (HEADER_UPDATED_AT, header_time(state.updated_at))]
 
 
 @dataclass

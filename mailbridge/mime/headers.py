@@ -5,7 +5,8 @@ scanner that finds the fields of a header block in raw bytes (offsets, no copies
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from datetime import UTC, datetime
+from typing import Literal, NamedTuple
 
 from mailbridge.errors import HeaderInjection, InvalidInput
 from mailbridge.mime.decoding import (
@@ -44,6 +45,26 @@ _CONTENT_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext
 
 _MSG_ID = re.compile(r"[!-;=?-~]+")  # printable ASCII without < and >
+
+
+def header_time(moment: datetime, timespec: Literal["auto", "milliseconds"] = "auto") -> str:
+    """``moment`` as mailbridge writes a time into its own headers: RFC 3339 in UTC, ending in
+    ``Z`` (a naive ``moment`` is taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def parse_header_time(value: str | None) -> datetime | None:
+    """A time from one of mailbridge's headers (RFC 3339, any offset; one without an offset is
+    taken as UTC); None when there is none or it cannot be read."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def check_header_value(field: str, value: str) -> None:

@@ -36,6 +36,7 @@ from mailbridge.mime.headers import (
     _Field,
     _Headers,
     _scan_headers,
+    parse_header_time,
 )
 from mailbridge.model import Attachment, DraftContent, DraftState, ParsedMessage
 
@@ -259,16 +260,6 @@ def _parse_date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _parse_iso(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 def _msg_ids(value: str | None) -> list[str]:
     if not value:
         return []
@@ -324,8 +315,8 @@ def _parse(raw: bytes) -> ParsedMessage:
     except ValueError:
         parsed_id = None
     if parsed_id is not None:
-        created = _parse_iso(headers.get(HEADER_CREATED_AT.lower()))
-        updated = _parse_iso(headers.get(HEADER_UPDATED_AT.lower()))
+        created = parse_header_time(headers.get(HEADER_CREATED_AT.lower()))
+        updated = parse_header_time(headers.get(HEADER_UPDATED_AT.lower()))
         fallback = date or datetime(1970, 1, 1, tzinfo=UTC)
         state = DraftState(id=parsed_id, created_at=created or updated or fallback,
                            updated_at=updated or created or fallback,
@@ -343,7 +334,7 @@ def _parse(raw: bytes) -> ParsedMessage:
         references=tuple(_msg_ids(headers.get("references"))),
         context_type=text_of(HEADER_CONTEXT_TYPE.lower()),
         context_id=text_of(HEADER_CONTEXT_ID.lower()),
-        planned_send_at=_parse_iso(headers.get(HEADER_PLANNED_SEND_AT.lower())),
+        planned_send_at=parse_header_time(headers.get(HEADER_PLANNED_SEND_AT.lower())),
     )
     marker = (headers.get("x-mozilla-draft-info") is not None
               or (headers.get("x-uniform-type-identifier") or "").lower() == "com.apple.mail-draft")
