@@ -339,7 +339,7 @@ service anvil {{
                 err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
                 self._proc = None
                 raise DovecotFailed(f"Dovecot exited at start: {err.strip()}\n{self._log_tail()}")
-            if _greets(self.imap_port):
+            if _greets(self.imap_port) and self._owns_master():
                 log.info("dovecot up: imap 127.0.0.1:%d, lmtp 127.0.0.1:%d, state %s",
                          self.imap_port, self.lmtp_port, self.state_dir)
                 return
@@ -347,6 +347,14 @@ service anvil {{
         self.kill()
         raise DovecotFailed(f"Dovecot did not greet on port {self.imap_port} within {timeout}s\n"
                             f"{self._log_tail()}")
+
+    def _owns_master(self) -> bool:
+        """Whether the Dovecot that answers is the one just started (its master.pid names our
+        child): another one on the port, or of the same state folder, must not pass for it."""
+        assert self._proc is not None
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.base_dir / "master.pid").read_text().strip()) == self._proc.pid
+        return False
 
     def _kill_leftover(self) -> None:
         """Ends a Dovecot of this same state folder left behind by a process that died (kill -9)."""
