@@ -22,6 +22,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
@@ -29,6 +30,7 @@ from uuid import UUID
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -296,6 +298,9 @@ class AccountConfig(_Model):
     """What DELETE of a draft does: expunge it, or move it to Trash."""
     pool_size: int = Field(default=4, ge=1, le=64)
     """IMAP connections kept open for this account."""
+    created_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    """When the account was added (RFC 3339 with an offset), as the accounts list shows it;
+    without it, when this configuration was read."""
 
 
 class TokenConfig(_Model):

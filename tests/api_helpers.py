@@ -27,7 +27,8 @@ from conftest import MailUser
 from mailbridge.api import create_app
 from mailbridge.devstack.stack import DevStack
 
-FULL_TOKEN = "test-full-token-" + "x" * 16
+FULL_TOKEN = "jsk_test-full-token-" + "x" * 16
+"""Starts with jsk_, as the Jasni SDK expects of a key (it warns otherwise)."""
 READ_TOKEN = "test-read-token-" + "y" * 16
 WRITE_TOKEN = "test-write-token-" + "z" * 16
 OTHER_TOKEN = "test-other-token-" + "w" * 16

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -253,11 +254,17 @@ async def test_any_folder_listing_and_get_email(api: Api) -> None:
 
 
 async def test_accounts(api: Api) -> None:
+    """``created_at`` (snake_case, as the Jasni SDK reads it) is when the configuration was read,
+    when it does not say (test_config: a configured one is read as given)."""
+    before = datetime.now(UTC).replace(microsecond=0)
     reply = await api.call("GET", "/api/v1/accounts")
     assert reply.status == 200
+    [account] = reply.body["data"]["accounts"]
+    created = datetime.fromisoformat(account.pop("created_at"))
     assert reply.body == {"success": True, "data": {
         "accounts": [{"id": str(api.user.id), "email": api.user.email, "name": "Test User"}],
         "total": 1}}
+    assert before - timedelta(minutes=5) <= created <= datetime.now(UTC)
     both = await api.call("GET", "/api/v1/accounts", token=BOTH_TOKEN)
     assert {a["email"] for a in both.body["data"]["accounts"]} == {api.user.email, api.other.email}
     assert both.body["data"]["total"] == 2
@@ -394,3 +401,22 @@ async def test_concurrent_updates_leave_exactly_one_version(api: Api) -> None:
     assert stored.message.get_body(("plain",)).get_content().strip() == f"body {i}"  # type: ignore[union-attr]
     got = await api.call("GET", f"/api/v1/emails/drafts/{draft_id}")
     assert got.body["data"]["draft"]["subject"] == subject
+
+
+async def test_update_and_delete_name_the_draft_in_body_or_query(api: Api) -> None:
+    """The Jasni SDK's forms: PUT /emails/drafts with uid in the body, DELETE /emails/drafts?uid=;
+    without a uid they answer 422 naming it, and change nothing."""
+    draft = await create(api)
+    for method, kw in (("PUT", {"json_body": {"subject": "No uid"}}), ("DELETE", {})):
+        reply = await api.call(method, "/api/v1/emails/drafts", **kw)
+        assert (reply.status, reply.body["field"]) == (422, "uid"), reply.body
+    listed = await api.call("GET", "/api/v1/emails/drafts")
+    assert [d["uid"] for d in listed.body["data"]["drafts"]] == [draft["uid"]]
+    updated = await api.call("PUT", "/api/v1/emails/drafts",
+                             json_body={"uid": draft["uid"], "subject": "By body"})
+    assert updated.status == 200 and updated.body["data"]["id"] == draft["id"], updated.body
+    gone = await api.call("DELETE", "/api/v1/emails/drafts",
+                          params={"uid": str(updated.body["data"]["uid"])})
+    assert gone.status == 200, gone.body
+    listed = await api.call("GET", "/api/v1/emails/drafts")
+    assert listed.body["data"]["drafts"] == []

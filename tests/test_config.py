@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -108,6 +109,9 @@ def test_example_file_loads_without_password_env_set(monkeypatch: pytest.MonkeyP
     assert (bob.imap.host, bob.imap.port, bob.imap.security) == ("imap.gmail.com", 993, "tls")
     assert (bob.smtp.host, bob.smtp.port, bob.smtp.security) == ("smtp.gmail.com", 465, "tls")
     assert [t.name for t in config.tokens] == ["ci", "assistant"]
+    # created_at as given; without it, when the configuration was read
+    assert alice.created_at == datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+    assert datetime.now(UTC) - timedelta(minutes=5) < bob.created_at <= datetime.now(UTC)
     # every token reference resolves
     for token in config.tokens:
         for ref in token.accounts:

@@ -203,9 +203,11 @@ def test_headers(document: dict[str, Any]) -> None:
     """ETag on every answer that carries one draft; If-Match on every update, delete and send;
     Idempotency-Key on create and send (shared/api-dialects.md)."""
     etag = {("POST", "/api/v1/emails/drafts"), ("GET", "/api/v1/emails/drafts/{uid}"),
-            ("PUT", "/api/v1/emails/drafts/{uid}"), ("POST", "/api/email/drafts"),
+            ("PUT", "/api/v1/emails/drafts/{uid}"), ("PUT", "/api/v1/emails/drafts"),
+            ("POST", "/api/email/drafts"),
             ("GET", "/api/email/drafts/{uid}"), ("POST", "/api/email/drafts/{uid}/send")}
     if_match = {("PUT", "/api/v1/emails/drafts/{uid}"), ("DELETE", "/api/v1/emails/drafts/{uid}"),
+                ("PUT", "/api/v1/emails/drafts"), ("DELETE", "/api/v1/emails/drafts"),
                 ("POST", "/api/v1/emails/drafts/{uid}/send"), ("POST", "/api/email/drafts"),
                 ("DELETE", "/api/email/drafts/{uid}"), ("POST", "/api/email/drafts/{uid}/send")}
     idempotency = {("POST", "/api/v1/emails/drafts"), ("POST", "/api/v1/emails/drafts/{uid}/send"),

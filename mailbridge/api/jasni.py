@@ -13,6 +13,7 @@ account's email address or id) may be omitted when the token may use exactly one
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -58,7 +59,7 @@ from mailbridge.api.schemas import (
 )
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
-from mailbridge.errors import ImapNotFound
+from mailbridge.errors import ImapNotFound, Unprocessable
 from mailbridge.model import Address
 from mailbridge.views import DraftQuery, StoredMessage
 
@@ -166,15 +167,29 @@ async def get_draft(request: web.Request) -> web.Response:
     return with_etag(ok(JasniDraftData(draft=render_draft(draft))), draft)
 
 
+def _draft_ref(request: web.Request, given: int | UUID | None = None) -> int | UUID:
+    """The draft a call names: in its path (``/drafts/{uid}``), else ``uid`` in its body
+    (``given``) or query (the Jasni SDK's forms of update and delete)."""
+    if "uid" in request.match_info:
+        return parse_ref(request.match_info["uid"], integers=True)
+    if given is not None:
+        return given
+    text = query_text(request, "uid")
+    if text is None:
+        raise Unprocessable("uid is required: the draft's IMAP UID or stable id", field="uid")
+    return parse_ref(text, integers=True)
+
+
 async def update_draft(request: web.Request) -> web.Response:
-    """PUT /api/v1/emails/drafts/{uid} -> {uid (the new UID), id, account, message}.
+    """PUT /api/v1/emails/drafts/{uid} (or PUT /api/v1/emails/drafts with ``uid`` in the body)
+    -> {uid (the new UID), id, account, message}.
 
     Omitted fields are kept, null clears a field, ``attachments`` given replace the list.
     If-Match is honoured (412 when stale, nothing changed).
     """
     principal = authorize(request, "write")
-    ref = parse_ref(request.match_info["uid"], integers=True)
     body = validate_body(JasniDraftUpdate, await read_json_object(request))
+    ref = _draft_ref(request, body.uid)
     account = _account(principal, body.account or query_text(request, "account"))
     changes = draft_changes(draft_input(body), limits_of(request))
     del body  # decoded into ``changes``
@@ -185,10 +200,11 @@ async def update_draft(request: web.Request) -> web.Response:
 
 
 async def delete_draft(request: web.Request) -> web.Response:
-    """DELETE /api/v1/emails/drafts/{uid}?account= -> {uid, account, message}; If-Match honoured."""
+    """DELETE /api/v1/emails/drafts/{uid}?account= (or DELETE /api/v1/emails/drafts?uid=) ->
+    {uid, account, message}; If-Match honoured."""
     principal = authorize(request, "write")
     account = _account(principal, query_text(request, "account"))
-    ref = parse_ref(request.match_info["uid"], integers=True)
+    ref = _draft_ref(request)
     draft = await request.app[DRAFTS].delete(account, ref, expected=if_match(request))
     return ok(JasniDraftDeleted(uid=draft.uid, account=account.email, message="Draft deleted"))
 
@@ -207,8 +223,12 @@ async def send_draft(request: web.Request) -> web.Response:
     ref = parse_ref(request.match_info["uid"], integers=True)
     sent = await request.app[SENDING].send(account, ref, expected=if_match(request),
                                           idempotency_key=idempotency_key(request, principal))
-    return ok(JasniSent(uid=sent.uid or None, message_id=message_id(sent.parsed.message_id),
-                        account=account.email, message="Email sent"))
+    answer: dict[str, Any] = {
+        "uid": sent.uid or None, "message_id": message_id(sent.parsed.message_id) or "",
+        "account": account.email, "message": "Email sent", "from_": account.email,
+        "to": [a.email for a in sent.content.to], "subject": sent.content.subject,
+        "saved_to_sent": sent.uid != 0}
+    return ok(JasniSent(**answer))
 
 
 # ----------------------------------------------------------------------------- any folder
@@ -253,8 +273,8 @@ async def _holds_own_mail(request: web.Request, account: AccountConfig, folder: 
 async def list_accounts(request: web.Request) -> web.Response:
     """GET /api/v1/accounts -> {accounts: [{id, email, name}], total}: those the token may use."""
     principal = authorize(request, "read")
-    accounts = [JasniAccount(id=a.id, email=a.email, name=a.display_name)
-                for a in principal.accounts]
+    accounts = [JasniAccount(id=a.id, email=a.email, name=a.display_name,
+                             created_at=a.created_at) for a in principal.accounts]
     return ok(JasniAccountList(accounts=accounts, total=len(accounts)))
 
 

@@ -52,6 +52,8 @@ JASNI_DRAFT_UID = Param(
     "uid", "path", {"oneOf": [_UID_INT, _UUID]},
     "The IMAP UID of the message holding the draft (it changes on every update; the old one then "
     "answers 404), or the draft's stable id (UUID), which never changes.", required=True)
+UID_QUERY = _query("uid", "The draft: its IMAP UID or its stable id (UUID).",
+                   {"oneOf": [_UID_INT, _UUID]})
 JASNI_EMAIL_UID = Param("uid", "path", _UID_INT, "The message's IMAP UID in `folder`.",
                         required=True)
 EXANTE_UID = Param("uid", "path", _UUID,
@@ -191,6 +193,23 @@ ROUTES: tuple[Route, ...] = (
         "Removes the draft from the Drafts folder; `uid` in the answer is the one it had. A draft "
         "being sent cannot be deleted (409).",
         "write", JasniOk[JasniDraftDeleted], params=(JASNI_DRAFT_UID, ACCOUNT, IF_MATCH),
+        errors=(400, 401, 403, 404, 409, 412, 422, 502, 503), if_match=True),
+    Route(
+        "PUT", f"{jasni.PREFIX}/emails/drafts", jasni.update_draft,
+        "jasniUpdateDraftByBody", TAG_JASNI, "Update a draft named in the body",
+        "The Jasni SDK's form of the update (`drafts.update`): `uid` (IMAP UID or stable id) comes "
+        "in the body instead of the path. Everything else as `PUT /api/v1/emails/drafts/{uid}`; "
+        "without `uid` the answer is 422.",
+        "write", JasniOk[JasniDraftSaved], body=JasniDraftUpdate,
+        params=(ACCOUNT, IF_MATCH),
+        errors=(400, 401, 403, 404, 409, 412, 413, 415, 422, 502, 503), etag=True, if_match=True),
+    Route(
+        "DELETE", f"{jasni.PREFIX}/emails/drafts", jasni.delete_draft,
+        "jasniDeleteDraftByQuery", TAG_JASNI, "Delete a draft named in the query",
+        "The Jasni SDK's form of the delete (`drafts.delete`): `?uid=` (IMAP UID or stable id) "
+        "instead of the path. Everything else as `DELETE /api/v1/emails/drafts/{uid}`; without "
+        "`uid` the answer is 422.",
+        "write", JasniOk[JasniDraftDeleted], params=(UID_QUERY, ACCOUNT, IF_MATCH),
         errors=(400, 401, 403, 404, 409, 412, 422, 502, 503), if_match=True),
     Route(
         "POST", f"{jasni.PREFIX}/emails/drafts/{{uid}}/send", jasni.send_draft,

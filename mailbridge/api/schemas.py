@@ -195,9 +195,12 @@ class JasniDraftCreate(_JasniDraftFields):
 
 
 class JasniDraftUpdate(_JasniDraftFields):
-    """PUT /api/v1/emails/drafts/{uid}: only the fields given change (null clears one)."""
+    """PUT /api/v1/emails/drafts/{uid}, or PUT /api/v1/emails/drafts with ``uid`` in the body
+    (the Jasni SDK's form): only the fields given change (null clears one)."""
 
     account: str | None = None
+    uid: int | UUID | None = None
+    """The draft (its IMAP UID or stable id) when the path does not name it."""
 
 
 class JasniSendRequest(_CamelRequest):
@@ -276,12 +279,18 @@ class JasniDraftSaved(_CamelResponse):
 
 class JasniSent(_CamelResponse):
     """data of a send: the message's UID in Sent (null when the account keeps no Sent copy,
-    e.g. Gmail, whose submission files its own), its Message-ID, the account."""
+    e.g. Gmail, whose submission files its own), its Message-ID, the account, and what the
+    Jasni SDK reads: the sender, the recipients (to, as addresses), the subject, and whether a
+    copy is in Sent."""
 
     uid: int | None
-    message_id: str | None
+    message_id: str
     account: str
     message: str
+    from_: str = Field(alias="from")
+    to: list[str]
+    subject: str
+    saved_to_sent: bool
 
 
 class JasniDraftDeleted(_CamelResponse):
@@ -315,6 +324,9 @@ class JasniAccount(_CamelResponse):
     id: UUID
     email: str
     name: str
+    created_at: Timestamp = Field(alias="created_at")
+    """``[[accounts]] created_at`` of the configuration, else when the configuration was read
+    (snake_case, as the Jasni SDK reads it)."""
 
 
 class JasniAccountList(_CamelResponse):

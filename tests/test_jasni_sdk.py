@@ -1,0 +1,111 @@
+"""Dialect 1 through its reference client, the official Jasni SDK (``jasni-sdk`` on PyPI), sync and
+async, against the real stack: every answer must parse in the SDK's own models, with the values
+mailbridge stored.
+
+The SDK's synchronous client blocks, so its calls run in a thread while the app serves them on
+the test's event loop. Issue 11 grows this module to every mailbox method of the SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+from api_helpers import FULL_TOKEN, Api, running_api
+from jasni import AsyncJasni, Jasni
+from jasni.errors import NotFoundError
+
+from conftest import MailUser
+from mailbridge.devstack.stack import DevStack
+
+T = TypeVar("T")
+
+
+class Client:
+    """One SDK client, sync or async, with one awaitable way to call either."""
+
+    def __init__(self, base_url: str, mode: str) -> None:
+        self.mode = mode
+        self.sdk: Any = (Jasni(FULL_TOKEN, base_url=base_url) if mode == "sync"
+                         else AsyncJasni(FULL_TOKEN, base_url=base_url))
+
+    async def __call__(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.mode == "sync":
+            return await asyncio.to_thread(functools.partial(method, *args, **kwargs))
+        result = method(*args, **kwargs)
+        assert isinstance(result, Awaitable)
+        return await result
+
+    async def close(self) -> None:
+        if self.mode == "sync":
+            self.sdk.close()
+        else:
+            await self.sdk.close()
+
+
+@pytest.fixture
+async def api(devstack: DevStack, user: MailUser) -> AsyncIterator[Api]:
+    async with running_api(devstack, user) as running:
+        yield running
+
+
+@pytest.fixture(params=["sync", "async"])
+async def sdk(request: pytest.FixtureRequest, api: Api) -> AsyncIterator[Client]:
+    client = Client(str(api.client.make_url("")).rstrip("/"), request.param)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def test_accounts_list(sdk: Client, api: Api) -> None:
+    listed = await sdk(sdk.sdk.accounts.list)
+    assert listed.total == 1
+    [account] = listed.accounts
+    assert (account.id, account.email, account.name) == (str(api.user.id), api.user.email,
+                                                         "Test User")
+    assert account.created_at  # a time, as a string
+
+
+async def test_a_draft_through_its_whole_life(sdk: Client, api: Api) -> None:
+    """create -> list -> get -> update -> send, then the draft is in Sent and gone from Drafts;
+    and create -> delete."""
+    me = api.user.email
+    drafts = sdk.sdk.drafts
+    created = await sdk(drafts.create, account=me, to="Bob <bob@example.test>",
+                        subject="From the SDK", text="First words", cc=["carol@example.test"])
+    assert created.account == me and created.uid > 0 and created.message
+
+    listed = await sdk(drafts.list, account=me)
+    assert listed.total == 1 and listed.account == me
+    [item] = listed.drafts
+    assert (item.uid, item.subject, item.text) == (created.uid, "From the SDK", "First words")
+    assert item.message_id and isinstance(item.from_, object) and item.date
+
+    got = await sdk(drafts.get, created.uid, account=me)
+    assert (got.email.uid, got.email.subject, got.email.text) == (created.uid, "From the SDK",
+                                                                  "First words")
+    assert [getattr(a, "address", a) for a in got.email.cc or []] == ["carol@example.test"]
+
+    updated = await sdk(drafts.update, account=me, uid=created.uid, subject="From the SDK, v2")
+    assert updated.uid != created.uid and updated.account == me
+    got = await sdk(drafts.get, updated.uid, account=me)
+    assert (got.email.subject, got.email.text) == ("From the SDK, v2", "First words")
+    with pytest.raises(NotFoundError):  # the old version is gone
+        await sdk(drafts.get, created.uid, account=me)
+
+    sent = await sdk(drafts.send, account=me, uid=updated.uid)
+    assert sent.from_ == me and sent.to == ["bob@example.test"]
+    assert sent.subject == "From the SDK, v2" and sent.saved_to_sent is True and sent.message_id
+    assert (await sdk(drafts.list, account=me)).total == 0
+    delivered = [m for m in api.devstack.smtp.delivered if m.login == me]
+    assert len(delivered) == 1 and b"Subject: From the SDK, v2" in delivered[0].data
+
+    doomed = await sdk(drafts.create, account=me, to="x@example.test", subject="Doomed")
+    await sdk(drafts.delete, account=me, uid=doomed.uid)
+    assert (await sdk(drafts.list, account=me)).total == 0
+    with pytest.raises(NotFoundError):
+        await sdk(drafts.get, doomed.uid, account=me)
