@@ -268,6 +268,8 @@ class Folders(_Model):
     drafts: NonEmptySafeStr | None = None
     sent: NonEmptySafeStr | None = None
     trash: NonEmptySafeStr | None = None
+    junk: NonEmptySafeStr | None = None
+    archive: NonEmptySafeStr | None = None
 
 
 def _email(value: str) -> str:

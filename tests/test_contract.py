@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from jasni.types import GetEmailResponse, ListEmailsResponse
 
 from imap_proxy import CapabilityHidingProxy
 from mailbridge.api import create_app
@@ -399,6 +400,44 @@ async def test_m_a_connection_that_has_not_seen_a_draft_yet_still_changes_it(
         assert [m[0] for m in c.messages(folder)] == [draft.uid]  # other: gone, or \Deleted
     finally:
         await client.close()
+
+
+async def test_n_dialect_1_reads_any_folder_by_its_role_and_any_message(
+        contract: Contract) -> None:
+    """In dialect 1, ``folder=Drafts`` (any case) is the account's Drafts whatever the server
+    calls it (``INBOX.Drafts`` on Courier), as the Jasni SDK asks for it; and a message with
+    no From, Message-ID or Date is listed and read in a form the SDK's models parse."""
+    status, record = await contract.call("POST", "/api/email/drafts", {
+        "from_account_id": contract.account_id, "to": ["role@elsewhere.test"],
+        "subject": "By role", "body_text": "x"})
+    assert status == 201, record
+    params = {"account": contract.account_id, "folder": "drafts"}
+    status, listed = await contract.call("GET", "/api/v1/emails", params=params)
+    assert status == 200, listed
+    assert listed["data"]["folder"] == contract.mailbox.folders.get("drafts", "Drafts")
+    [entry] = [e for e in listed["data"]["emails"] if e["subject"] == "By role"]
+    status, got = await contract.call("GET", f"/api/v1/emails/{entry['uid']}",
+                                      params={**params, "folder": "Drafts"})
+    assert status == 200 and got["data"]["email"]["subject"] == "By role", got
+    GetEmailResponse(**got["data"])
+
+    client = contract.imap()
+    try:
+        typ, data = client.append("INBOX", "", None,
+                                  b"To: someone@elsewhere.test\r\nSubject: Bare\r\n\r\nNo headers.\r\n")
+        assert typ == "OK", data
+    finally:
+        client.logout()
+    status, inbox = await contract.call("GET", "/api/v1/emails",
+                                        params={"account": contract.account_id})
+    assert status == 200, inbox
+    parsed = ListEmailsResponse(**inbox["data"])
+    [bare] = [e for e in parsed.emails if e.subject == "Bare"]
+    assert (bare.message_id, bare.from_) == ("", "") and bare.date
+    status, got = await contract.call("GET", f"/api/v1/emails/{bare.uid}",
+                                      params={"account": contract.account_id})
+    assert status == 200, got
+    assert GetEmailResponse(**got["data"]).email.text == "No headers.\n"
 
 
 async def test_a_drafts_folder_that_keeps_no_keywords_is_not_changed(

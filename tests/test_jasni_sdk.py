@@ -109,3 +109,23 @@ async def test_a_draft_through_its_whole_life(sdk: Client, api: Api) -> None:
     assert (await sdk(drafts.list, account=me)).total == 0
     with pytest.raises(NotFoundError):
         await sdk(drafts.get, doomed.uid, account=me)
+
+
+async def test_reading_mail(sdk: Client, api: Api) -> None:
+    """emails.list and emails.get parse whatever is in a folder: a message without From,
+    Message-ID or Date among ordinary ones; drafts.get finds a draft in Drafts."""
+    me = api.user.email
+    ordinary = await asyncio.to_thread(
+        api.append, b"From: Ann <ann@example.test>\r\nTo: " + me.encode()
+        + b"\r\nSubject: Ordinary\r\nMessage-ID: <o@example.test>\r\n"
+        b"Date: Mon, 02 Mar 2026 10:00:00 +0000\r\n\r\nHello.\r\n")
+    bare = await asyncio.to_thread(api.append, b"Subject: Bare\r\n\r\nNo headers at all.\r\n")
+    listed = await sdk(sdk.sdk.emails.list, account=me, folder="INBOX")
+    assert (listed.folder, listed.total, listed.account) == ("INBOX", 2, me)
+    by_uid = {e.uid: e for e in listed.emails}
+    assert by_uid[ordinary].subject == "Ordinary" and by_uid[ordinary].message_id == "<o@example.test>"
+    assert getattr(by_uid[ordinary].from_, "address", None) == "ann@example.test"
+    assert (by_uid[bare].subject, by_uid[bare].message_id, by_uid[bare].from_) == ("Bare", "", "")
+    assert by_uid[bare].date  # the arrival time
+    got = await sdk(sdk.sdk.emails.get, bare, account=me)
+    assert got.email.text == "No headers at all.\n" and got.email.subject == "Bare"

@@ -12,6 +12,7 @@ account's email address or id) may be omitted when the token may use exactly one
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from uuid import UUID
 
@@ -60,6 +61,7 @@ from mailbridge.api.schemas import (
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
 from mailbridge.errors import ImapNotFound, Unprocessable
+from mailbridge.imap.folders import ROLES
 from mailbridge.model import Address
 from mailbridge.views import DraftQuery, StoredMessage
 
@@ -80,10 +82,11 @@ def _address(a: Address) -> JasniAddress:
 def _summary(m: StoredMessage) -> dict[str, Any]:
     c = m.content
     return {
-        "uid": m.uid, "message_id": message_id(m.parsed.message_id),
-        "from_": _address(m.parsed.sender) if m.parsed.sender is not None else None,
+        "uid": m.uid, "message_id": message_id(m.parsed.message_id) or "",
+        "from_": _address(m.parsed.sender) if m.parsed.sender is not None else "",
         "to": [_address(a) for a in c.to], "subject": c.subject,
-        "date": m.parsed.date or m.internaldate, "seen": m.seen,
+        # the server's arrival time when the Date header is missing or unreadable
+        "date": m.parsed.date or m.internaldate or m.created_at, "seen": m.seen,
         "has_attachments": m.has_attachments, "snippet": m.snippet, "flags": list(m.flags),
     }
 
@@ -233,11 +236,23 @@ async def send_draft(request: web.Request) -> web.Response:
 
 # ----------------------------------------------------------------------------- any folder
 
+async def _folder(request: web.Request, account: AccountConfig) -> str:
+    """The ``folder`` parameter as a mailbox name: ``Drafts``, ``Sent``, ``Trash``, ``Junk`` and
+    ``Archive`` (any case) mean the account's folder of that role (special-use, else a usual
+    name, else ``[accounts.folders]``), as Jasni's docs promise, whatever the server calls it
+    (``[Gmail]/Drafts``, ``INBOX.Drafts``); any other name is taken as it is."""
+    name = query_folder(request)
+    if name.lower() in ROLES:
+        with contextlib.suppress(ImapNotFound):
+            return await request.app[ACCOUNTS].pool(account).folder(name.lower())
+    return name
+
+
 async def list_emails(request: web.Request) -> web.Response:
     """GET /api/v1/emails?account=&folder=INBOX&limit=50 -> {emails, folder, total, account}."""
     principal = authorize(request, "read")
     account = _account(principal, query_text(request, "account"))
-    folder = query_folder(request)
+    folder = await _folder(request, account)
     limit = query_limit(request)
     page = await request.app[DRAFTS].list_folder(account, folder, limit)
     data = JasniEmailList(emails=[render_email_summary(m) for m in page.items], folder=folder,
@@ -249,7 +264,7 @@ async def get_email(request: web.Request) -> web.Response:
     """GET /api/v1/emails/{uid}?account=&folder=INBOX -> {email}; bcc only in Drafts and Sent."""
     principal = authorize(request, "read")
     account = _account(principal, query_text(request, "account"))
-    folder = query_folder(request)
+    folder = await _folder(request, account)
     uid = parse_uid(request.match_info["uid"])
     message = await request.app[DRAFTS].get_message(account, folder, uid)
     with_bcc = await _holds_own_mail(request, account, folder)

@@ -61,7 +61,9 @@ EXANTE_UID = Param("uid", "path", _UUID,
 
 ACCOUNT = _query("account", "The account's email address or its configured id (UUID). May be "
                  "omitted when the token may use exactly one account; otherwise its absence is a 422.")
-FOLDER = _query("folder", "Any mailbox name (IMAP, UTF-8). Default `INBOX`.",
+FOLDER = _query("folder", "Any mailbox name (IMAP, UTF-8). Default `INBOX`. `Drafts`, `Sent`, "
+                "`Trash`, `Junk` and `Archive` (any case) mean the account's folder of that role, "
+                "whatever the server calls it (`[Gmail]/Drafts`, `INBOX.Drafts`...).",
                 {"type": "string", "default": "INBOX", "maxLength": 1000})
 LIMIT = _query("limit", f"Page size, {DEFAULT_LIMIT} when omitted, at most {MAX_LIMIT}; "
                "anything else is a 400.",

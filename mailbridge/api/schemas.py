@@ -221,14 +221,15 @@ class JasniAttachmentOut(_CamelResponse):
 
 
 class JasniEmailSummary(_CamelResponse):
-    """A list entry of GET /api/v1/emails."""
+    """A list entry of GET /api/v1/emails. A message without a Message-ID or From has ``""``
+    there, not null: the Jasni SDK's models want a string (a null failed the whole list)."""
 
     uid: int
-    message_id: str | None
-    from_: JasniAddress | None = Field(alias="from")
+    message_id: str
+    from_: JasniAddress | str = Field(alias="from")
     to: list[JasniAddress]
     subject: str
-    date: Timestamp | None
+    date: Timestamp
     seen: bool
     has_attachments: bool
     snippet: str

@@ -1,4 +1,5 @@
-"""Finding an account's Drafts, Sent and Trash folders (RFC 6154 SPECIAL-USE, then by name).
+"""Finding an account's Drafts, Sent, Trash, Junk and Archive folders (RFC 6154 SPECIAL-USE,
+then by name).
 
 Pure: takes the LIST result and the configured overrides, returns names. The order of trust is
 the operator's override, then the server's special-use attribute, then a well-known name.
@@ -11,9 +12,10 @@ from dataclasses import dataclass
 
 from mailbridge.imap.responses import MailboxInfo
 
-ROLES = ("drafts", "sent", "trash")
+ROLES = ("drafts", "sent", "trash", "junk", "archive")
 
-ATTRIBUTES = {"drafts": "\\Drafts", "sent": "\\Sent", "trash": "\\Trash"}
+ATTRIBUTES = {"drafts": "\\Drafts", "sent": "\\Sent", "trash": "\\Trash", "junk": "\\Junk",
+              "archive": "\\Archive"}
 
 # Names used by common servers and clients when the server does not mark the folder
 # (Dovecot/Courier/Cyrus with "INBOX." prefixes, Exchange, Apple Mail, Gmail, localised German).
@@ -23,6 +25,10 @@ FALLBACK_NAMES = {
              "[Gmail]/Sent Mail", "Gesendet", "Gesendete Elemente"),
     "trash": ("Trash", "INBOX.Trash", "INBOX/Trash", "Deleted Items", "Deleted Messages",
               "[Gmail]/Trash", "[Gmail]/Bin", "Papierkorb", "Gelöschte Elemente"),
+    "junk": ("Junk", "INBOX.Junk", "INBOX/Junk", "Spam", "INBOX.Spam", "Junk E-mail",
+             "Junk Email", "[Gmail]/Spam", "Bulk Mail", "Junk-E-Mail"),
+    "archive": ("Archive", "INBOX.Archive", "INBOX/Archive", "Archives", "[Gmail]/All Mail",
+                "Archiv"),
 }
 
 
@@ -33,6 +39,8 @@ class SpecialFolders:
     drafts: str | None
     sent: str | None
     trash: str | None
+    junk: str | None = None
+    archive: str | None = None
 
     def get(self, role: str) -> str | None:
         value: str | None = getattr(self, role)
@@ -40,7 +48,7 @@ class SpecialFolders:
 
 
 def discover(mailboxes: Sequence[MailboxInfo], overrides: dict[str, str | None]) -> SpecialFolders:
-    """Returns the Drafts/Sent/Trash names for an account.
+    """Returns the names of an account's special folders (:data:`ROLES`).
 
     ``overrides`` maps role -> configured name (None: not configured); a configured name wins
     even when the server does not list it (the caller may create it). Otherwise a selectable
@@ -62,4 +70,4 @@ def discover(mailboxes: Sequence[MailboxInfo], overrides: dict[str, str | None])
             continue
         found[role] = next((by_lower[n.lower()] for n in FALLBACK_NAMES[role] if n.lower() in by_lower),
                            None)
-    return SpecialFolders(drafts=found["drafts"], sent=found["sent"], trash=found["trash"])
+    return SpecialFolders(**found)

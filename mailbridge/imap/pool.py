@@ -147,7 +147,7 @@ class ImapPool:
             return self._folders
 
     async def folder(self, role: str, conn: ImapConnection | None = None) -> str:
-        """The name of the ``role`` folder (drafts, sent, trash); ImapNotFound when it has none."""
+        """The name of the ``role`` folder (see folders.ROLES); ImapNotFound when it has none."""
         name = (await self.folders(conn=conn)).get(role)
         if name is None:
             raise ImapNotFound(f"the account {self.label} has no {role} folder (none is marked "
