@@ -28,7 +28,7 @@ from mailbridge.errors import (
     Unprocessable,
 )
 from mailbridge.imap import ImapConnection
-from mailbridge.listing import list_drafts, page
+from mailbridge.listing import list_drafts
 from mailbridge.locks import KeyedLocks
 from mailbridge.mime import (
     build_message,
@@ -37,14 +37,13 @@ from mailbridge.mime import (
     state_headers,
 )
 from mailbridge.model import Address, DraftContent, DraftState, Status
-from mailbridge.reading import fetch_whole, select_named
+from mailbridge.reading import fetch_whole
 from mailbridge.store import DraftStore
 from mailbridge.versions import HEADER_REPLACES, HEADER_WRITE, KEYWORD_REPLACED
 from mailbridge.views import (
     HEADER_SEND_STATE,
     DraftQuery,
     Page,
-    PagePosition,
     StoredMessage,
     has_flag,
     utcnow,
@@ -213,20 +212,6 @@ class DraftService:
     async def list(self, account: AccountConfig, query: DraftQuery) -> Page:
         """A page of drafts, newest first (see :func:`mailbridge.listing.list_drafts`)."""
         return await list_drafts(self.store, account, query)
-
-    async def list_folder(self, account: AccountConfig, folder: str, limit: int,
-                          after: PagePosition | None = None) -> Page:
-        """A page of any folder's messages (not deleted), newest first."""
-        return await page(self.store.pool(account), account, folder, ["UNDELETED"], limit, after)
-
-    async def get_message(self, account: AccountConfig, folder: str, uid: int) -> StoredMessage:
-        """Any message of any folder by UID, loaded whole; NotFound if absent."""
-        async with self.store.pool(account).connection() as conn:
-            await select_named(conn, account, folder)
-            message = await fetch_whole(conn, account, folder, uid)
-        if message is None:
-            raise NotFound(f"no message {uid} in {folder!r} of {account.email}", field="uid")
-        return message
 
 
     async def replace(self, account: AccountConfig, ref: UUID | int, changes: Mapping[str, Any], *,

@@ -420,3 +420,21 @@ async def test_update_and_delete_name_the_draft_in_body_or_query(api: Api) -> No
     assert gone.status == 200, gone.body
     listed = await api.call("GET", "/api/v1/emails/drafts")
     assert listed.body["data"]["drafts"] == []
+
+
+async def test_acting_on_a_message_refuses_bad_input_and_deletes_drafts_as_drafts(
+        api: Api) -> None:
+    """PATCH wants action read or unread (422 naming it otherwise, nothing changed); a message
+    of Drafts deleted through /emails/{uid} goes as a draft does, every copy."""
+    uid = await asyncio.to_thread(api.append, b"Subject: Hi\r\n\r\nx\r\n")
+    bad = await api.call("PATCH", f"/api/v1/emails/{uid}", json_body={"action": "flag"})
+    assert (bad.status, bad.body["field"]) == (422, "action"), bad.body
+    got = await api.call("GET", f"/api/v1/emails/{uid}")
+    assert got.body["data"]["email"]["seen"] is False
+    draft = await create(api)
+    gone = await api.call("DELETE", f"/api/v1/emails/{draft['uid']}", params={"folder": "Drafts"})
+    assert gone.status == 200 and gone.body["data"]["movedTo"] is None, gone.body
+    listed = await api.call("GET", "/api/v1/emails/drafts")
+    assert listed.body["data"]["drafts"] == []
+    missing = await api.call("GET", f"/api/v1/emails/{draft['uid']}/raw", params={"folder": "Drafts"})
+    assert missing.status == 404

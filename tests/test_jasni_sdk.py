@@ -129,3 +129,36 @@ async def test_reading_mail(sdk: Client, api: Api) -> None:
     assert by_uid[bare].date  # the arrival time
     got = await sdk(sdk.sdk.emails.get, bare, account=me)
     assert got.email.text == "No headers at all.\n" and got.email.subject == "Bare"
+
+
+async def test_acting_on_mail(sdk: Client, api: Api) -> None:
+    """mark_as_read / mark_as_unread, get_raw, delete (INBOX -> Trash -> gone for good)."""
+    me = api.user.email
+    source = (b"From: Ann <ann@example.test>\r\nTo: " + me.encode()
+              + b"\r\nSubject: Act on me\r\nMessage-ID: <act@example.test>\r\n\r\nBody \xc3\xa9.\r\n")
+    uid = await asyncio.to_thread(api.append, source)
+    emails = sdk.sdk.emails
+
+    async def seen() -> bool:
+        return bool((await sdk(emails.get, uid, account=me)).email.seen)
+
+    assert not await seen()
+    await sdk(emails.mark_as_read, uid, account=me)
+    assert await seen()
+    await sdk(emails.mark_as_unread, uid, account=me, folder="INBOX")
+    assert not await seen()
+
+    raw = await sdk(emails.get_raw, uid, account=me)
+    assert (raw.uid, raw.account) == (uid, me) and raw.raw.encode() == source
+
+    moved = await sdk(emails.delete, uid, account=me)
+    assert moved["movedTo"] == "Trash"
+    with pytest.raises(NotFoundError):
+        await sdk(emails.get, uid, account=me)
+    [in_trash] = (await sdk(emails.list, account=me, folder="trash")).emails
+    assert in_trash.subject == "Act on me"
+    gone = await sdk(emails.delete, in_trash.uid, account=me, folder="Trash")
+    assert gone["movedTo"] is None
+    assert (await sdk(emails.list, account=me, folder="Trash")).total == 0
+    with pytest.raises(NotFoundError):
+        await sdk(emails.mark_as_read, uid, account=me)

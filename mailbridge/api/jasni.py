@@ -27,7 +27,7 @@ from mailbridge.api.conversion import (
     draft_input,
     message_id,
 )
-from mailbridge.api.keys import ACCOUNTS, DRAFTS, SENDING
+from mailbridge.api.keys import ACCOUNTS, DRAFTS, MESSAGES, SENDING
 from mailbridge.api.params import (
     idempotency_key,
     if_match,
@@ -52,9 +52,13 @@ from mailbridge.api.schemas import (
     JasniDraftSummary,
     JasniDraftUpdate,
     JasniEmail,
+    JasniEmailAction,
+    JasniEmailChanged,
     JasniEmailData,
+    JasniEmailDeleted,
     JasniEmailList,
     JasniEmailSummary,
+    JasniRaw,
     JasniSendRequest,
     JasniSent,
 )
@@ -254,7 +258,7 @@ async def list_emails(request: web.Request) -> web.Response:
     account = _account(principal, query_text(request, "account"))
     folder = await _folder(request, account)
     limit = query_limit(request)
-    page = await request.app[DRAFTS].list_folder(account, folder, limit)
+    page = await request.app[MESSAGES].list_folder(account, folder, limit)
     data = JasniEmailList(emails=[render_email_summary(m) for m in page.items], folder=folder,
                           total=page.total, account=account.email)
     return ok(data)
@@ -266,9 +270,47 @@ async def get_email(request: web.Request) -> web.Response:
     account = _account(principal, query_text(request, "account"))
     folder = await _folder(request, account)
     uid = parse_uid(request.match_info["uid"])
-    message = await request.app[DRAFTS].get_message(account, folder, uid)
+    message = await request.app[MESSAGES].get(account, folder, uid)
     with_bcc = await _holds_own_mail(request, account, folder)
     return ok(JasniEmailData(email=render_email(message, with_bcc=with_bcc)))
+
+
+async def change_email(request: web.Request) -> web.Response:
+    """PATCH /api/v1/emails/{uid}?account=&folder=INBOX {action: read|unread} -> {uid, account,
+    folder, seen, message}: marks the message read (\\Seen) or unread."""
+    principal = authorize(request, "write")
+    body = validate_body(JasniEmailAction, await read_json_object(request))
+    account = _account(principal, query_text(request, "account"))
+    folder = await _folder(request, account)
+    uid = parse_uid(request.match_info["uid"])
+    message = await request.app[MESSAGES].set_seen(account, folder, uid, body.action == "read")
+    return ok(JasniEmailChanged(uid=uid, account=account.email, folder=folder, seen=message.seen,
+                                message=f"Email marked as {body.action}"))
+
+
+async def delete_email(request: web.Request) -> web.Response:
+    """DELETE /api/v1/emails/{uid}?account=&folder=INBOX -> {uid, account, folder, movedTo,
+    message}: into Trash, or for good when there is no Trash or the message is in it."""
+    principal = authorize(request, "write")
+    account = _account(principal, query_text(request, "account"))
+    folder = await _folder(request, account)
+    uid = parse_uid(request.match_info["uid"])
+    removal = await request.app[MESSAGES].delete(account, folder, uid)
+    trash = (await request.app[ACCOUNTS].pool(account).folders()).trash if removal == "trash" \
+        else None
+    return ok(JasniEmailDeleted(uid=uid, account=account.email, folder=folder, moved_to=trash,
+                                message="Email moved to Trash" if trash else "Email deleted"))
+
+
+async def get_raw(request: web.Request) -> web.Response:
+    """GET /api/v1/emails/{uid}/raw?account=&folder=INBOX -> {raw, uid, account}."""
+    principal = authorize(request, "read")
+    account = _account(principal, query_text(request, "account"))
+    folder = await _folder(request, account)
+    uid = parse_uid(request.match_info["uid"])
+    message = await request.app[MESSAGES].get(account, folder, uid)
+    return ok(JasniRaw(raw=(message.raw or b"").decode("utf-8", "replace"), uid=uid,
+                       account=account.email))
 
 
 async def _holds_own_mail(request: web.Request, account: AccountConfig, folder: str) -> bool:

@@ -12,6 +12,7 @@ from mailbridge.api.routing import Route
 from mailbridge.auth import Authenticator
 from mailbridge.config import Config
 from mailbridge.drafts import DraftService
+from mailbridge.messages import MessageService
 from mailbridge.sending import SendService
 
 CONFIG = web.AppKey("config", Config)
@@ -19,6 +20,8 @@ ACCOUNTS = web.AppKey("accounts", Accounts)
 DRAFTS = web.AppKey("drafts", DraftService)
 """The one DraftService of the application (its location cache is shared by both dialects)."""
 SENDING = web.AppKey("sending", SendService)
+MESSAGES = web.AppKey("messages", MessageService)
+"""Any message of any folder (dialect 1's /emails calls)."""
 AUTH = web.AppKey("authenticator", Authenticator)
 ROUTE_TABLE: web.AppKey[Sequence[Route]] = web.AppKey("route_table")
 """The routes the app serves (mailbridge.api.routes.ROUTES), for the OpenAPI document."""

@@ -31,9 +31,13 @@ from mailbridge.api.schemas import (
     JasniDraftList,
     JasniDraftSaved,
     JasniDraftUpdate,
+    JasniEmailAction,
+    JasniEmailChanged,
     JasniEmailData,
+    JasniEmailDeleted,
     JasniEmailList,
     JasniOk,
+    JasniRaw,
     JasniSendRequest,
     JasniSent,
     Readiness,
@@ -237,6 +241,31 @@ ROUTES: tuple[Route, ...] = (
         "The whole message. `bcc` is the sender's own data: it is given for the Drafts and Sent "
         "folders and null in any other.",
         "read", JasniOk[JasniEmailData], params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
+        errors=(400, 401, 403, 404, 422, 502, 503)),
+    Route(
+        "PATCH", f"{jasni.PREFIX}/emails/{{uid}}", jasni.change_email,
+        "jasniMarkEmail", TAG_JASNI, "Mark a message read or unread",
+        "`{\"action\": \"read\"}` sets `\\Seen` on the message, `\"unread\"` clears it "
+        "(the Jasni SDK's `emails.mark_as_read` / `mark_as_unread`).",
+        "write", JasniOk[JasniEmailChanged], body=JasniEmailAction,
+        examples={"read": ("Mark it read", {"action": "read"})},
+        params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
+        errors=(400, 401, 403, 404, 415, 422, 502, 503)),
+    Route(
+        "DELETE", f"{jasni.PREFIX}/emails/{{uid}}", jasni.delete_email,
+        "jasniDeleteEmail", TAG_JASNI, "Delete a message",
+        "Moves the message to the account's Trash; deletes it for good when the account has no "
+        "Trash or the message is in Trash. A message of Drafts is a draft: it is deleted as "
+        "`DELETE /api/v1/emails/drafts/{uid}` deletes drafts (every copy; into Trash when the "
+        "account says `delete = \"trash\"`). `movedTo` names Trash, or is null.",
+        "write", JasniOk[JasniEmailDeleted], params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
+        errors=(400, 401, 403, 404, 409, 422, 502, 503)),
+    Route(
+        "GET", f"{jasni.PREFIX}/emails/{{uid}}/raw", jasni.get_raw,
+        "jasniGetRawEmail", TAG_JASNI, "Get a message's source",
+        "The message as the server stores it (RFC 5322), as text: UTF-8, a byte that is not "
+        "UTF-8 reads as U+FFFD.",
+        "read", JasniOk[JasniRaw], params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
         errors=(400, 401, 403, 404, 422, 502, 503)),
     # ------------------------------------------------------------------ dialect 2: Exante
     Route(

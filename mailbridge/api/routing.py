@@ -47,7 +47,7 @@ class Route:
     token scope the call needs; None means no authentication at all.
     """
 
-    method: Literal["GET", "POST", "PUT", "DELETE"]
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     path: str
     handler: Handler
     operation_id: str

@@ -61,11 +61,15 @@ __all__ = [
     "JasniDraftSummary",
     "JasniDraftUpdate",
     "JasniEmail",
+    "JasniEmailAction",
+    "JasniEmailChanged",
     "JasniEmailData",
+    "JasniEmailDeleted",
     "JasniEmailList",
     "JasniEmailSummary",
     "JasniError",
     "JasniOk",
+    "JasniRaw",
     "JasniSendRequest",
     "JasniSent",
     "Readiness",
@@ -298,6 +302,42 @@ class JasniDraftDeleted(_CamelResponse):
     uid: int
     account: str
     message: str
+
+
+class JasniEmailAction(_CamelRequest):
+    """PATCH /api/v1/emails/{uid}: what to do with the message."""
+
+    action: Literal["read", "unread"]
+
+
+class JasniEmailChanged(_CamelResponse):
+    """data of PATCH /api/v1/emails/{uid}."""
+
+    uid: int
+    account: str
+    folder: str
+    seen: bool
+    message: str
+
+
+class JasniEmailDeleted(_CamelResponse):
+    """data of DELETE /api/v1/emails/{uid}: where the message went (``moved_to`` is Trash, or
+    null when it was deleted for good)."""
+
+    uid: int
+    account: str
+    folder: str
+    moved_to: str | None
+    message: str
+
+
+class JasniRaw(_CamelResponse):
+    """data of GET /api/v1/emails/{uid}/raw: the message's RFC 5322 source as text (UTF-8; a
+    byte that is not UTF-8 reads as U+FFFD)."""
+
+    raw: str
+    uid: int
+    account: str
 
 
 class JasniDraftList(_CamelResponse):

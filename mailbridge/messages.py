@@ -1,0 +1,86 @@
+"""MessageService: any message of any folder of an account, drafts or not.
+
+Read a page of a folder or one message, its RFC 5322 source, mark it read or unread, delete it.
+Drafts are the draft service's: deleting a message of the Drafts folder deletes the draft, with
+every copy a write may have left (see :meth:`mailbridge.drafts.DraftService.delete`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from mailbridge.config import AccountConfig
+from mailbridge.drafts import DraftService
+from mailbridge.errors import ImapNotFound, NotFound
+from mailbridge.imap import ImapConnection
+from mailbridge.listing import page
+from mailbridge.reading import fetch_whole, select_named
+from mailbridge.views import Page, PagePosition, StoredMessage, has_flag
+
+Removal = Literal["trash", "deleted"]
+
+
+class MessageService:
+    """The messages of the configured accounts' folders."""
+
+    def __init__(self, drafts: DraftService) -> None:
+        self.drafts = drafts
+        self.store = drafts.store
+
+    async def list_folder(self, account: AccountConfig, folder: str, limit: int,
+                          after: PagePosition | None = None) -> Page:
+        """A page of any folder's messages (not deleted), newest first."""
+        return await page(self.store.pool(account), account, folder, ["UNDELETED"], limit, after)
+
+    async def get(self, account: AccountConfig, folder: str, uid: int) -> StoredMessage:
+        """Any message of any folder by UID, loaded whole; NotFound if absent."""
+        async with self.store.pool(account).connection() as conn:
+            await select_named(conn, account, folder)
+            return await self._whole(conn, account, folder, uid)
+
+    async def set_seen(self, account: AccountConfig, folder: str, uid: int,
+                       seen: bool) -> StoredMessage:
+        """Marks the message read (``\\Seen``) or unread; returns it as it is now."""
+        async with self.store.pool(account).connection() as conn:
+            await select_named(conn, account, folder)
+            await self._whole(conn, account, folder, uid)  # NotFound first
+            if seen:
+                await self.store.add_flag(conn, [uid], "\\Seen")
+            else:
+                await conn.uid_store([uid], "-FLAGS.SILENT", ["\\Seen"])
+            return await self._whole(conn, account, folder, uid)
+
+    async def delete(self, account: AccountConfig, folder: str, uid: int) -> Removal:
+        """Moves the message to Trash, or deletes it for good when the account has no Trash or
+        it is in Trash already. A message of Drafts is a draft: it goes as the draft service
+        deletes drafts (every copy; into Trash when the account says ``delete = "trash"``)."""
+        pool = self.store.pool(account)
+        folders = await pool.folders()
+        if folder == folders.drafts:
+            await self.drafts.delete(account, uid)
+            return "trash" if account.delete == "trash" else "deleted"
+        async with pool.connection() as conn:
+            await select_named(conn, account, folder)
+            await self._whole(conn, account, folder, uid)
+            trash = folders.trash
+            if trash is None or trash == folder:
+                await self.store.remove(conn, [uid])
+                return "deleted"
+            try:
+                if conn.has("MOVE"):
+                    await conn.uid_move([uid], trash)
+                else:
+                    await conn.uid_copy([uid], trash)
+                    await self.store.remove(conn, [uid])
+            except ImapNotFound:  # a Trash that is configured but missing on the server
+                await self.store.remove(conn, [uid])
+                return "deleted"
+            return "trash"
+
+    @staticmethod
+    async def _whole(conn: ImapConnection, account: AccountConfig, folder: str,
+                     uid: int) -> StoredMessage:
+        message = await fetch_whole(conn, account, folder, uid)
+        if message is None or has_flag(message.flags, "\\Deleted"):
+            raise NotFound(f"no message {uid} in {folder!r} of {account.email}", field="uid")
+        return message
