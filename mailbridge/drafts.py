@@ -180,29 +180,32 @@ class DraftService:
 
 
     async def create(self, account: AccountConfig, content: DraftContent, *,
-                     idempotency_key: str | None = None) -> tuple[StoredMessage, bool]:
-        """Stores a new draft (APPEND with ``\\Draft \\Seen``).
+                     idempotency_key: str | None = None,
+                     extra_headers: Sequence[tuple[str, str]] = ()) -> tuple[StoredMessage, bool]:
+        """Stores a new draft (APPEND with ``\\Draft \\Seen``); ``extra_headers`` (e.g.
+        Reply-To) go into it as given, and stay with it through later versions.
 
         Returns the draft and whether it was created now (False: ``idempotency_key`` named an
         earlier create, whose draft is returned; exactly one message exists for a key).
         """
         if idempotency_key is None:
-            return await self._create(account, content, None), True
+            return await self._create(account, content, None, extra_headers), True
         async with self._key_locks.hold((account.id, idempotency_key)):
             existing = await self.store.find_current(account, HEADER_IDEMPOTENCY,
                                                      key_part(idempotency_key))
             if existing is not None:
                 check_same_request(existing.header(HEADER_IDEMPOTENCY), idempotency_key)
                 return existing, False
-            return await self._create(account, content, idempotency_key), True
+            return await self._create(account, content, idempotency_key, extra_headers), True
 
     async def _create(self, account: AccountConfig, content: DraftContent,
-                      idempotency_key: str | None) -> StoredMessage:
+                      idempotency_key: str | None,
+                      extra_headers: Sequence[tuple[str, str]] = ()) -> StoredMessage:
         now = utcnow()
         state = DraftState(id=uuid.uuid4(), created_at=now, updated_at=now)
         raw = build_message(content, sender=self._sender(account),
                             message_id=make_message_id(account.email.rpartition("@")[2]),
-                            date=now, state=state)
+                            date=now, state=state, extra_headers=extra_headers)
         if idempotency_key is None:
             return await self.store.add(account, raw, content, state)
         raw = set_header(raw, HEADER_IDEMPOTENCY, idempotency_key)

@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from uuid import UUID
@@ -63,7 +64,7 @@ from mailbridge.mime import (
     set_header,
     strip_for_sending,
 )
-from mailbridge.model import Status
+from mailbridge.model import DraftContent, Status
 from mailbridge.reading import fetch_whole, whole
 from mailbridge.smtp import Sender, smtp_endpoint
 from mailbridge.store import CURRENT_ONLY, KEYWORD_DELIVERED, search_string
@@ -184,6 +185,24 @@ class SendService:
                 raise Conflict("the draft is being sent or changed by another request") from None
         return await self._deliver_and_file(account, claimed, recipients, scheduled=scheduled)
 
+    async def send_new(self, account: AccountConfig, content: DraftContent, *,
+                       extra_headers: Sequence[tuple[str, str]] = (),
+                       idempotency_key: str | None = None) -> StoredMessage:
+        """Sends a new message now: a draft made and sent in one call, with a draft's
+        guarantees (delivered once, a copy in Sent, the same result for a retry with the same
+        Idempotency-Key, which finds the draft or its Sent copy by the key and delivers nothing
+        again). A send that fails leaves the draft in Drafts, status failed, as a draft's does;
+        one without a valid recipient is refused before anything is stored."""
+        self._recipients_of(content)
+        if idempotency_key is not None:
+            async with self.drafts.accounts.pool(account).connection() as conn:
+                done = await self._by_send_key(conn, account, idempotency_key)
+            if done is not None and done.status is Status.SENT:
+                return done
+        draft, _ = await self.drafts.create(account, content, idempotency_key=idempotency_key,
+                                            extra_headers=extra_headers)
+        return await self.send(account, draft.id, idempotency_key=idempotency_key)
+
     async def _sent_from_uid(self, conn: ImapConnection, account: AccountConfig,
                              uid: int) -> StoredMessage | None:
         """The Sent copy of the draft that had ``uid`` in Drafts when its send began."""
@@ -228,7 +247,11 @@ class SendService:
             raise IdempotencyKeyReused()
 
     def _recipients(self, draft: StoredMessage) -> list[str]:
-        c = draft.content
+        return self._recipients_of(draft.content)
+
+    def _recipients_of(self, c: DraftContent) -> list[str]:
+        """The envelope recipients of ``c``; Unprocessable (naming the field) when there are
+        none, too many, or one is not a valid address."""
         addresses = [*c.to, *c.cc, *c.bcc]
         if not addresses:
             raise Unprocessable("the draft has no recipient (to, cc or bcc)", field="to")

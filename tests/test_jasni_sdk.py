@@ -162,3 +162,31 @@ async def test_acting_on_mail(sdk: Client, api: Api) -> None:
     assert (await sdk(emails.list, account=me, folder="Trash")).total == 0
     with pytest.raises(NotFoundError):
         await sdk(emails.mark_as_read, uid, account=me)
+
+
+async def test_direct_send(sdk: Client, api: Api) -> None:
+    """emails.send: delivered once with its Reply-To and Bcc kept off the wire, filed in Sent,
+    nothing left in Drafts; a retry with the same Idempotency-Key (not an SDK option: through
+    the API) delivers nothing again and answers the same."""
+    me = api.user.email
+    sent = await sdk(sdk.sdk.emails.send, from_=me, to=["Bob <bob@example.test>"],
+                     subject="Sent at once", text="Hi Bob", bcc="hidden@example.test",
+                     reply_to="Replies <replies@example.test>")
+    assert (sent.from_, sent.to, sent.subject, sent.saved_to_sent) == (
+        me, ["bob@example.test"], "Sent at once", True)
+    [wire] = [m for m in api.devstack.smtp.delivered if m.login == me]
+    assert b"\r\nReply-To: Replies <replies@example.test>\r\n" in b"\r\n" + wire.data
+    assert b"hidden@example.test" not in wire.data and "hidden@example.test" in wire.rcpt_tos
+    [filed] = (await sdk(sdk.sdk.emails.list, account=me, folder="Sent")).emails
+    assert filed.subject == "Sent at once" and filed.message_id == sent.message_id
+    assert (await sdk(sdk.sdk.drafts.list, account=me)).total == 0
+
+    body = {"from": me, "to": "carol@example.test", "subject": "Once", "text": "x"}
+    first = await api.call("POST", "/api/v1/emails/send", json_body=body,
+                           headers={"Idempotency-Key": "direct-1"})
+    again = await api.call("POST", "/api/v1/emails/send", json_body=body,
+                           headers={"Idempotency-Key": "direct-1"})
+    assert first.status == again.status == 200, (first.body, again.body)
+    assert again.body["data"]["messageId"] == first.body["data"]["messageId"]
+    assert len([m for m in api.devstack.smtp.delivered
+                if m.login == me and b"Subject: Once" in m.data]) == 1

@@ -211,6 +211,7 @@ def test_headers(document: dict[str, Any]) -> None:
                 ("POST", "/api/v1/emails/drafts/{uid}/send"), ("POST", "/api/email/drafts"),
                 ("DELETE", "/api/email/drafts/{uid}"), ("POST", "/api/email/drafts/{uid}/send")}
     idempotency = {("POST", "/api/v1/emails/drafts"), ("POST", "/api/v1/emails/drafts/{uid}/send"),
+                   ("POST", "/api/v1/emails/send"),
                    ("POST", "/api/email/drafts"), ("POST", "/api/email/drafts/{uid}/send")}
     for method, path, op in operations(document):
         headers = {p["name"] for p in op.get("parameters", []) if p["in"] == "header"}
@@ -414,7 +415,7 @@ async def live(devstack: DevStack, user: MailUser,
 
 def with_account(body: dict[str, Any], user: MailUser) -> dict[str, Any]:
     """A documented example, aimed at the test's account instead of the placeholder."""
-    for key in ("account",):
+    for key in ("account", "from"):
         if body.get(key) == routes.EXAMPLE_ACCOUNT:
             body[key] = user.email
     if body.get("from_account_id") == routes.EXAMPLE_ACCOUNT_ID:
@@ -460,6 +461,14 @@ async def test_dialect_1_answers_as_documented(live: Live) -> None:
     gone = (await live.call("GET", drafts)).body["data"]["drafts"][0]
     await live.call("DELETE", one, f"{drafts}/{gone['uid']}")
     await live.call("GET", "/api/v1/accounts")
+
+    new = with_account(doc.body_example("POST", "/api/v1/emails/send", "send"), user)
+    sent_now = await live.call("POST", "/api/v1/emails/send", json_body=new)
+    assert sent_now.status == 200 and sent_now.body["data"]["savedToSent"] is True, sent_now.body
+    drafts_before = (await live.call("GET", drafts)).body["data"]["total"]
+    assert (await live.call("POST", "/api/v1/emails/send", json_body={"from": user.email})
+            ).status == 422  # no recipient: refused before anything is stored
+    assert (await live.call("GET", drafts)).body["data"]["total"] == drafts_before
 
     # errors, each in the documented shape
     assert (await live.call("GET", drafts, token=None)).status == 401

@@ -25,6 +25,7 @@ from mailbridge.api.conversion import (
     draft_changes,
     draft_content,
     draft_input,
+    format_address,
     message_id,
 )
 from mailbridge.api.keys import ACCOUNTS, DRAFTS, MESSAGES, SENDING
@@ -59,13 +60,15 @@ from mailbridge.api.schemas import (
     JasniEmailList,
     JasniEmailSummary,
     JasniRaw,
+    JasniSendEmail,
     JasniSendRequest,
     JasniSent,
 )
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
-from mailbridge.errors import ImapNotFound, Unprocessable
+from mailbridge.errors import ImapNotFound, InvalidInput, Unprocessable
 from mailbridge.imap.folders import ROLES
+from mailbridge.mime import parse_address_list
 from mailbridge.model import Address
 from mailbridge.views import DraftQuery, StoredMessage
 
@@ -230,12 +233,37 @@ async def send_draft(request: web.Request) -> web.Response:
     ref = parse_ref(request.match_info["uid"], integers=True)
     sent = await request.app[SENDING].send(account, ref, expected=if_match(request),
                                           idempotency_key=idempotency_key(request, principal))
+    return ok(_sent_answer(account, sent))
+
+
+async def send_email(request: web.Request) -> web.Response:
+    """POST /api/v1/emails/send {from, to, subject, text, html, cc, bcc, replyTo, ...} -> what a
+    draft's send answers. A draft made and sent in one call, with a draft's guarantees: once
+    per Idempotency-Key, a copy in Sent; a failed send leaves it in Drafts (status failed)."""
+    principal = authorize(request, "send")
+    key = idempotency_key(request, principal)
+    body = validate_body(JasniSendEmail, await read_json_object(request))
+    account = _account(principal, body.from_)
+    extra: list[tuple[str, str]] = []
+    if body.reply_to is not None:
+        addresses = parse_address_list(body.reply_to, "replyTo")
+        if len(addresses) != 1:
+            raise InvalidInput("replyTo must be one email address", field="replyTo")
+        extra.append(("Reply-To", format_address(addresses[0])))
+    content = draft_content(draft_input(body), limits_of(request))
+    del body
+    sent = await request.app[SENDING].send_new(account, content, extra_headers=extra,
+                                              idempotency_key=key)
+    return ok(_sent_answer(account, sent))
+
+
+def _sent_answer(account: AccountConfig, sent: StoredMessage) -> JasniSent:
     answer: dict[str, Any] = {
         "uid": sent.uid or None, "message_id": message_id(sent.parsed.message_id) or "",
         "account": account.email, "message": "Email sent", "from_": account.email,
         "to": [a.email for a in sent.content.to], "subject": sent.content.subject,
         "saved_to_sent": sent.uid != 0}
-    return ok(JasniSent(**answer))
+    return JasniSent(**answer)
 
 
 # ----------------------------------------------------------------------------- any folder

@@ -38,6 +38,7 @@ from mailbridge.api.schemas import (
     JasniEmailList,
     JasniOk,
     JasniRaw,
+    JasniSendEmail,
     JasniSendRequest,
     JasniSent,
     Readiness,
@@ -267,6 +268,21 @@ ROUTES: tuple[Route, ...] = (
         "UTF-8 reads as U+FFFD.",
         "read", JasniOk[JasniRaw], params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
         errors=(400, 401, 403, 404, 422, 502, 503)),
+    Route(
+        "POST", f"{jasni.PREFIX}/emails/send", jasni.send_email,
+        "jasniSendEmail", TAG_JASNI, "Send a new message",
+        "A message made and sent in one call (the Jasni SDK's `emails.send`): `from` names the "
+        "account, the other fields are a draft's, plus `replyTo` (one address). It is sent as "
+        f"a draft is, with the same guarantees: {_SEND_OUTCOMES} With an `Idempotency-Key`, a "
+        "retry returns the first result. A send that fails leaves the message in Drafts with "
+        "status `failed`, as a draft's does.",
+        "send", JasniOk[JasniSent], body=JasniSendEmail,
+        examples={"send": ("A short message", {
+            "from": EXAMPLE_ACCOUNT, "to": "Bob Builder <bob@example.com>",
+            "subject": "Quarterly report", "text": "Hello Bob,\n\nthe report is attached.",
+            "replyTo": "reports@example.com"})},
+        params=(IDEMPOTENCY_KEY,), errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503),
+        error_notes=_SEND_NOTES, idempotency=True),
     # ------------------------------------------------------------------ dialect 2: Exante
     Route(
         "POST", f"{exante.PREFIX}/drafts", exante.upsert_draft,

@@ -70,6 +70,7 @@ __all__ = [
     "JasniError",
     "JasniOk",
     "JasniRaw",
+    "JasniSendEmail",
     "JasniSendRequest",
     "JasniSent",
     "Readiness",
@@ -205,6 +206,15 @@ class JasniDraftUpdate(_JasniDraftFields):
     account: str | None = None
     uid: int | UUID | None = None
     """The draft (its IMAP UID or stable id) when the path does not name it."""
+
+
+class JasniSendEmail(_JasniDraftFields):
+    """POST /api/v1/emails/send: a new message, sent at once (the Jasni SDK's emails.send)."""
+
+    from_: str = Field(alias="from")
+    """The account to send from: its email address (or configured id)."""
+    reply_to: str | None = None
+    """Where replies should go: one address, ``Name <a@b>`` accepted."""
 
 
 class JasniSendRequest(_CamelRequest):
