@@ -190,3 +190,41 @@ async def test_direct_send(sdk: Client, api: Api) -> None:
     assert again.body["data"]["messageId"] == first.body["data"]["messageId"]
     assert len([m for m in api.devstack.smtp.delivered
                 if m.login == me and b"Subject: Once" in m.data]) == 1
+
+
+async def test_reply(sdk: Client, api: Api) -> None:
+    """emails.reply: to the original's Reply-To, to all with reply_all (the account left out),
+    Re: once, threaded by In-Reply-To and References, the original quoted; the original is
+    flagged \\Answered and the reply filed in Sent."""
+    me = api.user.email
+    original = (b"From: Ann <ann@example.test>\r\nReply-To: Ann Desk <desk@example.test>\r\n"
+                b"To: " + me.encode() + b", Dan <dan@example.test>\r\nCc: eve@example.test\r\n"
+                b"Subject: Re: Quarterly figures\r\nMessage-ID: <orig@example.test>\r\n"
+                b"References: <first@example.test>\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\n"
+                b"\r\nAre the figures final?\r\nThanks\r\n")
+    uid = await asyncio.to_thread(api.append, original)
+    replied = await sdk(sdk.sdk.emails.reply, uid, account=me, text="Yes, final.",
+                        reply_all=True)
+    assert replied.to == ["desk@example.test"]
+    assert replied.cc == ["dan@example.test", "eve@example.test"]
+    assert replied.subject == "Re: Quarterly figures" and replied.from_ == me
+    assert replied.in_reply_to == "<orig@example.test>"
+    assert replied.references == "<first@example.test> <orig@example.test>"
+    assert replied.saved_to_sent is True
+    [wire] = [m for m in api.devstack.smtp.delivered if m.login == me]
+    data = wire.data.decode()
+    assert "In-Reply-To: <orig@example.test>" in data
+    assert sorted(wire.rcpt_tos) == ["dan@example.test", "desk@example.test", "eve@example.test"]
+    got = await sdk(sdk.sdk.emails.get, uid, account=me)
+    assert got.email.seen is False
+    flags = (await api.call("GET", f"/api/v1/emails/{uid}")).body["data"]["email"]["flags"]
+    assert "\\Answered" in flags
+    [filed] = (await sdk(sdk.sdk.emails.list, account=me, folder="Sent")).emails
+    sent_copy = await sdk(sdk.sdk.emails.get, filed.uid, account=me, folder="Sent")
+    assert sent_copy.email.text is not None
+    assert sent_copy.email.text.startswith("Yes, final.\n\nOn Mon, 02 Mar 2026 10:00, Ann wrote:")
+    assert "> Are the figures final?\n> Thanks" in sent_copy.email.text
+
+    plain = await sdk(sdk.sdk.emails.reply, uid, account=me, text="Only to Ann's desk.",
+                      include_original=False)
+    assert plain.cc in ([], None) and plain.to == ["desk@example.test"]

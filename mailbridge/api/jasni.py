@@ -60,6 +60,8 @@ from mailbridge.api.schemas import (
     JasniEmailList,
     JasniEmailSummary,
     JasniRaw,
+    JasniReplied,
+    JasniReplyRequest,
     JasniSendEmail,
     JasniSendRequest,
     JasniSent,
@@ -70,6 +72,7 @@ from mailbridge.errors import ImapNotFound, InvalidInput, Unprocessable
 from mailbridge.imap.folders import ROLES
 from mailbridge.mime import parse_address_list
 from mailbridge.model import Address
+from mailbridge.replies import reply_content
 from mailbridge.views import DraftQuery, StoredMessage
 
 PREFIX = "/api/v1"
@@ -339,6 +342,30 @@ async def get_raw(request: web.Request) -> web.Response:
     message = await request.app[MESSAGES].get(account, folder, uid)
     return ok(JasniRaw(raw=(message.raw or b"").decode("utf-8", "replace"), uid=uid,
                        account=account.email))
+
+
+async def reply_email(request: web.Request) -> web.Response:
+    """POST /api/v1/emails/{uid}/reply?account=&folder=INBOX {text, html, replyAll,
+    includeOriginal} -> what was sent and how it threads. Sent as emails.send sends (once per
+    Idempotency-Key, a copy in Sent); the original (in INBOX) gets \\Answered."""
+    principal = authorize(request, "send")
+    key = idempotency_key(request, principal)
+    body = validate_body(JasniReplyRequest, await read_json_object(request))
+    account = _account(principal, query_text(request, "account"))
+    folder = await _folder(request, account)
+    original = await request.app[MESSAGES].get(account, folder, parse_uid(request.match_info["uid"]))
+    content = reply_content(original, account, text=body.text, html=body.html,
+                            reply_all=body.reply_all, include_original=body.include_original)
+    sent = await request.app[SENDING].send_new(account, content, idempotency_key=key)
+    c = sent.content
+    answer: dict[str, Any] = {
+        "uid": sent.uid or None, "message_id": message_id(sent.parsed.message_id) or "",
+        "account": account.email, "message": "Reply sent", "from_": account.email,
+        "to": [a.email for a in c.to], "cc": [a.email for a in c.cc], "subject": c.subject,
+        "in_reply_to": message_id(c.in_reply_to) or "",
+        "references": " ".join(filter(None, map(message_id, c.references))),
+        "saved_to_sent": sent.uid != 0}
+    return ok(JasniReplied(**answer))
 
 
 async def _holds_own_mail(request: web.Request, account: AccountConfig, folder: str) -> bool:

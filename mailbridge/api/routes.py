@@ -38,6 +38,8 @@ from mailbridge.api.schemas import (
     JasniEmailList,
     JasniOk,
     JasniRaw,
+    JasniReplied,
+    JasniReplyRequest,
     JasniSendEmail,
     JasniSendRequest,
     JasniSent,
@@ -283,6 +285,20 @@ ROUTES: tuple[Route, ...] = (
             "replyTo": "reports@example.com"})},
         params=(IDEMPOTENCY_KEY,), errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503),
         error_notes=_SEND_NOTES, idempotency=True),
+    Route(
+        "POST", f"{jasni.PREFIX}/emails/{{uid}}/reply", jasni.reply_email,
+        "jasniReplyEmail", TAG_JASNI, "Reply to a message",
+        "Sends a reply to the message (the Jasni SDK's `emails.reply`): to its Reply-To, else its "
+        "From; with `replyAll`, also to everybody it went to (To and Cc), never to the account "
+        "itself. Subject `Re:` once, In-Reply-To and References so that it threads under the "
+        "original, the original quoted below (`includeOriginal`, default true: `> ` lines in the "
+        "text, a `blockquote` in the html). Sent as `/emails/send` sends, once per "
+        "Idempotency-Key; the original gets `\\Answered` when it is in INBOX.",
+        "send", JasniOk[JasniReplied], body=JasniReplyRequest, body_required=False,
+        examples={"reply": ("A short reply", {"text": "Thanks, received.", "replyAll": False})},
+        params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER, IDEMPOTENCY_KEY),
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503), error_notes=_SEND_NOTES,
+        idempotency=True),
     # ------------------------------------------------------------------ dialect 2: Exante
     Route(
         "POST", f"{exante.PREFIX}/drafts", exante.upsert_draft,

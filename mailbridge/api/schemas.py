@@ -70,6 +70,8 @@ __all__ = [
     "JasniError",
     "JasniOk",
     "JasniRaw",
+    "JasniReplied",
+    "JasniReplyRequest",
     "JasniSendEmail",
     "JasniSendRequest",
     "JasniSent",
@@ -215,6 +217,34 @@ class JasniSendEmail(_JasniDraftFields):
     """The account to send from: its email address (or configured id)."""
     reply_to: str | None = None
     """Where replies should go: one address, ``Name <a@b>`` accepted."""
+
+
+class JasniReplyRequest(_CamelRequest):
+    """POST /api/v1/emails/{uid}/reply: the reply's own words; the rest comes from the
+    original."""
+
+    text: str | None = None
+    html: str | None = None
+    reply_all: bool = False
+    """Also to everybody the original went to (To and Cc), the account itself left out."""
+    include_original: bool = True
+    """Quote the original below the reply."""
+
+
+class JasniReplied(_CamelResponse):
+    """data of a reply: what was sent, and how it threads (what the Jasni SDK reads)."""
+
+    uid: int | None
+    message_id: str
+    account: str
+    message: str
+    from_: str = Field(alias="from")
+    to: list[str]
+    cc: list[str]
+    subject: str
+    in_reply_to: str
+    references: str
+    saved_to_sent: bool
 
 
 class JasniSendRequest(_CamelRequest):

@@ -1,0 +1,68 @@
+"""A reply to a received message, as draft content: pure, no I/O.
+
+Who it goes to (the original's Reply-To, else its From; with everybody else on it for a reply
+to all, never the account itself), the subject with ``Re:`` once, In-Reply-To and References so
+that it threads under the original, and the original quoted below the reply when asked.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+
+from mailbridge.config import AccountConfig
+from mailbridge.mime import parse_address_list
+from mailbridge.model import Address, DraftContent
+from mailbridge.views import StoredMessage
+
+_RE_PREFIX = re.compile(r"\s*re\s*:", re.IGNORECASE)
+
+
+def reply_subject(subject: str) -> str:
+    """``Re: subject``, unless it starts with ``Re:`` already (any case)."""
+    return subject if _RE_PREFIX.match(subject) else f"Re: {subject}"
+
+
+def reply_content(original: StoredMessage, account: AccountConfig, *, text: str | None,
+                  html: str | None, reply_all: bool, include_original: bool) -> DraftContent:
+    """The draft of a reply from ``account`` to ``original``."""
+    own = account.email.lower()
+    reply_to = original.header("Reply-To")
+    to = list(parse_address_list(reply_to, "Reply-To")) if reply_to else []
+    if not to and original.parsed.sender is not None:
+        to = [original.parsed.sender]
+    to = [a for a in to if a.email.lower() != own] or to
+    cc: list[Address] = []
+    if reply_all:
+        taken = {a.email.lower() for a in to} | {own}
+        for a in (*original.content.to, *original.content.cc):
+            if a.email.lower() not in taken:
+                taken.add(a.email.lower())
+                cc.append(a)
+    mid = original.parsed.message_id
+    references = (*original.content.references, mid) if mid else original.content.references
+    if include_original:
+        text, html = _quoted(original, text, html)
+    return DraftContent(to=tuple(to), cc=tuple(cc), subject=reply_subject(original.content.subject),
+                        text=text, html=html, in_reply_to=mid, references=tuple(references))
+
+
+def _quoted(original: StoredMessage, text: str | None,
+            html: str | None) -> tuple[str | None, str | None]:
+    """The reply's text and html with the original quoted below: ``> `` lines in the text, a
+    ``blockquote`` in the html (only when the reply or the original has html)."""
+    who = original.parsed.sender
+    name = (who.name or who.email) if who is not None else "someone"
+    when = original.parsed.date or original.internaldate
+    intro = f"On {when:%a, %d %b %Y %H:%M}, {name} wrote:" if when else f"{name} wrote:"
+    body = original.content.text or ""
+    quoted = "\n".join(f"> {line}" if line else ">" for line in body.splitlines())
+    new_text = f"{text or ''}\n\n{intro}\n{quoted}\n".lstrip("\n")
+    new_html = html
+    if html is not None or original.content.html is not None:
+        inner = original.content.html if original.content.html is not None \
+            else "<pre>" + html_lib.escape(body) + "</pre>"
+        mine = html if html is not None else html_lib.escape(text or "").replace("\n", "<br>")
+        new_html = (f"{mine}<p>{html_lib.escape(intro)}</p>"
+                    f'<blockquote type="cite">{inner}</blockquote>')
+    return new_text, new_html
