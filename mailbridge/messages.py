@@ -50,6 +50,12 @@ class MessageService:
                 await conn.uid_store([uid], "-FLAGS.SILENT", ["\\Seen"])
             return await self._whole(conn, account, folder, uid)
 
+    async def add_flag(self, account: AccountConfig, folder: str, uid: int, flag: str) -> None:
+        """Sets ``flag`` (e.g. ``$Forwarded``) on the message, if it is still there."""
+        async with self.store.pool(account).connection() as conn:
+            await select_named(conn, account, folder)
+            await self.store.add_flag(conn, [uid], flag)
+
     async def delete(self, account: AccountConfig, folder: str, uid: int) -> Removal:
         """Moves the message to Trash, or deletes it for good when the account has no Trash or
         it is in Trash already. A message of Drafts is a draft: it goes as the draft service

@@ -1,8 +1,10 @@
-"""A reply to a received message, as draft content: pure, no I/O.
+"""A reply to, or a forward of, a received message, as draft content: pure, no I/O.
 
-Who it goes to (the original's Reply-To, else its From; with everybody else on it for a reply
-to all, never the account itself), the subject with ``Re:`` once, In-Reply-To and References so
-that it threads under the original, and the original quoted below the reply when asked.
+A reply: who it goes to (the original's Reply-To, else its From; with everybody else on it for
+a reply to all, never the account itself), the subject with ``Re:`` once, In-Reply-To and
+References so that it threads under the original, and the original quoted below the reply when
+asked. A forward: ``Fwd:`` once, the original below a "Forwarded message" block naming its
+sender, date, subject and recipients, and the original's attachments.
 """
 
 from __future__ import annotations
@@ -16,11 +18,44 @@ from mailbridge.model import Address, DraftContent
 from mailbridge.views import StoredMessage
 
 _RE_PREFIX = re.compile(r"\s*re\s*:", re.IGNORECASE)
+_FWD_PREFIX = re.compile(r"\s*(?:fwd?|wg)\s*:", re.IGNORECASE)
 
 
 def reply_subject(subject: str) -> str:
     """``Re: subject``, unless it starts with ``Re:`` already (any case)."""
     return subject if _RE_PREFIX.match(subject) else f"Re: {subject}"
+
+
+def forward_subject(subject: str) -> str:
+    """``Fwd: subject``, unless it starts with ``Fwd:``, ``Fw:`` or ``WG:`` already."""
+    return subject if _FWD_PREFIX.match(subject) else f"Fwd: {subject}"
+
+
+def forward_content(original: StoredMessage, *, to: tuple[Address, ...],
+                    cc: tuple[Address, ...], bcc: tuple[Address, ...], text: str | None,
+                    html: str | None, include_original: bool) -> DraftContent:
+    """The draft of a forward of ``original`` (read whole: its attachments always go along;
+    ``include_original`` adds its text and html below the caller's own)."""
+    own = text
+    if include_original:
+        who = original.parsed.sender
+        when = original.parsed.date or original.internaldate
+        lines = ["---------- Forwarded message ----------",
+                 f"From: {who if who is not None else ''}",
+                 f"Date: {when:%a, %d %b %Y %H:%M %z}" if when else "Date:",
+                 f"Subject: {original.content.subject}",
+                 f"To: {', '.join(str(a) for a in original.content.to)}"]
+        body = original.content.text or ""
+        text = f"{own or ''}\n\n" + "\n".join(lines) + f"\n\n{body}"
+        text = text.lstrip("\n")
+        if html is not None or original.content.html is not None:
+            inner = original.content.html if original.content.html is not None \
+                else "<pre>" + html_lib.escape(body) + "</pre>"
+            mine = html if html is not None else html_lib.escape(own or "").replace("\n", "<br>")
+            html = (f"{mine}<p>" + "<br>".join(html_lib.escape(line) for line in lines)
+                    + f"</p>{inner}")
+    return DraftContent(to=to, cc=cc, bcc=bcc, subject=forward_subject(original.content.subject),
+                        text=text, html=html, attachments=original.content.attachments)
 
 
 def reply_content(original: StoredMessage, account: AccountConfig, *, text: str | None,

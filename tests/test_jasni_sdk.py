@@ -228,3 +228,32 @@ async def test_reply(sdk: Client, api: Api) -> None:
     plain = await sdk(sdk.sdk.emails.reply, uid, account=me, text="Only to Ann's desk.",
                       include_original=False)
     assert plain.cc in ([], None) and plain.to == ["desk@example.test"]
+
+
+async def test_forward(sdk: Client, api: Api) -> None:
+    """emails.forward: Fwd: once, the original's details and text below the forwarder's words,
+    its attachment along, the original flagged $Forwarded, the forward filed in Sent."""
+    me = api.user.email
+    original = (b"From: Ann <ann@example.test>\r\nTo: " + me.encode() + b"\r\n"
+                b"Subject: Figures\r\nMessage-ID: <fig@example.test>\r\n"
+                b"Date: Mon, 02 Mar 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+                b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+                b"--b\r\nContent-Type: text/plain\r\n\r\nThe figures are attached.\r\n"
+                b'--b\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename="q3.csv"\r\n'
+                b"Content-Transfer-Encoding: base64\r\n\r\ncTMsMQo=\r\n--b--\r\n")
+    uid = await asyncio.to_thread(api.append, original)
+    forwarded = await sdk(sdk.sdk.emails.forward, uid, account=me, to="Bob <bob@example.test>",
+                          text="FYI", bcc=["boss@example.test"])
+    assert (forwarded.to, forwarded.subject, forwarded.saved_to_sent) == (
+        ["bob@example.test"], "Fwd: Figures", True)
+    assert forwarded.forwarded_from.uid == uid and forwarded.forwarded_from.subject == "Figures"
+    assert getattr(forwarded.forwarded_from.from_, "address", None) == "ann@example.test"
+    [wire] = [m for m in api.devstack.smtp.delivered if m.login == me]
+    assert sorted(wire.rcpt_tos) == ["bob@example.test", "boss@example.test"]
+    [filed] = (await sdk(sdk.sdk.emails.list, account=me, folder="Sent")).emails
+    copy = (await sdk(sdk.sdk.emails.get, filed.uid, account=me, folder="Sent")).email
+    assert copy.text is not None and copy.text.startswith("FYI\n\n---------- Forwarded message")
+    assert "From: Ann <ann@example.test>" in copy.text and "The figures are attached." in copy.text
+    assert [(a.filename, a.content_type) for a in copy.attachments or []] == [("q3.csv", "text/csv")]
+    flags = (await api.call("GET", f"/api/v1/emails/{uid}")).body["data"]["email"]["flags"]
+    assert "$Forwarded" in flags

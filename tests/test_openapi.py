@@ -212,6 +212,7 @@ def test_headers(document: dict[str, Any]) -> None:
                 ("DELETE", "/api/email/drafts/{uid}"), ("POST", "/api/email/drafts/{uid}/send")}
     idempotency = {("POST", "/api/v1/emails/drafts"), ("POST", "/api/v1/emails/drafts/{uid}/send"),
                    ("POST", "/api/v1/emails/send"), ("POST", "/api/v1/emails/{uid}/reply"),
+                   ("POST", "/api/v1/emails/{uid}/forward"),
                    ("POST", "/api/email/drafts"), ("POST", "/api/email/drafts/{uid}/send")}
     for method, path, op in operations(document):
         headers = {p["name"] for p in op.get("parameters", []) if p["in"] == "header"}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from mailbridge.config import parse_config
 from mailbridge.mime import build_message, parse_message
 from mailbridge.model import Address, DraftContent
-from mailbridge.replies import reply_content, reply_subject
+from mailbridge.replies import forward_content, forward_subject, reply_content, reply_subject
 from mailbridge.views import StoredMessage
 
 ENDPOINT = {"host": "127.0.0.1", "port": 1, "security": "none", "username": "a", "password": "p"}
@@ -50,3 +50,18 @@ def test_a_reply_to_ones_own_message_goes_to_its_recipients_quoted() -> None:
     assert content.text == "On Mon, 02 Mar 2026 10:00, me@example.test wrote:\n> one\n>\n> two\n"
     assert content.html is not None and content.html.startswith("<b>ok</b><p>On Mon")
     assert '<blockquote type="cite"><pre>one\n\ntwo</pre></blockquote>' in content.html
+
+
+def test_fwd_once_and_the_original_below() -> None:
+    assert forward_subject("Hello") == "Fwd: Hello"
+    assert [forward_subject(s) for s in ("FWD: x", "Fw: x", "WG: x")] == ["FWD: x", "Fw: x", "WG: x"]
+    bob = (Address("bob@example.test"),)
+    content = forward_content(received("ann@example.test", ("me@example.test",), text="Body"),
+                              to=bob, cc=(), bcc=(), text=None, html=None, include_original=True)
+    assert content.to == bob and content.subject == "Fwd: Hello" and content.html is None
+    assert content.text == ("---------- Forwarded message ----------\nFrom: ann@example.test\n"
+                            "Date: Mon, 02 Mar 2026 10:00 +0000\nSubject: Hello\n"
+                            "To: me@example.test\n\nBody")
+    bare = forward_content(received("ann@example.test", ("me@example.test",)), to=bob, cc=(),
+                           bcc=(), text="Just this", html=None, include_original=False)
+    assert bare.text == "Just this"

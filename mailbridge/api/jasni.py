@@ -59,6 +59,8 @@ from mailbridge.api.schemas import (
     JasniEmailDeleted,
     JasniEmailList,
     JasniEmailSummary,
+    JasniForwarded,
+    JasniForwardRequest,
     JasniRaw,
     JasniReplied,
     JasniReplyRequest,
@@ -72,7 +74,7 @@ from mailbridge.errors import ImapNotFound, InvalidInput, Unprocessable
 from mailbridge.imap.folders import ROLES
 from mailbridge.mime import parse_address_list
 from mailbridge.model import Address
-from mailbridge.replies import reply_content
+from mailbridge.replies import forward_content, reply_content
 from mailbridge.views import DraftQuery, StoredMessage
 
 PREFIX = "/api/v1"
@@ -366,6 +368,37 @@ async def reply_email(request: web.Request) -> web.Response:
         "references": " ".join(filter(None, map(message_id, c.references))),
         "saved_to_sent": sent.uid != 0}
     return ok(JasniReplied(**answer))
+
+
+async def forward_email(request: web.Request) -> web.Response:
+    """POST /api/v1/emails/{uid}/forward?account=&folder=INBOX {to, cc, bcc, text, html,
+    includeOriginal} -> what was sent, and what it forwards. Sent as emails.send sends; the
+    original gets $Forwarded."""
+    principal = authorize(request, "send")
+    key = idempotency_key(request, principal)
+    body = validate_body(JasniForwardRequest, await read_json_object(request))
+    account = _account(principal, query_text(request, "account"))
+    folder = await _folder(request, account)
+    uid = parse_uid(request.match_info["uid"])
+    original = await request.app[MESSAGES].get(account, folder, uid)
+    given = draft_changes(draft_input(body), limits_of(request))  # addresses checked, limits
+    content = forward_content(original, to=given.get("to", ()), cc=given.get("cc", ()),
+                              bcc=given.get("bcc", ()), text=given.get("text"),
+                              html=given.get("html"), include_original=body.include_original)
+    sent = await request.app[SENDING].send_new(account, content, idempotency_key=key)
+    await request.app[MESSAGES].add_flag(account, folder, uid, "$Forwarded")
+    c = sent.content
+    sender = original.parsed.sender
+    answer: dict[str, Any] = {
+        "uid": sent.uid or None, "message_id": message_id(sent.parsed.message_id) or "",
+        "account": account.email, "message": "Email forwarded", "from_": account.email,
+        "to": [a.email for a in c.to], "cc": [a.email for a in c.cc], "subject": c.subject,
+        "saved_to_sent": sent.uid != 0,
+        "forwarded_from": {"uid": uid, "from_": _address(sender) if sender else "",
+                           "subject": original.content.subject,
+                           "date": original.parsed.date or original.internaldate
+                           or original.created_at}}
+    return ok(JasniForwarded(**answer))
 
 
 async def _holds_own_mail(request: web.Request, account: AccountConfig, folder: str) -> bool:

@@ -36,6 +36,8 @@ from mailbridge.api.schemas import (
     JasniEmailData,
     JasniEmailDeleted,
     JasniEmailList,
+    JasniForwarded,
+    JasniForwardRequest,
     JasniOk,
     JasniRaw,
     JasniReplied,
@@ -296,6 +298,21 @@ ROUTES: tuple[Route, ...] = (
         "Idempotency-Key; the original gets `\\Answered` when it is in INBOX.",
         "send", JasniOk[JasniReplied], body=JasniReplyRequest, body_required=False,
         examples={"reply": ("A short reply", {"text": "Thanks, received.", "replyAll": False})},
+        params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER, IDEMPOTENCY_KEY),
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503), error_notes=_SEND_NOTES,
+        idempotency=True),
+    Route(
+        "POST", f"{jasni.PREFIX}/emails/{{uid}}/forward", jasni.forward_email,
+        "jasniForwardEmail", TAG_JASNI, "Forward a message",
+        "Sends the message on to `to` (and `cc`, `bcc`; the Jasni SDK's `emails.forward`): "
+        "subject `Fwd:` once, the forwarder's `text`/`html` first, then (`includeOriginal`, "
+        "default true) a \"Forwarded message\" block naming the original's sender, date, "
+        "subject and recipients, and its text and html; the original's attachments always go "
+        "along. Sent as `/emails/send` sends, once per Idempotency-Key; the original gets "
+        "`$Forwarded`.",
+        "send", JasniOk[JasniForwarded], body=JasniForwardRequest,
+        examples={"forward": ("To a colleague", {"to": "Bob Builder <bob@example.com>",
+                                                 "text": "FYI, see below."})},
         params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER, IDEMPOTENCY_KEY),
         errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503), error_notes=_SEND_NOTES,
         idempotency=True),

@@ -68,6 +68,9 @@ __all__ = [
     "JasniEmailList",
     "JasniEmailSummary",
     "JasniError",
+    "JasniForwardRequest",
+    "JasniForwarded",
+    "JasniForwardedFrom",
     "JasniOk",
     "JasniRaw",
     "JasniReplied",
@@ -245,6 +248,40 @@ class JasniReplied(_CamelResponse):
     in_reply_to: str
     references: str
     saved_to_sent: bool
+
+
+class JasniForwardRequest(_CamelRequest):
+    """POST /api/v1/emails/{uid}/forward: to whom, and the forwarder's own words."""
+
+    to: StringOrList
+    cc: StringOrList | None = None
+    bcc: StringOrList | None = None
+    text: str | None = None
+    html: str | None = None
+    include_original: bool = True
+    """Put the original's text and html below the forwarder's (its attachments go anyway)."""
+
+
+class JasniForwardedFrom(_CamelResponse):
+    uid: int
+    from_: JasniAddress | str = Field(alias="from")
+    subject: str
+    date: Timestamp
+
+
+class JasniForwarded(_CamelResponse):
+    """data of a forward (what the Jasni SDK reads)."""
+
+    uid: int | None
+    message_id: str
+    account: str
+    message: str
+    from_: str = Field(alias="from")
+    to: list[str]
+    cc: list[str]
+    subject: str
+    saved_to_sent: bool
+    forwarded_from: JasniForwardedFrom
 
 
 class JasniSendRequest(_CamelRequest):
