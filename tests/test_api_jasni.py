@@ -438,3 +438,18 @@ async def test_acting_on_a_message_refuses_bad_input_and_deletes_drafts_as_draft
     assert listed.body["data"]["drafts"] == []
     missing = await api.call("GET", f"/api/v1/emails/{draft['uid']}/raw", params={"folder": "Drafts"})
     assert missing.status == 404
+
+
+async def test_reply_and_forward_refuse_what_they_cannot_send(api: Api) -> None:
+    """A forward to something that is not an address, or without to: 4xx naming the field,
+    nothing sent, nothing left in Drafts; a reply to a message that is not there: 404."""
+    uid = await asyncio.to_thread(api.append, b"From: ann@example.test\r\nSubject: Hi\r\n\r\nx\r\n")
+    bad = await api.call("POST", f"/api/v1/emails/{uid}/forward", json_body={"to": "nobody"})
+    assert bad.status in (400, 422) and bad.body["field"] == "to", bad.body
+    missing = await api.call("POST", f"/api/v1/emails/{uid}/forward", json_body={"text": "x"})
+    assert (missing.status, missing.body["field"]) == (422, "to"), missing.body
+    gone = await api.call("POST", f"/api/v1/emails/{uid + 100}/reply", json_body={"text": "x"})
+    assert gone.status == 404, gone.body
+    assert [m for m in api.devstack.smtp.delivered if m.login == api.user.email] == []
+    listed = await api.call("GET", "/api/v1/emails/drafts")
+    assert listed.body["data"]["drafts"] == []

@@ -60,6 +60,7 @@ from mailbridge.api.schemas import (
     JasniEmailList,
     JasniEmailSummary,
     JasniForwarded,
+    JasniForwardedFrom,
     JasniForwardRequest,
     JasniRaw,
     JasniReplied,
@@ -262,13 +263,18 @@ async def send_email(request: web.Request) -> web.Response:
     return ok(_sent_answer(account, sent))
 
 
+def _sent_fields(account: AccountConfig, sent: StoredMessage,
+                 message: str = "Email sent") -> dict[str, Any]:
+    """What every send answers (a draft's, a new message's, a reply, a forward)."""
+    c = sent.content
+    return {"uid": sent.uid or None, "message_id": message_id(sent.parsed.message_id) or "",
+            "account": account.email, "message": message, "from_": account.email,
+            "to": [a.email for a in c.to], "cc": [a.email for a in c.cc], "subject": c.subject,
+            "saved_to_sent": sent.uid != 0}
+
+
 def _sent_answer(account: AccountConfig, sent: StoredMessage) -> JasniSent:
-    answer: dict[str, Any] = {
-        "uid": sent.uid or None, "message_id": message_id(sent.parsed.message_id) or "",
-        "account": account.email, "message": "Email sent", "from_": account.email,
-        "to": [a.email for a in sent.content.to], "subject": sent.content.subject,
-        "saved_to_sent": sent.uid != 0}
-    return JasniSent(**answer)
+    return JasniSent(**_sent_fields(account, sent))
 
 
 # ----------------------------------------------------------------------------- any folder
@@ -360,14 +366,9 @@ async def reply_email(request: web.Request) -> web.Response:
                             reply_all=body.reply_all, include_original=body.include_original)
     sent = await request.app[SENDING].send_new(account, content, idempotency_key=key)
     c = sent.content
-    answer: dict[str, Any] = {
-        "uid": sent.uid or None, "message_id": message_id(sent.parsed.message_id) or "",
-        "account": account.email, "message": "Reply sent", "from_": account.email,
-        "to": [a.email for a in c.to], "cc": [a.email for a in c.cc], "subject": c.subject,
-        "in_reply_to": message_id(c.in_reply_to) or "",
-        "references": " ".join(filter(None, map(message_id, c.references))),
-        "saved_to_sent": sent.uid != 0}
-    return ok(JasniReplied(**answer))
+    return ok(JasniReplied(
+        **_sent_fields(account, sent, "Reply sent"), in_reply_to=message_id(c.in_reply_to) or "",
+        references=" ".join(filter(None, map(message_id, c.references)))))
 
 
 async def forward_email(request: web.Request) -> web.Response:
@@ -387,18 +388,12 @@ async def forward_email(request: web.Request) -> web.Response:
                               html=given.get("html"), include_original=body.include_original)
     sent = await request.app[SENDING].send_new(account, content, idempotency_key=key)
     await request.app[MESSAGES].add_flag(account, folder, uid, "$Forwarded")
-    c = sent.content
-    sender = original.parsed.sender
-    answer: dict[str, Any] = {
-        "uid": sent.uid or None, "message_id": message_id(sent.parsed.message_id) or "",
-        "account": account.email, "message": "Email forwarded", "from_": account.email,
-        "to": [a.email for a in c.to], "cc": [a.email for a in c.cc], "subject": c.subject,
-        "saved_to_sent": sent.uid != 0,
-        "forwarded_from": {"uid": uid, "from_": _address(sender) if sender else "",
-                           "subject": original.content.subject,
-                           "date": original.parsed.date or original.internaldate
-                           or original.created_at}}
-    return ok(JasniForwarded(**answer))
+    summary = _summary(original)  # its sender and date as a list shows them
+    forwarded_from = JasniForwardedFrom(**{"uid": uid, "from_": summary["from_"],
+                                           "subject": summary["subject"],
+                                           "date": summary["date"]})
+    return ok(JasniForwarded(**_sent_fields(account, sent, "Email forwarded"),
+                             forwarded_from=forwarded_from))
 
 
 async def _holds_own_mail(request: web.Request, account: AccountConfig, folder: str) -> bool:

@@ -234,22 +234,6 @@ class JasniReplyRequest(_CamelRequest):
     """Quote the original below the reply."""
 
 
-class JasniReplied(_CamelResponse):
-    """data of a reply: what was sent, and how it threads (what the Jasni SDK reads)."""
-
-    uid: int | None
-    message_id: str
-    account: str
-    message: str
-    from_: str = Field(alias="from")
-    to: list[str]
-    cc: list[str]
-    subject: str
-    in_reply_to: str
-    references: str
-    saved_to_sent: bool
-
-
 class JasniForwardRequest(_CamelRequest):
     """POST /api/v1/emails/{uid}/forward: to whom, and the forwarder's own words."""
 
@@ -260,28 +244,6 @@ class JasniForwardRequest(_CamelRequest):
     html: str | None = None
     include_original: bool = True
     """Put the original's text and html below the forwarder's (its attachments go anyway)."""
-
-
-class JasniForwardedFrom(_CamelResponse):
-    uid: int
-    from_: JasniAddress | str = Field(alias="from")
-    subject: str
-    date: Timestamp
-
-
-class JasniForwarded(_CamelResponse):
-    """data of a forward (what the Jasni SDK reads)."""
-
-    uid: int | None
-    message_id: str
-    account: str
-    message: str
-    from_: str = Field(alias="from")
-    to: list[str]
-    cc: list[str]
-    subject: str
-    saved_to_sent: bool
-    forwarded_from: JasniForwardedFrom
 
 
 class JasniSendRequest(_CamelRequest):
@@ -371,8 +333,29 @@ class JasniSent(_CamelResponse):
     message: str
     from_: str = Field(alias="from")
     to: list[str]
+    cc: list[str]
     subject: str
     saved_to_sent: bool
+
+
+class JasniReplied(JasniSent):
+    """data of a reply: what was sent, and how it threads (what the Jasni SDK reads)."""
+
+    in_reply_to: str
+    references: str
+
+
+class JasniForwardedFrom(_CamelResponse):
+    uid: int
+    from_: JasniAddress | str = Field(alias="from")
+    subject: str
+    date: Timestamp
+
+
+class JasniForwarded(JasniSent):
+    """data of a forward (what the Jasni SDK reads)."""
+
+    forwarded_from: JasniForwardedFrom
 
 
 class JasniDraftDeleted(_CamelResponse):
