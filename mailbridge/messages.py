@@ -1,14 +1,17 @@
 """MessageService: any message of any folder of an account, drafts or not.
 
-Read a page of a folder or one message, its RFC 5322 source, mark it read or unread, delete it.
+Read a page of a folder or one message, its RFC 5322 source or its attachments, mark it read or
+unread, delete it.
 Drafts are the draft service's: deleting a message of the Drafts folder deletes the draft, with
 every copy a write may have left (see :meth:`mailbridge.drafts.DraftService.delete`).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Literal
 
+from mailbridge.attachments import AttachmentPart, list_parts, read
 from mailbridge.config import AccountConfig
 from mailbridge.drafts import DraftService
 from mailbridge.errors import ImapNotFound, NotFound
@@ -37,6 +40,17 @@ class MessageService:
         async with self.store.pool(account).connection() as conn:
             await select_named(conn, account, folder)
             return await self._whole(conn, account, folder, uid)
+
+    async def attachments(self, account: AccountConfig, folder: str,
+                          uid: int) -> list[AttachmentPart]:
+        """The attachments of a message, from its structure alone (no bytes read)."""
+        async with self.store.pool(account).connection() as conn:
+            return await list_parts(conn, account, folder, uid)
+
+    def attachment_bytes(self, account: AccountConfig, folder: str,
+                         attachment: AttachmentPart) -> AsyncIterator[bytes]:
+        """The decoded bytes of one attachment, in pieces (see :func:`mailbridge.attachments.read`)."""
+        return read(self.store.pool(account), account, folder, attachment)
 
     async def set_seen(self, account: AccountConfig, folder: str, uid: int,
                        seen: bool) -> StoredMessage:

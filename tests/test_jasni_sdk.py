@@ -9,6 +9,7 @@ the test's event loop. Issue 11 grows this module to every mailbox method of the
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -129,6 +130,46 @@ async def test_reading_mail(sdk: Client, api: Api) -> None:
     assert by_uid[bare].date  # the arrival time
     got = await sdk(sdk.sdk.emails.get, bare, account=me)
     assert got.email.text == "No headers at all.\n" and got.email.subject == "Bare"
+
+
+REPORT_PDF = b"%PDF-1.4 " + bytes(range(256)) * 40
+
+
+async def test_attachments(sdk: Client, api: Api) -> None:
+    """emails.get lists a message's attachments; get_attachments gives every one with its bytes,
+    get_attachment one by file name or by index; a name or index that is not there is a
+    NotFoundError."""
+    me = api.user.email
+    pdf = base64.encodebytes(REPORT_PDF).replace(b"\n", b"\r\n")
+    source = (b"From: Ann <ann@example.test>\r\nTo: " + me.encode() + b"\r\n"
+              b"Subject: Two files\r\nMIME-Version: 1.0\r\n"
+              b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+              b"--b\r\nContent-Type: text/plain\r\n\r\nSee both.\r\n"
+              b'--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; '
+              b'filename="report.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n' + pdf
+              + b'--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Disposition: attachment;'
+              b" filename*=utf-8''notes%20%C3%A9t%C3%A9.txt\r\n"
+              b"Content-Transfer-Encoding: quoted-printable\r\n\r\nl=C3=A9t=C3=A9 =\r\nlong\r\n"
+              b"--b--\r\n")
+    uid = await asyncio.to_thread(api.append, source)
+    emails = sdk.sdk.emails
+    got = (await sdk(emails.get, uid, account=me)).email
+    assert [(a.filename, a.content_type) for a in got.attachments or []] == [
+        ("report.pdf", "application/pdf"), ("notes été.txt", "text/plain")]
+
+    every = await sdk(emails.get_attachments, uid, account=me)
+    assert (every.uid, every.account) == (uid, me)
+    assert [(a.filename, a.size, base64.b64decode(a.content)) for a in every.attachments] == [
+        ("report.pdf", len(REPORT_PDF), REPORT_PDF), ("notes été.txt", 11, "l\u00e9t\u00e9 long".encode())]
+
+    by_name = await sdk(emails.get_attachment, uid, account=me, attachment="report.pdf")
+    assert base64.b64decode(by_name.attachment.content) == REPORT_PDF
+    by_index = await sdk(emails.get_attachment, uid, account=me, attachment=1, folder="INBOX")
+    assert by_index.attachment.filename == "notes été.txt"
+    assert by_index.attachment.content_type == "text/plain"
+    for missing in ("nothing.txt", 2):
+        with pytest.raises(NotFoundError):
+            await sdk(emails.get_attachment, uid, account=me, attachment=missing)
 
 
 async def test_acting_on_mail(sdk: Client, api: Api) -> None:

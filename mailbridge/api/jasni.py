@@ -12,7 +12,11 @@ account's email address or id) may be omitted when the token may use exactly one
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import email.utils
+import logging
+import re
 from typing import Any
 from uuid import UUID
 
@@ -43,6 +47,9 @@ from mailbridge.api.schemas import (
     JasniAccount,
     JasniAccountList,
     JasniAddress,
+    JasniAttachmentData,
+    JasniAttachmentList,
+    JasniAttachmentOne,
     JasniAttachmentOut,
     JasniDraft,
     JasniDraftCreate,
@@ -69,9 +76,10 @@ from mailbridge.api.schemas import (
     JasniSendRequest,
     JasniSent,
 )
+from mailbridge.attachments import AttachmentPart, find
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
-from mailbridge.errors import ImapNotFound, InvalidInput, Unprocessable
+from mailbridge.errors import ImapNotFound, InvalidInput, MailbridgeError, Unprocessable
 from mailbridge.imap.folders import ROLES
 from mailbridge.mime import parse_address_list
 from mailbridge.model import Address
@@ -79,6 +87,7 @@ from mailbridge.replies import forward_content, reply_content
 from mailbridge.views import DraftQuery, StoredMessage
 
 PREFIX = "/api/v1"
+log = logging.getLogger("mailbridge.api")
 
 # ----------------------------------------------------------------------------- rendering
 
@@ -350,6 +359,93 @@ async def get_raw(request: web.Request) -> web.Response:
     message = await request.app[MESSAGES].get(account, folder, uid)
     return ok(JasniRaw(raw=(message.raw or b"").decode("utf-8", "replace"), uid=uid,
                        account=account.email))
+
+
+async def list_attachments(request: web.Request) -> web.Response:
+    """GET /api/v1/emails/{uid}/attachments?account=&folder=INBOX -> {attachments: [{filename,
+    contentType, size, content (base64)}], uid, account}."""
+    principal = authorize(request, "read")
+    account = _account(principal, query_text(request, "account"))
+    folder = await _folder(request, account)
+    uid = parse_uid(request.match_info["uid"])
+    parts = await request.app[MESSAGES].attachments(account, folder, uid)
+    data = [await _attachment_data(request, account, folder, p) for p in parts]
+    return ok(JasniAttachmentList(attachments=data, uid=uid, account=account.email))
+
+
+async def get_attachment(request: web.Request) -> web.StreamResponse:
+    """GET /api/v1/emails/{uid}/attachments/{attachment}?account=&folder=INBOX: one attachment,
+    by file name or 0-based index. As JSON ({attachment: {..., content (base64)}, uid,
+    account}) unless the Accept header leaves JSON out (``application/octet-stream``, the
+    attachment's own type): then its bytes, streamed as they are read from the server."""
+    principal = authorize(request, "read")
+    account = _account(principal, query_text(request, "account"))
+    folder = await _folder(request, account)
+    uid = parse_uid(request.match_info["uid"])
+    messages = request.app[MESSAGES]
+    part = find(await messages.attachments(account, folder, uid), request.match_info["attachment"])
+    if accepts_json(request.headers.get("Accept")):
+        data = await _attachment_data(request, account, folder, part)
+        return ok(JasniAttachmentOne(attachment=data, uid=uid, account=account.email))
+    chunks = messages.attachment_bytes(account, folder, part)
+    first = await anext(aiter(chunks), b"")  # a message gone by now is still a clean 404/502
+    response = web.StreamResponse(headers=_download_headers(part))
+    await response.prepare(request)
+    try:
+        await response.write(first)
+        async for chunk in chunks:
+            await response.write(chunk)
+    except MailbridgeError as exc:  # too late for an error answer: cut the body short
+        log.warning("%s: attachment %d of message %d cut short: %s", request.path, part.index,
+                    uid, exc.message)
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response
+
+
+def accepts_json(accept: str | None) -> bool:
+    """Whether an Accept header (RFC 9110 section 12.5.1) allows ``application/json``: absent,
+    or naming it, ``application/*`` or ``*/*`` with a quality above 0."""
+    if accept is None or not accept.strip():
+        return True
+    for item in accept.split(","):
+        kind, *params = (p.strip() for p in item.split(";"))
+        zero = any(p.replace(" ", "").lower() in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+                   for p in params)
+        if kind.lower() in ("application/json", "application/*", "*/*") and not zero:
+            return True
+    return False
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,64}")  # RFC 6838 section 4.2 names
+
+
+def _download_headers(part: AttachmentPart) -> dict[str, str]:
+    # the type as the message declares it, if it is a well-formed one
+    maintype, subtype, charset = part.part.maintype, part.part.subtype, part.part.charset
+    content_type = f"{maintype}/{subtype}" if _TOKEN.fullmatch(maintype) \
+        and _TOKEN.fullmatch(subtype) else "application/octet-stream"
+    if charset and _TOKEN.fullmatch(charset):
+        content_type += f"; charset={charset}"
+    ascii_name = part.filename.encode("ascii", "replace").decode().replace('"', "'")
+    ascii_name = "".join(c if " " <= c < "\x7f" and c != "\\" else "_" for c in ascii_name)
+    return {
+        "Content-Type": content_type,
+        "Content-Disposition": f'attachment; filename="{ascii_name}"; '
+                               f"filename*={email.utils.encode_rfc2231(part.filename, 'utf-8')}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+    }
+
+
+async def _attachment_data(request: web.Request, account: AccountConfig, folder: str,
+                           part: AttachmentPart) -> JasniAttachmentData:
+    chunks = [c async for c in request.app[MESSAGES].attachment_bytes(account, folder, part)]
+    data = b"".join(chunks)
+    return JasniAttachmentData(filename=part.filename, content_type=part.content_type,
+                               size=len(data), content=base64.b64encode(data).decode("ascii"))
 
 
 async def reply_email(request: web.Request) -> web.Response:

@@ -144,6 +144,8 @@ def _operation(op: Route, refs: Mapping[tuple[Any, JsonSchemaMode], Any],
             schema = (refs[(op.response, "serialization")] if isinstance(op.response, type)
                       else dict(op.response))
             response["content"] = {op.media_type: {"schema": schema}}
+            response["content"].update({media: {"schema": dict(alt)}
+                                        for media, alt in op.alt_media.items()})
         if op.etag and status < 300:
             response["headers"] = {"ETag": {"$ref": "#/components/headers/ETag"}}
         responses[str(status)] = response

@@ -25,6 +25,8 @@ from mailbridge.api.schemas import (
     ExanteDraftUpsert,
     HealthStatus,
     JasniAccountList,
+    JasniAttachmentList,
+    JasniAttachmentOne,
     JasniDraftCreate,
     JasniDraftData,
     JasniDraftDeleted,
@@ -272,6 +274,34 @@ ROUTES: tuple[Route, ...] = (
         "UTF-8 reads as U+FFFD.",
         "read", JasniOk[JasniRaw], params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
         errors=(400, 401, 403, 404, 422, 502, 503)),
+    Route(
+        "GET", f"{jasni.PREFIX}/emails/{{uid}}/attachments", jasni.list_attachments,
+        "jasniListAttachments", TAG_JASNI, "Get a message's attachments",
+        "Every attachment of the message with its bytes (`content`, base64), in the order of the "
+        "message's `attachments`. To fetch one big file, ask for it alone, as bytes: "
+        "`GET .../attachments/{attachment}` with `Accept: application/octet-stream`.",
+        "read", JasniOk[JasniAttachmentList], params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
+        errors=(400, 401, 403, 404, 422, 502, 503)),
+    Route(
+        "GET", f"{jasni.PREFIX}/emails/{{uid}}/attachments/{{attachment}}", jasni.get_attachment,
+        "jasniGetAttachment", TAG_JASNI, "Get one attachment",
+        "One attachment, by its file name as listed (the first of that name), else by its "
+        "0-based index in the message's `attachments`. By default, and whenever the `Accept` "
+        "header allows `application/json` (the Jasni SDK sends `*/*`), the answer is JSON with "
+        "the bytes base64-encoded. An `Accept` that leaves JSON out (`application/octet-stream`, "
+        "or the attachment's own type) gets the bytes themselves, with the attachment's "
+        "`Content-Type` and a `Content-Disposition: attachment` naming the file, streamed as "
+        "they are read from the mail server in pieces of 256 KiB, so a large file is never held "
+        "whole. Should the message vanish while it is being read, the body is cut short (the "
+        "chunked encoding is not terminated), never passed off as complete.",
+        "read", JasniOk[JasniAttachmentOne],
+        alt_media={"application/octet-stream": {"type": "string", "format": "binary"}},
+        params=(JASNI_EMAIL_UID, Param("attachment", "path", {"type": "string", "minLength": 1},
+                                       "The file name, or the 0-based index.", required=True),
+                ACCOUNT, FOLDER),
+        errors=(400, 401, 403, 404, 422, 502, 503),
+        error_notes={404: "No such message, or it has no attachment of that name or index "
+                          "(`not_found`, `field` names `uid` or `attachment`)."}),
     Route(
         "POST", f"{jasni.PREFIX}/emails/send", jasni.send_email,
         "jasniSendEmail", TAG_JASNI, "Send a new message",

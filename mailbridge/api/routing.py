@@ -60,6 +60,8 @@ class Route:
     status_description: str = "Success."
     also: Mapping[int, str] = field(default_factory=dict)
     media_type: str = "application/json"
+    alt_media: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Further media types of the success body (content negotiation), each with its schema."""
     body: type[BaseModel] | None = None
     body_required: bool = True
     examples: Mapping[str, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)

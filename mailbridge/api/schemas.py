@@ -400,6 +400,30 @@ class JasniRaw(_CamelResponse):
     account: str
 
 
+class JasniAttachmentData(JasniAttachmentOut):
+    """An attachment with its bytes: ``content`` is base64 (RFC 4648, padded), ``size`` the
+    decoded size."""
+
+    content: str
+
+
+class JasniAttachmentList(_CamelResponse):
+    """data of GET /api/v1/emails/{uid}/attachments: every attachment, in the order of the
+    message's ``attachments``, with its bytes."""
+
+    attachments: list[JasniAttachmentData]
+    uid: int
+    account: str
+
+
+class JasniAttachmentOne(_CamelResponse):
+    """data of GET /api/v1/emails/{uid}/attachments/{attachment} (as JSON)."""
+
+    attachment: JasniAttachmentData
+    uid: int
+    account: str
+
+
 class JasniDraftList(_CamelResponse):
     drafts: list[JasniDraftSummary]
     total: int
