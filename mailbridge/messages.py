@@ -1,7 +1,7 @@
 """MessageService: any message of any folder of an account, drafts or not.
 
-Read a page of a folder or one message, its RFC 5322 source or its attachments, mark it read or
-unread, delete it.
+Read a page of a folder, its threads, or one message, its RFC 5322 source or its attachments,
+mark it read or unread, delete it.
 Drafts are the draft service's: deleting a message of the Drafts folder deletes the draft, with
 every copy a write may have left (see :meth:`mailbridge.drafts.DraftService.delete`).
 """
@@ -18,6 +18,7 @@ from mailbridge.errors import ImapNotFound, NotFound
 from mailbridge.imap import ImapConnection
 from mailbridge.listing import page
 from mailbridge.reading import fetch_whole, select_named
+from mailbridge.threads import Thread, find_thread, list_threads
 from mailbridge.views import Page, PagePosition, StoredMessage, has_flag
 
 Removal = Literal["trash", "deleted"]
@@ -34,6 +35,18 @@ class MessageService:
                           after: PagePosition | None = None) -> Page:
         """A page of any folder's messages (not deleted), newest first."""
         return await page(self.store.pool(account), account, folder, ["UNDELETED"], limit, after)
+
+    async def threads(self, account: AccountConfig, folder: str,
+                      limit: int) -> tuple[list[Thread], int]:
+        """The threads of the ``limit`` newest messages of a folder (see :mod:`mailbridge.threads`)
+        and how many messages they hold."""
+        async with self.store.pool(account).connection() as conn:
+            return await list_threads(conn, account, folder, limit)
+
+    async def thread(self, account: AccountConfig, folder: str, thread_id: str) -> Thread:
+        """One thread, by its id or the Message-ID of one of its messages."""
+        async with self.store.pool(account).connection() as conn:
+            return await find_thread(conn, account, folder, thread_id)
 
     async def get(self, account: AccountConfig, folder: str, uid: int) -> StoredMessage:
         """Any message of any folder by UID, loaded whole; NotFound if absent."""

@@ -172,6 +172,39 @@ async def test_attachments(sdk: Client, api: Api) -> None:
             await sdk(emails.get_attachment, uid, account=me, attachment=missing)
 
 
+async def test_threads(sdk: Client, api: Api) -> None:
+    """list_threads groups a conversation (the server's THREAD=REFERENCES); get_thread takes the
+    SDK's id, the root's Message-ID, and answers every message of it, oldest first."""
+    me = api.user.email
+
+    def message(mid: str, subject: str, day: int, refs: str = "") -> bytes:
+        return (f"From: Ann <ann@example.test>\r\nTo: {me}\r\nCc: Carl <carl@example.test>\r\n"
+                f"Subject: {subject}\r\nMessage-ID: <{mid}>\r\nDate: {day:02d} Mar 2026 10:00:00 +0000"
+                f"\r\n{'References: ' + refs + chr(13) + chr(10) if refs else ''}\r\nSay {mid}.\r\n"
+                ).encode()
+
+    root = await asyncio.to_thread(api.append, message("r@x", "Plan", 1))
+    await asyncio.to_thread(api.append, message("other@x", "Unrelated", 2), "INBOX", "\\Seen")
+    reply = await asyncio.to_thread(api.append, message("s@x", "Re: Plan", 3, "<r@x>"))
+    listed = await sdk(sdk.sdk.emails.list_threads, account=me, folder="INBOX", limit=10)
+    assert (listed.folder, listed.total_threads, listed.total_emails) == ("INBOX", 2, 3)
+    first = listed.threads[0]
+    assert (first.thread_id, first.subject, first.message_count, first.unread_count) == (
+        "r@x", "Plan", 2, 2)
+    assert first.email_uids == [root, reply] and first.snippet == "Say s@x."
+    assert [p.address for p in first.participants] == ["ann@example.test", me, "carl@example.test"]
+    assert first.last_message_date.startswith("2026-03-03")
+    assert listed.threads[1].unread_count == 0
+
+    for thread_id in ("<r@x>", "r@x", "<s@x>"):
+        thread = await sdk(sdk.sdk.emails.get_thread, thread_id, account=me)
+        assert (thread.thread_id, thread.subject, thread.message_count) == ("r@x", "Plan", 2)
+        assert [(e.uid, e.text) for e in thread.emails] == [(root, "Say r@x.\n"),
+                                                            (reply, "Say s@x.\n")]
+    with pytest.raises(NotFoundError):
+        await sdk(sdk.sdk.emails.get_thread, "<nothing@x>", account=me)
+
+
 async def test_acting_on_mail(sdk: Client, api: Api) -> None:
     """mark_as_read / mark_as_unread, get_raw, delete (INBOX -> Trash -> gone for good)."""
     me = api.user.email

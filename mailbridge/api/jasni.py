@@ -75,6 +75,9 @@ from mailbridge.api.schemas import (
     JasniSendEmail,
     JasniSendRequest,
     JasniSent,
+    JasniThread,
+    JasniThreadList,
+    JasniThreadPreview,
 )
 from mailbridge.attachments import AttachmentPart, find
 from mailbridge.auth import Principal
@@ -84,6 +87,7 @@ from mailbridge.imap.folders import ROLES
 from mailbridge.mime import parse_address_list
 from mailbridge.model import Address
 from mailbridge.replies import forward_content, reply_content
+from mailbridge.threads import WINDOW, Thread
 from mailbridge.views import DraftQuery, StoredMessage
 
 PREFIX = "/api/v1"
@@ -310,6 +314,52 @@ async def list_emails(request: web.Request) -> web.Response:
     data = JasniEmailList(emails=[render_email_summary(m) for m in page.items], folder=folder,
                           total=page.total, account=account.email)
     return ok(data)
+
+
+THREAD_LIMIT = 100
+"""How many of a folder's newest messages GET /emails/threads groups when ``limit`` is not given
+(the Jasni SDK's default)."""
+
+
+async def list_threads(request: web.Request) -> web.Response:
+    """GET /api/v1/emails/threads?account=&folder=INBOX&limit=100 -> {threads, folder,
+    totalThreads, totalEmails}."""
+    principal = authorize(request, "read")
+    account = _account(principal, query_text(request, "account"))
+    folder = await _folder(request, account)
+    limit = query_limit(request, default=THREAD_LIMIT, maximum=WINDOW)
+    threads, count = await request.app[MESSAGES].threads(account, folder, limit)
+    previews = [JasniThreadPreview(
+        thread_id=t.id, subject=t.messages[0].content.subject,
+        message_count=len(t.messages), unread_count=sum(not m.seen for m in t.messages),
+        last_message_date=_summary(t.messages[-1])["date"], participants=_participants(t),
+        snippet=t.messages[-1].snippet or None, email_uids=[m.uid for m in t.messages])
+        for t in threads]
+    return ok(JasniThreadList(threads=previews, folder=folder, total_threads=len(previews),
+                              total_emails=count))
+
+
+async def get_thread(request: web.Request) -> web.Response:
+    """GET /api/v1/emails/threads/{threadId}?account=&folder=INBOX -> the thread's messages."""
+    principal = authorize(request, "read")
+    account = _account(principal, query_text(request, "account"))
+    folder = await _folder(request, account)
+    thread = await request.app[MESSAGES].thread(account, folder, request.match_info["thread_id"])
+    with_bcc = await _holds_own_mail(request, account, folder)
+    return ok(JasniThread(
+        thread_id=thread.id, subject=thread.messages[0].content.subject,
+        participants=_participants(thread), message_count=len(thread.messages),
+        unread_count=sum(not m.seen for m in thread.messages),
+        emails=[render_email(m, with_bcc=with_bcc) for m in thread.messages]))
+
+
+def _participants(thread: Thread) -> list[JasniAddress]:
+    seen: dict[str, JasniAddress] = {}
+    for m in thread.messages:
+        for a in (m.parsed.sender, *m.content.to, *m.content.cc):
+            if a is not None and a.email.lower() not in seen:
+                seen[a.email.lower()] = _address(a)
+    return list(seen.values())
 
 
 async def get_email(request: web.Request) -> web.Response:

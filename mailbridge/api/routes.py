@@ -47,8 +47,11 @@ from mailbridge.api.schemas import (
     JasniSendEmail,
     JasniSendRequest,
     JasniSent,
+    JasniThread,
+    JasniThreadList,
     Readiness,
 )
+from mailbridge.threads import WINDOW
 
 # --- parameters
 
@@ -241,6 +244,35 @@ ROUTES: tuple[Route, ...] = (
         f"Any folder, newest first: the first `limit` (default {DEFAULT_LIMIT}, at most "
         f"{MAX_LIMIT}); `total` counts them all. An unknown folder is a 404.",
         "read", JasniOk[JasniEmailList], params=(ACCOUNT, FOLDER, LIMIT),
+        errors=(400, 401, 403, 404, 422, 502, 503)),
+    Route(
+        "GET", f"{jasni.PREFIX}/emails/threads", jasni.list_threads,
+        "jasniListThreads", TAG_JASNI, "List a folder's threads",
+        "The conversations among the folder's `limit` newest messages, the most recently "
+        "active first. Messages are grouped as RFC 5256's REFERENCES algorithm groups them: by "
+        "Message-ID, References and In-Reply-To, then threads whose first messages share a base "
+        "subject (`Re: [list] Plan` and `plan`). Where the mail server offers `THREAD=REFERENCES` "
+        "it does the grouping; elsewhere mailbridge does the same. `threadId` is the Message-ID "
+        "of the conversation's first message, whether or not that message is in this folder, "
+        "so a conversation has one id in INBOX and in Sent (`uid:<UID>` for a message without "
+        "any Message-ID).",
+        "read", JasniOk[JasniThreadList],
+        params=(ACCOUNT, FOLDER, _query(
+            "limit", f"How many of the newest messages to group, {jasni.THREAD_LIMIT} when "
+            f"omitted, at most {WINDOW}; anything else is a 400.",
+            {"type": "integer", "minimum": 1, "maximum": WINDOW, "default": jasni.THREAD_LIMIT})),
+        errors=(400, 401, 403, 404, 422, 502, 503)),
+    Route(
+        "GET", f"{jasni.PREFIX}/emails/threads/{{thread_id}}", jasni.get_thread,
+        "jasniGetThread", TAG_JASNI, "Get one thread",
+        f"Every message of the thread, oldest first, as `GET /api/v1/emails/{{uid}}` shows "
+        f"them. The thread is looked for among the folder's {WINDOW} newest messages, and "
+        "found by its `threadId` or by the Message-ID of any of its messages (angle brackets "
+        "optional; URL-encode it).",
+        "read", JasniOk[JasniThread],
+        params=(Param("thread_id", "path", {"type": "string", "minLength": 1},
+                      "The thread's `threadId`, or a Message-ID in it.", required=True),
+                ACCOUNT, FOLDER),
         errors=(400, 401, 403, 404, 422, 502, 503)),
     Route(
         "GET", f"{jasni.PREFIX}/emails/{{uid}}", jasni.get_email,

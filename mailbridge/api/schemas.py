@@ -424,6 +424,46 @@ class JasniAttachmentOne(_CamelResponse):
     account: str
 
 
+class JasniThreadPreview(_CamelResponse):
+    """One thread of GET /api/v1/emails/threads."""
+
+    thread_id: str
+    """The Message-ID of the conversation's first message (in this folder or not); ``uid:<UID>``
+    for a message without any Message-ID."""
+    subject: str
+    """The subject of its oldest message here."""
+    message_count: int
+    unread_count: int
+    last_message_date: Timestamp
+    participants: list[JasniAddress]
+    """Everyone in From, To and Cc of its messages, once each, in order of appearance."""
+    snippet: str | None
+    """The start of its newest message's text."""
+    email_uids: list[int]
+    """Its messages' UIDs, oldest first."""
+
+
+class JasniThreadList(_CamelResponse):
+    """data of GET /api/v1/emails/threads: the threads of the folder's ``limit`` newest messages,
+    the most recently active first."""
+
+    threads: list[JasniThreadPreview]
+    folder: str
+    total_threads: int
+    total_emails: int
+
+
+class JasniThread(_CamelResponse):
+    """data of GET /api/v1/emails/threads/{threadId}: every message of the thread, oldest first."""
+
+    thread_id: str
+    subject: str
+    participants: list[JasniAddress]
+    message_count: int
+    unread_count: int
+    emails: list[JasniEmail]
+
+
 class JasniDraftList(_CamelResponse):
     drafts: list[JasniDraftSummary]
     total: int

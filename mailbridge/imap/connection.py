@@ -54,6 +54,7 @@ from mailbridge.imap.responses import (
     parse_search,
     parse_select,
     parse_status,
+    parse_thread,
     uid_set,
 )
 from mailbridge.imap.utf7 import mailbox_arg, quote_astring
@@ -694,6 +695,12 @@ class ImapConnection:
             response = await self._race(sending, "APPEND", timeout=self._size_timeout(size))
         lines = self._check(response, "APPEND")
         return parse_appenduid(lines)
+
+    async def uid_thread(self, algorithm: str, *criteria: str) -> list[tuple[int, ...]]:
+        """UID THREAD (RFC 5256) of the messages matching ``criteria`` in the selected mailbox,
+        with UTF-8 search strings: each thread as its UIDs. Needs ``THREAD=<algorithm>``."""
+        lines = await self.command("THREAD", algorithm, "UTF-8", *criteria, prefix="UID")
+        return parse_thread(lines)
 
     async def uid_search(self, *criteria: str, esearch: bool = False) -> SearchResult:
         """UID SEARCH in the selected mailbox; criteria are sent as given (already quoted).

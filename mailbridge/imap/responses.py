@@ -61,6 +61,7 @@ __all__ = [
     "parse_search",
     "parse_select",
     "parse_status",
+    "parse_thread",
     "text_of",
     "uid_set",
 ]
@@ -708,6 +709,35 @@ def parse_search(lines: Lines) -> SearchResult:
         if found_modseq is not None:
             modseq = found_modseq if modseq is None else max(modseq, found_modseq)
     return SearchResult(tuple(sorted(uids)), count, low, high, modseq)
+
+
+def parse_thread(lines: Lines) -> list[tuple[int, ...]]:
+    """Returns the threads of a (UID) THREAD reply (RFC 5256 section 4), each as its numbers in
+    the server's order (a parent before its children).
+
+    Reads ``THREAD (2)(3 6 (4 23)(44 7 96))`` and ``THREAD`` (no messages), with or without the
+    reply name; a thread whose root is missing (``((3)(5))``) is one thread of its children.
+    """
+    threads: list[tuple[int, ...]] = []
+    for head, parts in _replies(lines):
+        if _UNSOLICITED.match(head):
+            continue
+        values = _values(parts)
+        if values and isinstance(values[0], str) and values[0].upper() == "THREAD":
+            values = values[1:]
+        for value in values:
+            if not isinstance(value, list):
+                raise ImapProtocolError("THREAD reply has a member outside parentheses")
+            members: list[int] = []
+            stack: list[SExpr] = [value]
+            while stack:
+                node = stack.pop()
+                if isinstance(node, list):
+                    stack.extend(reversed(node))
+                else:
+                    members.append(_int(node, "THREAD member"))
+            threads.append(tuple(members))
+    return threads
 
 
 def _is_esearch(first: SExpr) -> bool:
