@@ -270,6 +270,9 @@ class Folders(_Model):
     trash: NonEmptySafeStr | None = None
     junk: NonEmptySafeStr | None = None
     archive: NonEmptySafeStr | None = None
+    mailbridge: NonEmptySafeStr | None = None
+    """mailbridge's own mailbox (the label registry); default ``Mailbridge`` in the account's
+    personal namespace (``INBOX.Mailbridge`` on Courier and Cyrus)."""
 
 
 def _email(value: str) -> str:

@@ -648,3 +648,18 @@ def test_any_shape_parses_or_raises_protocol_error(value: SExpr) -> None:
         assert p.charset is None or p.charset == p.charset.lower()
     chosen = [p for p in (choice.text, choice.html) if p is not None] + list(choice.attachments)
     assert sorted(p.part for p in chosen) == sorted(p.part for p in root.walk() if not p.children)
+
+
+def test_pymap_disposition_as_one_string() -> None:
+    """pymap 0.13 sends the Content-Disposition value as one string where IMAP wants a list:
+    the file name is read from it all the same."""
+    [item] = parse_fetch([
+        b'* 1 FETCH (BODYSTRUCTURE (("text" "plain" NIL NIL NIL "7BIT" 31 2 NIL NIL NIL NIL)'
+        b'("application" "zip" NIL NIL NIL "base64" 120 NIL "attachment; filename=\\"d.zip\\"" '
+        b"NIL NIL)(\"text\" \"plain\" NIL NIL NIL \"7BIT\" 3 1 NIL "
+        b"\"inline; filename*=utf-8''%C3%A4.txt\" NIL NIL) "
+        b"\"mixed\" (\"boundary\" \"b\") NIL NIL NIL) UID 1)",
+        b"done"])
+    root = parse_bodystructure(item.bodystructure)
+    assert [(p.disposition, p.filename) for p in root.children] == [
+        (None, None), ("attachment", "d.zip"), ("inline", "ä.txt")]

@@ -475,3 +475,60 @@ async def test_a_drafts_folder_that_keeps_no_keywords_is_not_changed(
         assert len(c.messages("Drafts")) == 2
     finally:
         await client.close()
+
+
+async def test_o_threads_attachments_and_labels(contract: Contract) -> None:
+    """Issue 11's reading calls on every server: a conversation is one thread (THREAD=REFERENCES
+    or mailbridge's own grouping), an attachment comes back byte for byte, as JSON and streamed,
+    and a label with a name that is no keyword goes on and off a message, its registry in
+    mailbridge's own folder (``INBOX.Mailbridge`` under Courier's and Cyrus' namespace). A folder
+    that keeps no new keywords says so (502) instead of losing the label."""
+    data = bytes(range(256)) * 300
+    b64 = base64.encodebytes(data).replace(b"\n", b"\r\n")
+    client = contract.imap()
+    try:
+        for raw in (b"Subject: Plan\r\nMessage-ID: <p1@o>\r\nDate: 01 Mar 2026 10:00 +0000\r\n\r\nA\r\n",
+                    b"Subject: Re: Plan\r\nMessage-ID: <p2@o>\r\nReferences: <p1@o>\r\n"
+                    b"Date: 02 Mar 2026 10:00 +0000\r\n\r\nB\r\n",
+                    b"Subject: Files\r\nMessage-ID: <f@o>\r\nMIME-Version: 1.0\r\n"
+                    b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+                    b"Content-Type: text/plain\r\n\r\nSee.\r\n--b\r\nContent-Type: application/zip\r\n"
+                    b'Content-Disposition: attachment; filename="d.zip"\r\n'
+                    b"Content-Transfer-Encoding: base64\r\n\r\n" + b64 + b"--b--\r\n"):
+            typ, answer = client.append("INBOX", "", None, raw)
+            assert typ == "OK", answer
+    finally:
+        client.logout()
+    params = {"account": contract.account_id}
+    status, threads = await contract.call("GET", "/api/v1/emails/threads", params=params)
+    assert status == 200, threads
+    assert sorted((t["threadId"], t["messageCount"]) for t in threads["data"]["threads"]) == [
+        ("f@o", 1), ("p1@o", 2)]
+    status, inbox = await contract.call("GET", "/api/v1/emails", params=params)
+    [files] = [e["uid"] for e in inbox["data"]["emails"] if e["subject"] == "Files"]
+    status, one = await contract.call("GET", f"/api/v1/emails/{files}/attachments/d.zip",
+                                      params=params)
+    assert status == 200 and base64.b64decode(one["data"]["attachment"]["content"]) == data, one
+    streamed = await contract.client.get(
+        f"/api/v1/emails/{files}/attachments/0", params=params,
+        headers={"Authorization": f"Bearer {TOKEN}", "Accept": "application/octet-stream"})
+    assert streamed.status == 200 and await streamed.read() == data
+
+    name = "Zu erledigen (heute)"
+    status, assigned = await contract.call("POST", f"/api/v1/emails/{files}/labels",
+                                           {"labels": [name]}, params=params)
+    if status == 502:  # pymap's maildir keeps only the keywords it was told of
+        assert assigned["code"] == "imap_capability_missing", assigned
+        return
+    assert status == 200, assigned
+    label_id = assigned["data"]["created_labels"][0]["id"]
+    status, on = await contract.call("GET", f"/api/v1/emails/{files}/labels", params=params)
+    assert [lb["name"] for lb in on["data"]["labels"]] == [name], on
+    status, registry = await contract.call("GET", "/api/v1/labels",
+                                           params={**params, "include_count": "true"})
+    assert [(lb["name"], lb["email_count"]) for lb in registry["data"]["labels"]] == [(name, 1)]
+    status, gone = await contract.call("DELETE", "/api/v1/labels",
+                                       params={**params, "id": label_id})
+    assert status == 200, gone
+    status, on = await contract.call("GET", f"/api/v1/emails/{files}/labels", params=params)
+    assert on["data"]["labels"] == []

@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
 from api_helpers import FULL_TOKEN, Api, running_api
 from jasni import AsyncJasni, Jasni
-from jasni.errors import NotFoundError
+from jasni.errors import ConflictError, NotFoundError, ValidationError
 
 from conftest import MailUser
 from mailbridge.devstack.stack import DevStack
+from mailbridge.labels import keyword_of
 
 T = TypeVar("T")
 
@@ -203,6 +205,66 @@ async def test_threads(sdk: Client, api: Api) -> None:
                                                             (reply, "Say s@x.\n")]
     with pytest.raises(NotFoundError):
         await sdk(sdk.sdk.emails.get_thread, "<nothing@x>", account=me)
+
+
+async def test_labels(sdk: Client, api: Api) -> None:
+    """The registry (list, create, delete) and labels on a message (assign by name and id, list,
+    remove), as IMAP keywords: a name that is no valid keyword works too, and the registry
+    lives in the account's Mailbridge folder, which is not subscribed."""
+    me = api.user.email
+    labels, on_email = sdk.sdk.labels, sdk.sdk.emails.labels
+    assert (await sdk(labels.list)).total == 0
+    made = await sdk(labels.create, name="Important", color="#FF0000", description="Today")
+    assert (made.label.id, made.label.name, made.label.color, made.label.description) == (
+        "Important", "Important", "#ff0000", "Today")
+    with pytest.raises(ConflictError):
+        await sdk(labels.create, name="important")
+    with pytest.raises(ValidationError):
+        await sdk(labels.create, name="Red", color="red")
+
+    uid = await asyncio.to_thread(api.append, b"Subject: Sort me\r\nMessage-ID: <sort@x>\r\n\r\nHi.\r\n")
+    odd = "Nächste Woche (bald) $1 & \"2\""
+    assigned = await sdk(on_email.assign, uid, account=me, labels=["Important", odd],
+                         agent_name="sorter", metadata={"why": "test"})
+    assert assigned.message_id == "<sort@x>" and assigned.account == me
+    [created] = assigned.created_labels
+    assert created.name == odd and created.id == keyword_of(odd)
+    assert re.fullmatch("mb_[a-z2-7]{26}", created.id)
+    assert {(lb.name, lb.applied_by, lb.metadata is not None) for lb in assigned.labels} == {
+        ("Important", "sorter", True), (odd, "sorter", True)}
+    flags = (await api.call("GET", f"/api/v1/emails/{uid}")).body["data"]["email"]["flags"]
+    assert {"Important", created.id} <= set(flags)
+
+    listed = await sdk(on_email.list, uid, account=me)
+    assert sorted(lb.name for lb in listed.labels) == sorted(["Important", odd])
+    assert all(lb.applied_by == "" for lb in listed.labels)
+    counted = await sdk(labels.list, include_count=True)
+    assert {(lb.name, lb.email_count) for lb in counted.labels} == {("Important", 1), (odd, 1)}
+    assert (await sdk(labels.list)).labels[0].email_count is None
+
+    removed = await sdk(on_email.remove, uid, account=me, label_ids=["Important", "Other"])
+    assert (removed.removed_count, removed.message_id) == (1, "<sort@x>")
+    assert [lb.name for lb in (await sdk(on_email.list, uid, account=me)).labels] == [odd]
+    by_id = await sdk(on_email.assign, uid, account=me, label_ids=["Important"])
+    assert by_id.created_labels == [] and len(by_id.labels) == 2
+    with pytest.raises(NotFoundError):
+        await sdk(on_email.assign, uid, account=me, label_ids=["Nope"])
+
+    gone = await sdk(labels.delete, created.id)
+    assert (gone.deleted_id, gone.deleted_name) == (created.id, odd)
+    flags = (await api.call("GET", f"/api/v1/emails/{uid}")).body["data"]["email"]["flags"]
+    assert created.id not in flags and "Important" in flags
+    assert [lb.name for lb in (await sdk(labels.list)).labels] == ["Important"]
+    with pytest.raises(NotFoundError):
+        await sdk(labels.delete, created.id)
+
+    def folders() -> tuple[list[bytes], list[bytes]]:
+        with api.imap() as client:
+            return client.list()[1], client.lsub()[1]  # type: ignore[return-value]
+
+    every, subscribed = await asyncio.to_thread(folders)
+    assert any(b'"Mailbridge"' in f or f.endswith(b" Mailbridge") for f in every), every
+    assert not any(b"Mailbridge" in f for f in subscribed if f)
 
 
 async def test_acting_on_mail(sdk: Client, api: Api) -> None:

@@ -12,13 +12,14 @@ from aiohttp.typedefs import Handler
 
 from mailbridge.accounts import Accounts
 from mailbridge.api import jasni, routes
-from mailbridge.api.keys import ACCOUNTS, AUTH, CONFIG, DRAFTS, MESSAGES, SENDING
+from mailbridge.api.keys import ACCOUNTS, AUTH, CONFIG, DRAFTS, LABELS, MESSAGES, SENDING
 from mailbridge.api.schemas import ExanteError, ExanteErrorBody, JasniError
 from mailbridge.api.statuses import WWW_AUTHENTICATE, status_of
 from mailbridge.auth import Authenticator
 from mailbridge.config import Config
 from mailbridge.drafts import DraftService
 from mailbridge.errors import MailbridgeError, RequestError, Unauthorized
+from mailbridge.labels import LabelService
 from mailbridge.messages import MessageService
 from mailbridge.scheduler import Scheduler
 from mailbridge.sending import SendService
@@ -115,6 +116,7 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     app[ACCOUNTS] = Accounts(config)
     app[DRAFTS] = DraftService(app[ACCOUNTS])
     app[MESSAGES] = MessageService(app[DRAFTS])
+    app[LABELS] = LabelService(app[DRAFTS].store)
     app[AUTH] = Authenticator(config)
     sender = Sender()
     app[SENDING] = SendService(app[DRAFTS], sender, config)

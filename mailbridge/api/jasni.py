@@ -32,12 +32,13 @@ from mailbridge.api.conversion import (
     format_address,
     message_id,
 )
-from mailbridge.api.keys import ACCOUNTS, DRAFTS, MESSAGES, SENDING
+from mailbridge.api.keys import ACCOUNTS, DRAFTS, LABELS, MESSAGES, SENDING
 from mailbridge.api.params import (
     idempotency_key,
     if_match,
     parse_ref,
     parse_uid,
+    query_bool,
     query_folder,
     query_limit,
     query_text,
@@ -51,6 +52,7 @@ from mailbridge.api.schemas import (
     JasniAttachmentList,
     JasniAttachmentOne,
     JasniAttachmentOut,
+    JasniCreatedLabel,
     JasniDraft,
     JasniDraftCreate,
     JasniDraftData,
@@ -64,11 +66,21 @@ from mailbridge.api.schemas import (
     JasniEmailChanged,
     JasniEmailData,
     JasniEmailDeleted,
+    JasniEmailLabel,
+    JasniEmailLabels,
     JasniEmailList,
     JasniEmailSummary,
     JasniForwarded,
     JasniForwardedFrom,
     JasniForwardRequest,
+    JasniLabel,
+    JasniLabelAssign,
+    JasniLabelCreate,
+    JasniLabelCreated,
+    JasniLabelDeleted,
+    JasniLabelList,
+    JasniLabelsAssigned,
+    JasniLabelsRemoved,
     JasniRaw,
     JasniReplied,
     JasniReplyRequest,
@@ -78,17 +90,26 @@ from mailbridge.api.schemas import (
     JasniThread,
     JasniThreadList,
     JasniThreadPreview,
+    rfc3339,
 )
 from mailbridge.attachments import AttachmentPart, find
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
-from mailbridge.errors import ImapNotFound, InvalidInput, MailbridgeError, Unprocessable
+from mailbridge.errors import (
+    Conflict,
+    ImapNotFound,
+    InvalidInput,
+    MailbridgeError,
+    NotFound,
+    Unprocessable,
+)
 from mailbridge.imap.folders import ROLES
+from mailbridge.labels import Label, keyword_of
 from mailbridge.mime import parse_address_list
 from mailbridge.model import Address
 from mailbridge.replies import forward_content, reply_content
 from mailbridge.threads import WINDOW, Thread
-from mailbridge.views import DraftQuery, StoredMessage
+from mailbridge.views import DraftQuery, StoredMessage, utcnow
 
 PREFIX = "/api/v1"
 log = logging.getLogger("mailbridge.api")
@@ -552,6 +573,133 @@ async def _holds_own_mail(request: web.Request, account: AccountConfig, folder: 
         except ImapNotFound:
             continue
     return False
+
+
+# ----------------------------------------------------------------------------- labels
+
+def _label_out(label: Label, count: int | None = None) -> JasniLabel:
+    return JasniLabel(id=label.id, name=label.name, color=label.color,
+                      description=label.description, created_at=label.created_at,
+                      email_count=count)
+
+
+def _registry_accounts(request: web.Request, principal: Principal) -> list[AccountConfig]:
+    """The accounts a registry call acts on: ``account`` when given, else every one the token
+    may use (the Jasni SDK's label calls name none)."""
+    ref = query_text(request, "account")
+    return [_account(principal, ref)] if ref is not None else list(principal.accounts)
+
+
+async def list_labels(request: web.Request) -> web.Response:
+    """GET /api/v1/labels?include_count=&account= -> {labels, total}: every account's labels,
+    one entry per id (counts summed)."""
+    principal = authorize(request, "read")
+    with_count = query_bool(request, "include_count")
+    service = request.app[LABELS]
+    labels: dict[str, Label] = {}
+    counts: dict[str, int] = {}
+    for account in _registry_accounts(request, principal):
+        registry = await service.registry(account)
+        for label in registry:
+            labels.setdefault(label.id, label)
+        if with_count:
+            for key, n in (await service.count(account, registry)).items():
+                counts[key] = counts.get(key, 0) + n
+    out = [_label_out(lb, counts.get(lb.id, 0) if with_count else None) for lb in labels.values()]
+    return ok(JasniLabelList(labels=out, total=len(out)))
+
+
+async def create_label(request: web.Request) -> web.Response:
+    """POST /api/v1/labels?account= {name, color, description} -> 201 {label, message}: in
+    every account the token may use (or ``account``), under the same id."""
+    principal = authorize(request, "write")
+    body = validate_body(JasniLabelCreate, await read_json_object(request))
+    accounts = _registry_accounts(request, principal)
+    service = request.app[LABELS]
+    label: Label | None = None
+    for account in accounts:  # 409 before anything is written when any account has it
+        if any(lb.name.casefold() == body.name.strip().casefold()
+               for lb in await service.registry(account)):
+            raise Conflict(f"{account.email} has a label {body.name.strip()!r} already",
+                           field="name")
+    for account in accounts:
+        made = await service.create(account, body.name, body.color, body.description)
+        label = label or made
+    assert label is not None
+    return ok(JasniLabelCreated(label=_label_out(label), message="Label created"), status=201)
+
+
+async def delete_label(request: web.Request) -> web.Response:
+    """DELETE /api/v1/labels?id=&account= -> {deleted_id, deleted_name, message}: from the
+    registry and from every message, in every account that has it."""
+    principal = authorize(request, "write")
+    label_id = query_text(request, "id")
+    if not label_id:
+        raise InvalidInput("id is required: the label's id", field="id")
+    service = request.app[LABELS]
+    deleted: Label | None = None
+    for account in _registry_accounts(request, principal):
+        with contextlib.suppress(NotFound):
+            deleted = await service.delete(account, label_id)
+    if deleted is None:
+        raise NotFound(f"no label {label_id!r}", field="id")
+    return ok(JasniLabelDeleted(deleted_id=deleted.id, deleted_name=deleted.name,
+                                message="Label deleted successfully"))
+
+
+def _email_label(label: Label, by: str = "", at: str = "",
+                 metadata: dict[str, Any] | None = None) -> JasniEmailLabel:
+    return JasniEmailLabel(**_label_out(label).model_dump(), applied_by=by, applied_at=at,
+                           metadata=metadata)
+
+
+async def list_email_labels(request: web.Request) -> web.Response:
+    """GET /api/v1/emails/{uid}/labels?account=&folder=INBOX -> {labels, message_id, account}."""
+    principal = authorize(request, "read")
+    account = _account(principal, query_text(request, "account"))
+    folder = await _folder(request, account)
+    uid = parse_uid(request.match_info["uid"])
+    labels, mid = await request.app[LABELS].on_message(account, folder, uid)
+    return ok(JasniEmailLabels(labels=[_email_label(lb) for lb in labels], message_id=mid,
+                               account=account.email))
+
+
+async def assign_email_labels(request: web.Request) -> web.Response:
+    """POST /api/v1/emails/{uid}/labels?account=&folder=INBOX {label_ids, labels, agent_name,
+    metadata} -> the labels the message carries now, and those created."""
+    principal = authorize(request, "write")
+    body = validate_body(JasniLabelAssign, await read_json_object(request))
+    if not body.label_ids and not body.labels:
+        raise InvalidInput("give label_ids or labels (names)", field="labels")
+    account = _account(principal, query_text(request, "account"))
+    folder = await _folder(request, account)
+    uid = parse_uid(request.match_info["uid"])
+    on, created, mid = await request.app[LABELS].assign(account, folder, uid,
+                                                         body.label_ids or [], body.labels or [])
+    given = {lb.id for lb in on} & {*(body.label_ids or []),
+                                    *(keyword_of(n.strip()) for n in body.labels or [])}
+    at = rfc3339(utcnow())
+    out = [_email_label(lb, body.agent_name or "", at, body.metadata) if lb.id in given
+           else _email_label(lb) for lb in on]
+    return ok(JasniLabelsAssigned(
+        labels=out, created_labels=[JasniCreatedLabel(id=lb.id, name=lb.name, color=lb.color)
+                                    for lb in created],
+        message_id=mid, account=account.email, message=f"{len(given)} label(s) assigned"))
+
+
+async def remove_email_labels(request: web.Request) -> web.Response:
+    """DELETE /api/v1/emails/{uid}/labels?account=&folder=INBOX&label_ids=a,b ->
+    {removed_count, message_id, message}."""
+    principal = authorize(request, "write")
+    ids = [i.strip() for i in (query_text(request, "label_ids") or "").split(",") if i.strip()]
+    if not ids:
+        raise InvalidInput("label_ids is required: comma-separated label ids", field="label_ids")
+    account = _account(principal, query_text(request, "account"))
+    folder = await _folder(request, account)
+    uid = parse_uid(request.match_info["uid"])
+    removed, mid = await request.app[LABELS].remove(account, folder, uid, ids)
+    return ok(JasniLabelsRemoved(removed_count=removed, message_id=mid,
+                                 message=f"{removed} label(s) removed"))
 
 
 # ----------------------------------------------------------------------------- accounts

@@ -12,6 +12,7 @@ from mailbridge.api.routing import Route
 from mailbridge.auth import Authenticator
 from mailbridge.config import Config
 from mailbridge.drafts import DraftService
+from mailbridge.labels import LabelService
 from mailbridge.messages import MessageService
 from mailbridge.sending import SendService
 
@@ -22,6 +23,8 @@ DRAFTS = web.AppKey("drafts", DraftService)
 SENDING = web.AppKey("sending", SendService)
 MESSAGES = web.AppKey("messages", MessageService)
 """Any message of any folder (dialect 1's /emails calls)."""
+LABELS = web.AppKey("labels", LabelService)
+"""The label registry and labels on messages (dialect 1's /labels calls)."""
 AUTH = web.AppKey("authenticator", Authenticator)
 ROUTE_TABLE: web.AppKey[Sequence[Route]] = web.AppKey("route_table")
 """The routes the app serves (mailbridge.api.routes.ROUTES), for the OpenAPI document."""

@@ -76,6 +76,17 @@ def query_text(request: web.Request, name: str) -> str | None:
     return value
 
 
+def query_bool(request: web.Request, name: str) -> bool:
+    """Query parameter ``name`` as a boolean: ``true``/``1``/``yes`` or ``false``/``0``/``no``
+    (any case), false when absent; InvalidInput (400) otherwise."""
+    raw = (request.query.get(name) or "").strip().lower()
+    if raw in ("", "false", "0", "no"):
+        return False
+    if raw in ("true", "1", "yes"):
+        return True
+    raise InvalidInput(f"{name} must be true or false", field=name)
+
+
 def query_limit(request: web.Request, name: str = "limit", default: int = DEFAULT_LIMIT,
                 maximum: int = MAX_LIMIT) -> int:
     """Query parameter ``name`` as an integer 1..``maximum``; InvalidInput (400) otherwise."""

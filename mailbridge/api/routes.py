@@ -37,9 +37,17 @@ from mailbridge.api.schemas import (
     JasniEmailChanged,
     JasniEmailData,
     JasniEmailDeleted,
+    JasniEmailLabels,
     JasniEmailList,
     JasniForwarded,
     JasniForwardRequest,
+    JasniLabelAssign,
+    JasniLabelCreate,
+    JasniLabelCreated,
+    JasniLabelDeleted,
+    JasniLabelList,
+    JasniLabelsAssigned,
+    JasniLabelsRemoved,
     JasniOk,
     JasniRaw,
     JasniReplied,
@@ -151,6 +159,19 @@ _SEND_NOTES = {
 }
 
 _BODY_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 502, 503)
+
+_LABELS_TEXT = (
+    "A label on a message is an IMAP keyword, so mail clients that show keywords "
+    "(Thunderbird's tags) see it; the keyword is the label's `id`: its name where that is a "
+    "safe keyword (at most 50 ASCII characters, no IMAP specials, no leading `$`), else "
+    "`mb_` and 26 characters of the name's SHA-256 (base32), so any name of up to 100 "
+    "characters works and has the same id in every account. The registry (name, colour, "
+    "description) is kept in the mail server: one small message per label in the account's "
+    "`Mailbridge` folder (`[accounts.folders] mailbridge`), never in a side database. Names are "
+    "unique per account whatever their case.")
+_REGISTRY_ACCOUNT = _query(
+    "account", "Only this account (email or id). Without it the call acts on every account the "
+    "token may use, and a label has the same `id` in each.")
 
 ROUTES: tuple[Route, ...] = (
     # ------------------------------------------------------------------ dialect 1: Jasni
@@ -334,6 +355,63 @@ ROUTES: tuple[Route, ...] = (
         errors=(400, 401, 403, 404, 422, 502, 503),
         error_notes={404: "No such message, or it has no attachment of that name or index "
                           "(`not_found`, `field` names `uid` or `attachment`)."}),
+    Route(
+        "GET", f"{jasni.PREFIX}/emails/{{uid}}/labels", jasni.list_email_labels,
+        "jasniListEmailLabels", TAG_JASNI, "List a message's labels",
+        f"The registry's labels the message carries. {_LABELS_TEXT} IMAP keeps no author or "
+        "time of a keyword, so `applied_by` and `applied_at` are `\"\"` here.",
+        "read", JasniOk[JasniEmailLabels], params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
+        errors=(400, 401, 403, 404, 422, 502, 503)),
+    Route(
+        "POST", f"{jasni.PREFIX}/emails/{{uid}}/labels", jasni.assign_email_labels,
+        "jasniAssignEmailLabels", TAG_JASNI, "Label a message",
+        "Puts labels on the message: `label_ids` of the registry (an unknown one is a 404 and "
+        "changes nothing), and `labels` by name, created in the registry when missing (listed "
+        "in `created_labels`). The answer lists every label the message carries now; those just "
+        "applied carry `applied_by` (= `agent_name`), `applied_at` and `metadata`, which are "
+        f"not stored. {_LABELS_TEXT} A folder whose PERMANENTFLAGS allow no new keywords "
+        "answers 502 `imap_capability_missing`.",
+        "write", JasniOk[JasniLabelsAssigned], body=JasniLabelAssign,
+        examples={"names": ("By name, created when missing",
+                            {"labels": ["Invoices", "Nächste Woche"], "agent_name": "sorter"})},
+        params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
+        errors=(400, 401, 403, 404, 413, 415, 422, 502, 503)),
+    Route(
+        "DELETE", f"{jasni.PREFIX}/emails/{{uid}}/labels", jasni.remove_email_labels,
+        "jasniRemoveEmailLabels", TAG_JASNI, "Take labels off a message",
+        "Removes the labels `label_ids` from the message; `removed_count` says how many of them "
+        "it carried. The labels stay in the registry.",
+        "write", JasniOk[JasniLabelsRemoved],
+        params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER,
+                _query("label_ids", "Comma-separated label ids.")),
+        errors=(400, 401, 403, 404, 422, 502, 503)),
+    Route(
+        "GET", f"{jasni.PREFIX}/labels", jasni.list_labels,
+        "jasniListLabels", TAG_JASNI, "List labels",
+        f"The label registry. {_LABELS_TEXT}",
+        "read", JasniOk[JasniLabelList],
+        params=(_REGISTRY_ACCOUNT, _query(
+            "include_count", "`true`: add `email_count`, the messages carrying each label in "
+            "every folder but Trash (a SEARCH per folder and label).", {"type": "boolean"})),
+        errors=(400, 401, 403, 404, 422, 502, 503)),
+    Route(
+        "POST", f"{jasni.PREFIX}/labels", jasni.create_label,
+        "jasniCreateLabel", TAG_JASNI, "Create a label",
+        f"Adds a label to the registry. {_LABELS_TEXT} A name that exists already (any case) is "
+        "a 409 and nothing is written; `color` is `#rrggbb`, chosen from the name when omitted.",
+        "write", JasniOk[JasniLabelCreated], status=201, body=JasniLabelCreate,
+        examples={"label": ("A label", {"name": "Important", "color": "#ff0000",
+                                         "description": "Needs an answer today"})},
+        params=(_REGISTRY_ACCOUNT,),
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503)),
+    Route(
+        "DELETE", f"{jasni.PREFIX}/labels", jasni.delete_label,
+        "jasniDeleteLabel", TAG_JASNI, "Delete a label",
+        "Removes the label from the registry and from every message that carries it, in every "
+        "folder.",
+        "write", JasniOk[JasniLabelDeleted],
+        params=(_query("id", "The label's id."), _REGISTRY_ACCOUNT),
+        errors=(400, 401, 403, 404, 422, 502, 503)),
     Route(
         "POST", f"{jasni.PREFIX}/emails/send", jasni.send_email,
         "jasniSendEmail", TAG_JASNI, "Send a new message",

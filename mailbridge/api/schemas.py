@@ -485,6 +485,98 @@ class JasniEmailData(_CamelResponse):
     email: JasniEmail
 
 
+# labels: snake_case, as the Jasni SDK reads them
+
+LabelName = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class JasniLabel(_Response):
+    id: str
+    """The IMAP keyword that marks the label's messages."""
+    name: str
+    color: str
+    """``#rrggbb``."""
+    description: str | None
+    created_at: Timestamp
+    email_count: int | None = None
+    """With ``include_count=true``: messages carrying it, in every folder but Trash."""
+
+
+class JasniLabelList(_Response):
+    """data of GET /api/v1/labels."""
+
+    labels: list[JasniLabel]
+    total: int
+
+
+class JasniLabelCreate(_Request):
+    """POST /api/v1/labels."""
+
+    name: LabelName
+    color: str | None = None
+    """``#rrggbb``; one is chosen from the name when omitted."""
+    description: Annotated[str, Field(max_length=1000)] | None = None
+
+
+class JasniLabelCreated(_Response):
+    label: JasniLabel
+    message: str
+
+
+class JasniLabelDeleted(_Response):
+    deleted_id: str
+    deleted_name: str
+    message: str
+
+
+class JasniEmailLabel(JasniLabel):
+    applied_by: str
+    """Who applied it, as the caller said (``agent_name``) in the answer of the assignment;
+    IMAP keeps no author of a keyword, so a list says ``""``."""
+    applied_at: str
+    """When, in the answer of the assignment; ``""`` in a list (IMAP keeps no time)."""
+    metadata: dict[str, Any] | None = None
+
+
+class JasniEmailLabels(_Response):
+    """data of GET /api/v1/emails/{uid}/labels."""
+
+    labels: list[JasniEmailLabel]
+    message_id: str
+    account: str
+
+
+class JasniLabelAssign(_Request):
+    """POST /api/v1/emails/{uid}/labels: labels by id, or by name (created when missing)."""
+
+    label_ids: list[Annotated[str, Field(min_length=1, max_length=50)]] | None = None
+    labels: list[LabelName] | None = None
+    agent_name: Annotated[str, Field(max_length=200)] | None = None
+    metadata: dict[str, Any] | None = None
+    """Echoed in the answer; not stored."""
+
+
+class JasniCreatedLabel(_Response):
+    id: str
+    name: str
+    color: str
+
+
+class JasniLabelsAssigned(_Response):
+    labels: list[JasniEmailLabel]
+    """Every label the message carries now."""
+    created_labels: list[JasniCreatedLabel]
+    message_id: str
+    account: str
+    message: str
+
+
+class JasniLabelsRemoved(_Response):
+    removed_count: int
+    message_id: str
+    message: str
+
+
 class JasniAccount(_CamelResponse):
     id: UUID
     email: str

@@ -20,10 +20,15 @@ What Dovecot 2.3.19 sends, as seen by ``tests/test_bodystructure.py``:
 - A Content-Type without a slash (``bogus``) comes as ``"bogus" ""``; a multipart without a
   boundary, or with no parts, comes with one made-up empty ``text/plain`` child.
 - ``Content-Disposition: ; filename=x`` comes as disposition type ``""``.
+
+pymap 0.13 sends a part's disposition as one string, the header's value
+(``"attachment; filename=\\"d.zip\\""``), instead of a list: it is read as the header.
 """
 
 from __future__ import annotations
 
+import email.message
+import email.utils
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -248,9 +253,19 @@ def _disposition(value: SExpr) -> tuple[str | None, dict[str, str]]:
     if isinstance(value, list):
         kind = _text(_at(value, 0)) if value and not isinstance(value[0], list) else None
         return (kind or "").strip().lower() or None, _params(_at(value, 1))
-    if isinstance(value, bytes | str):  # not IMAP syntax; tolerated as the type alone
-        return (_text(value) or "").strip().lower() or None, {}
+    if isinstance(value, bytes | str):  # not IMAP syntax, but pymap 0.13 sends the header so
+        return _disposition_header(_text(value) or "")
     return None, {}
+
+
+def _disposition_header(text: str) -> tuple[str | None, dict[str, str]]:
+    """A Content-Disposition field value (``attachment; filename="a.pdf"``), read by the stdlib."""
+    field = email.message.Message()
+    field["Content-Disposition"] = text
+    kind = (field.get_content_disposition() or "").strip().lower() or None
+    pairs = [(key, email.utils.collapse_rfc2231_value(val)) for key, val in
+             field.get_params([], header="content-disposition")[1:]]
+    return kind, decode_params(pairs)
 
 
 # ---------------------------------------------------------------------------- parameters

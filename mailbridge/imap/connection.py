@@ -50,6 +50,7 @@ from mailbridge.imap.responses import (
     parse_fetch,
     parse_list,
     parse_modified,
+    parse_namespace,
     parse_response_code,
     parse_search,
     parse_select,
@@ -595,6 +596,13 @@ class ImapConnection:
         """LIST "" pattern; returns the mailboxes with their attributes (RFC 3501, RFC 6154)."""
         lines = await self.command("LIST", '""', quote_astring(pattern))
         return parse_list(lines)
+
+    async def personal_namespace(self) -> tuple[str, str | None]:
+        """The prefix and delimiter of the user's own mailboxes (RFC 2342 NAMESPACE), e.g.
+        ``("INBOX.", ".")``; ``("", None)`` when the server has no NAMESPACE or names none."""
+        if not self.has("NAMESPACE"):
+            return "", None
+        return parse_namespace(await self.command("NAMESPACE")) or ("", None)
 
     async def create_mailbox(self, name: str, special_use: str | None = None) -> None:
         """CREATE a mailbox, with a special-use attribute when the server has CREATE-SPECIAL-USE."""

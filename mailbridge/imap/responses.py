@@ -57,6 +57,7 @@ __all__ = [
     "parse_internaldate",
     "parse_list",
     "parse_modified",
+    "parse_namespace",
     "parse_response_code",
     "parse_search",
     "parse_select",
@@ -709,6 +710,28 @@ def parse_search(lines: Lines) -> SearchResult:
         if found_modseq is not None:
             modseq = found_modseq if modseq is None else max(modseq, found_modseq)
     return SearchResult(tuple(sorted(uids)), count, low, high, modseq)
+
+
+def parse_namespace(lines: Lines) -> tuple[str, str | None] | None:
+    """Returns the first personal namespace of a NAMESPACE reply (RFC 2342) as (prefix,
+    delimiter), e.g. ``("INBOX.", ".")`` (Courier, Cyrus) or ``("", "/")`` (Dovecot); None
+    when the reply names none (``NAMESPACE NIL NIL NIL``). The prefix is modified UTF-7, as
+    sent."""
+    for head, parts in _replies(lines):
+        if _UNSOLICITED.match(head) and not head[:10].upper().startswith(b"NAMESPACE "):
+            continue
+        values = _values(parts)
+        if values and isinstance(values[0], str) and values[0].upper() == "NAMESPACE":
+            values = values[1:]
+        personal = values[0] if values else None
+        if not isinstance(personal, list):
+            return None
+        first = personal[0] if personal else None
+        if not isinstance(first, list) or len(first) < 2 or not isinstance(first[0], bytes):
+            raise ImapProtocolError("NAMESPACE reply is malformed")
+        delimiter = first[1].decode("utf-8", "replace") if isinstance(first[1], bytes) else None
+        return first[0].decode("utf-8", "replace"), delimiter
+    return None
 
 
 def parse_thread(lines: Lines) -> list[tuple[int, ...]]:
