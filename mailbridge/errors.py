@@ -98,6 +98,11 @@ class Unprocessable(InvalidInput):
     recipients than allowed, an account the draft does not belong to..."""
 
 
+class NotSendable(Unprocessable):
+    """The draft cannot be sent as it is (no recipient, too many, an invalid stored address):
+    the request was fine, the draft is not."""
+
+
 class HeaderInjection(InvalidInput):
     """A value that ends up in a mail header contains CR or LF (RFC 5322 header injection)."""
 
@@ -120,6 +125,12 @@ class Forbidden(RequestError):
     """The token is valid but lacks the scope (read, write, send) the call needs."""
 
     code = "forbidden"
+
+
+class AccountsFromConfiguration(Forbidden):
+    """Accounts are the operator's configuration: no call creates, changes or removes one."""
+
+    code = "accounts_from_configuration"
 
 
 class NotFound(RequestError):

@@ -8,7 +8,8 @@ every copy a write may have left (see :meth:`mailbridge.drafts.DraftService.dele
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
 from mailbridge.attachments import AttachmentPart, list_parts, read
@@ -16,8 +17,11 @@ from mailbridge.config import AccountConfig
 from mailbridge.drafts import DraftService
 from mailbridge.errors import ImapNotFound, NotFound
 from mailbridge.imap import ImapConnection
+from mailbridge.imap.folders import ROLES
 from mailbridge.listing import page
+from mailbridge.model import DraftContent
 from mailbridge.reading import fetch_whole, select_named
+from mailbridge.replies import forwarding_headers
 from mailbridge.threads import Thread, find_thread, list_threads
 from mailbridge.views import Page, PagePosition, StoredMessage, has_flag
 
@@ -30,6 +34,30 @@ class MessageService:
     def __init__(self, drafts: DraftService) -> None:
         self.drafts = drafts
         self.store = drafts.store
+
+    async def folder_named(self, account: AccountConfig, name: str) -> str:
+        """The mailbox a caller means by ``name``: ``Drafts``, ``Sent``, ``Trash``, ``Junk`` and
+        ``Archive`` (any case) mean the account's folder of that role (special-use, else a
+        usual name, else ``[accounts.folders]``), whatever the server calls it
+        (``[Gmail]/Drafts``, ``INBOX.Drafts``); any other name is taken as it is."""
+        if name.lower() in ROLES:
+            with contextlib.suppress(ImapNotFound):
+                return await self.store.pool(account).folder(name.lower())
+        return name
+
+    async def answer_draft(self, account: AccountConfig, folder: str, uid: int,
+                           make: Callable[[StoredMessage], DraftContent], *,
+                           forward: bool, idempotency_key: str | None = None
+                           ) -> tuple[StoredMessage, bool]:
+        """A new draft answering the message ``uid`` (a reply or a forward): ``make`` builds it
+        from the original, read whole (see :mod:`mailbridge.replies`). Stored as
+        :meth:`DraftService.create` stores drafts; the original gets ``\\Answered`` or
+        ``$Forwarded`` when the draft is sent (:mod:`mailbridge.sending`)."""
+        original = await self.get(account, folder, uid)
+        content = make(original)
+        extra = forwarding_headers(original) if forward else ()
+        return await self.drafts.create(account, content, idempotency_key=idempotency_key,
+                                        extra_headers=extra)
 
     async def list_folder(self, account: AccountConfig, folder: str, limit: int,
                           after: PagePosition | None = None) -> Page:

@@ -47,7 +47,7 @@ _header_parser = email.parser.BytesHeaderParser(policy=email.policy.default)
 # client draft markers and settings (mailbridge's own X-Mailbridge-* headers are kept as well).
 KEPT_HEADER_PREFIXES = ("x-mozilla-", "x-uniform-type-identifier", "x-apple-", "user-agent",
                         "x-mailer", "reply-to", "disposition-notification-to",
-                        "return-receipt-to")
+                        "return-receipt-to", "x-forwarded-message-id")
 
 
 def lasting_flags(item: FetchItem) -> tuple[str, ...]:

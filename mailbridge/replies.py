@@ -58,6 +58,18 @@ def forward_content(original: StoredMessage, *, to: tuple[Address, ...],
                         text=text, html=html, attachments=original.content.attachments)
 
 
+FORWARDED_MESSAGE_ID = "X-Forwarded-Message-Id"
+"""The header Thunderbird gives a forward: the forwarded message's Message-ID. mailbridge writes
+it too, and a send of a draft that has it flags that message ``$Forwarded``."""
+
+
+def forwarding_headers(original: StoredMessage) -> tuple[tuple[str, str], ...]:
+    """The headers a forward of ``original`` carries (none when it has no Message-ID)."""
+    mid = original.parsed.message_id
+    bare = (mid or "").strip().strip("<>")
+    return ((FORWARDED_MESSAGE_ID, f"<{bare}>"),) if bare else ()
+
+
 def reply_content(original: StoredMessage, account: AccountConfig, *, text: str | None,
                   html: str | None, reply_all: bool, include_original: bool) -> DraftContent:
     """The draft of a reply from ``account`` to ``original``."""

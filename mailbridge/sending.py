@@ -10,7 +10,8 @@ one) can see and finish it:
 2. **deliver** over SMTP (mailbridge.smtp). On acceptance the claimed version is flagged
    ``$MailbridgeDelivered`` at once.
 3. **file**: APPEND what was delivered (plus Bcc) to Sent (per ``sent_copy``), remove the
-   draft from Drafts, mark the replied-to message ``\\Answered``.
+   draft from Drafts, mark the replied-to message ``\\Answered`` (a forwarded one
+   ``$Forwarded``).
 
 A process that dies holding a claim leaves it to expire; the sweeper (mailbridge.scheduler) then
 files a delivered draft (no second delivery) and marks an undelivered one failed with an unknown
@@ -49,6 +50,7 @@ from mailbridge.errors import (
     InvalidInput,
     MailbridgeError,
     NotFound,
+    NotSendable,
     SmtpError,
     SmtpOutcomeUnknown,
     SmtpRejected,
@@ -66,6 +68,7 @@ from mailbridge.mime import (
 )
 from mailbridge.model import DraftContent, Status
 from mailbridge.reading import fetch_whole, whole
+from mailbridge.replies import FORWARDED_MESSAGE_ID
 from mailbridge.smtp import Sender, smtp_endpoint
 from mailbridge.store import CURRENT_ONLY, KEYWORD_DELIVERED, search_string
 from mailbridge.versions import (
@@ -193,7 +196,10 @@ class SendService:
         Idempotency-Key, which finds the draft or its Sent copy by the key and delivers nothing
         again). A send that fails leaves the draft in Drafts, status failed, as a draft's does;
         one without a valid recipient is refused before anything is stored."""
-        self._recipients_of(content)
+        try:
+            self._recipients_of(content)
+        except NotSendable as exc:  # here the recipients are the request's own
+            raise Unprocessable(exc.message, field=exc.field) from None
         if idempotency_key is not None:
             async with self.drafts.accounts.pool(account).connection() as conn:
                 done = await self._by_send_key(conn, account, idempotency_key)
@@ -250,13 +256,13 @@ class SendService:
         return self._recipients_of(draft.content)
 
     def _recipients_of(self, c: DraftContent) -> list[str]:
-        """The envelope recipients of ``c``; Unprocessable (naming the field) when there are
+        """The envelope recipients of ``c``; NotSendable (naming the field) when there are
         none, too many, or one is not a valid address."""
         addresses = [*c.to, *c.cc, *c.bcc]
         if not addresses:
-            raise Unprocessable("the draft has no recipient (to, cc or bcc)", field="to")
+            raise NotSendable("the draft has no recipient (to, cc or bcc)", field="to")
         if len(addresses) > self.limits.max_recipients:
-            raise Unprocessable(f"the draft has {len(addresses)} recipients, more than the "
+            raise NotSendable(f"the draft has {len(addresses)} recipients, more than the "
                                f"limit of {self.limits.max_recipients}", field="to")
         for field, group in (("to", c.to), ("cc", c.cc), ("bcc", c.bcc)):
             for i, a in enumerate(group):
@@ -264,7 +270,7 @@ class SendService:
                     validate_email(a.email, check_deliverability=False, test_environment=True,
                                    allow_smtputf8=True)
                 except EmailNotValidError as exc:
-                    raise Unprocessable(f"{field}[{i}]: {a.email!r} is not a valid address: {exc}",
+                    raise NotSendable(f"{field}[{i}]: {a.email!r} is not a valid address: {exc}",
                                        field=f"{field}[{i}]") from None
         return list(dict.fromkeys(a.email for a in addresses))
 
@@ -375,7 +381,10 @@ class SendService:
         await self.drafts.store.remove(conn, [claimed.uid])
         self.drafts.store.forget(account, claimed.id)
         if claimed.content.in_reply_to:
-            await self._mark_answered(conn, claimed.content.in_reply_to)
+            await self._mark_original(conn, claimed.content.in_reply_to, "\\Answered")
+        forwarded = claimed.header(FORWARDED_MESSAGE_ID)
+        if forwarded:
+            await self._mark_original(conn, forwarded, "$Forwarded")
         if result is None:
             result = dataclasses.replace(  # uid 0: no copy of it is kept anywhere
                 claimed, uid=0, kept_headers=(*[(n, v) for n, v in claimed.kept_headers
@@ -405,11 +414,12 @@ class SendService:
                 copy = set_header(copy, name, value)
         return copy
 
-    async def _mark_answered(self, conn: ImapConnection, message_id: str) -> None:
-        """Flags the message being replied to \\Answered, where it can be found (INBOX)."""
+    async def _mark_original(self, conn: ImapConnection, message_id: str, flag: str) -> None:
+        """Flags the message being replied to (``\\Answered``) or forwarded (``$Forwarded``),
+        where it can be found (INBOX)."""
         mid = message_id.strip().strip("<>")
         with contextlib.suppress(MailbridgeError):
             await conn.select("INBOX")
             found = await conn.uid_search("HEADER", "Message-ID", search_string(f"<{mid}>"))
             if found.uids:
-                await conn.uid_store(found.uids, "+FLAGS.SILENT", ["\\Answered"])
+                await conn.uid_store(found.uids, "+FLAGS.SILENT", [flag])

@@ -84,7 +84,7 @@ async def test_a_hundred_thousand_recipients_are_refused_without_stalling_others
             "Authorization": f"Bearer {FULL_TOKEN}", "Content-Type": "application/json"})
         reply = await answer.json()
         took = time.perf_counter() - started
-        assert answer.status == 422, reply
+        assert answer.status == (400 if path == J else 422), reply  # dialect 1: ValidationError
         field = reply["field"] if path == J else reply["error"]["field"]
         assert field in ("to", "cc"), reply
         print(f"\n{path}: 100,000 recipients refused in {took * 1000:.0f} ms")

@@ -18,7 +18,13 @@ from typing import Any, TypeVar
 import pytest
 from api_helpers import FULL_TOKEN, Api, running_api
 from jasni import AsyncJasni, Jasni
-from jasni.errors import ConflictError, NotFoundError, ValidationError
+from jasni.errors import (
+    AuthenticationError,
+    ConflictError,
+    JasniError,
+    NotFoundError,
+    ValidationError,
+)
 
 from conftest import MailUser
 from mailbridge.devstack.stack import DevStack
@@ -30,10 +36,10 @@ T = TypeVar("T")
 class Client:
     """One SDK client, sync or async, with one awaitable way to call either."""
 
-    def __init__(self, base_url: str, mode: str) -> None:
+    def __init__(self, base_url: str, mode: str, key: str = FULL_TOKEN) -> None:
         self.mode = mode
-        self.sdk: Any = (Jasni(FULL_TOKEN, base_url=base_url) if mode == "sync"
-                         else AsyncJasni(FULL_TOKEN, base_url=base_url))
+        self.sdk: Any = (Jasni(key, base_url=base_url) if mode == "sync"
+                         else AsyncJasni(key, base_url=base_url))
 
     async def __call__(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self.mode == "sync":
@@ -71,6 +77,43 @@ async def test_accounts_list(sdk: Client, api: Api) -> None:
     assert (account.id, account.email, account.name) == (str(api.user.id), api.user.email,
                                                          "Test User")
     assert account.created_at  # a time, as a string
+
+
+async def test_accounts_are_the_operators(sdk: Client, api: Api) -> None:
+    """accounts.create, update and delete provision mailboxes on a hosted service: here each is
+    a 403 accounts_from_configuration (a plain JasniError in the SDK, not a ServerError that
+    a retry policy would repeat), and nothing changes."""
+    accounts = sdk.sdk.accounts
+    for call, kwargs in ((accounts.create, {"username": "new", "name": "New"}),
+                         (accounts.update, {"email": api.user.email, "name": "Renamed"}),
+                         (accounts.delete, {"email": api.user.email})):
+        args = (kwargs.pop("email"),) if "email" in kwargs else ()
+        with pytest.raises(JasniError) as caught:
+            await sdk(call, *args, **kwargs)
+        assert type(caught.value) is JasniError and caught.value.status == 403
+        assert "operator's configuration" in caught.value.message
+    assert [a.name for a in (await sdk(accounts.list)).accounts] == ["Test User"]
+
+
+async def test_errors_are_the_sdks_classes(sdk: Client, api: Api) -> None:
+    """400 ValidationError for a request whose values cannot be used (here: a forward to
+    something that is no address, a send without recipients), 404 NotFoundError, 401
+    AuthenticationError; nothing is sent."""
+    me = api.user.email
+    uid = await asyncio.to_thread(api.append, b"From: ann@example.test\r\nSubject: Hi\r\n\r\nx\r\n")
+    with pytest.raises(ValidationError):
+        await sdk(sdk.sdk.emails.forward, uid, account=me, to="nobody")
+    with pytest.raises(ValidationError):
+        await sdk(sdk.sdk.emails.send, from_=me, to=[], subject="To no one", text="x")
+    with pytest.raises(NotFoundError):
+        await sdk(sdk.sdk.emails.get, uid + 1000, account=me)
+    stranger = Client(str(api.client.make_url("")).rstrip("/"), sdk.mode, key="jsk_" + "0" * 40)
+    try:
+        with pytest.raises(AuthenticationError):
+            await stranger(stranger.sdk.accounts.list)
+    finally:
+        await stranger.close()
+    assert [m for m in api.devstack.smtp.delivered if m.login == me] == []
 
 
 async def test_a_draft_through_its_whole_life(sdk: Client, api: Api) -> None:
@@ -265,6 +308,41 @@ async def test_labels(sdk: Client, api: Api) -> None:
     every, subscribed = await asyncio.to_thread(folders)
     assert any(b'"Mailbridge"' in f or f.endswith(b" Mailbridge") for f in every), every
     assert not any(b"Mailbridge" in f for f in subscribed if f)
+
+
+async def test_the_agents_reply_flow(sdk: Client, api: Api) -> None:
+    """reply draft (POST /emails/{uid}/reply/draft: not an SDK method) -> drafts.list ->
+    drafts.get -> drafts.update -> drafts.send; the reply is delivered once, found in Sent, and
+    get_thread of the original's Message-ID there shows it threaded under the original; the
+    original gets \\Answered only once the reply is sent."""
+    me = api.user.email
+    original = await asyncio.to_thread(
+        api.append, b"From: Ann <ann@example.test>\r\nTo: " + me.encode()
+        + b"\r\nCc: Carl <carl@example.test>\r\nSubject: Budget\r\nMessage-ID: <budget@x>\r\n"
+        b"Date: Mon, 02 Mar 2026 10:00:00 +0000\r\n\r\nCan we spend 5k?\r\n")
+    made = await api.call("POST", f"/api/v1/emails/{original}/reply/draft",
+                          json_body={"text": "Yes.", "replyAll": True})
+    assert made.status == 201 and made.headers["ETag"], made.body
+    drafts = sdk.sdk.drafts
+    [listed] = (await sdk(drafts.list, account=me)).drafts
+    assert (listed.uid, listed.subject) == (made.body["data"]["uid"], "Re: Budget")
+    got = (await sdk(drafts.get, listed.uid, account=me)).email
+    assert got.text.startswith("Yes.\n\nOn Mon, 02 Mar 2026 10:00, Ann wrote:\n> Can we spend 5k?")
+    assert [getattr(a, "address", a) for a in got.to] == ["ann@example.test"]
+    assert [getattr(a, "address", a) for a in got.cc or []] == ["carl@example.test"]
+    assert (got.in_reply_to, got.references) == ("<budget@x>", "<budget@x>")
+    flags = (await api.call("GET", f"/api/v1/emails/{original}")).body["data"]["email"]["flags"]
+    assert "\\Answered" not in flags  # not before it is sent
+    updated = await sdk(drafts.update, account=me, uid=listed.uid,
+                        text="Yes, up to 5k.\n\n> Can we spend 5k?\n")
+    sent = await sdk(drafts.send, account=me, uid=updated.uid)
+    assert sent.subject == "Re: Budget" and sent.to == ["ann@example.test"]
+    [wire] = [m for m in api.devstack.smtp.delivered if m.login == me]
+    assert b"In-Reply-To: <budget@x>" in wire.data and b"Yes, up to 5k." in wire.data
+    flags = (await api.call("GET", f"/api/v1/emails/{original}")).body["data"]["email"]["flags"]
+    assert "\\Answered" in flags
+    thread = await sdk(sdk.sdk.emails.get_thread, "<budget@x>", account=me, folder="Sent")
+    assert thread.thread_id == "budget@x" and [e.subject for e in thread.emails] == ["Re: Budget"]
 
 
 async def test_acting_on_mail(sdk: Client, api: Api) -> None:

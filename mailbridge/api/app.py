@@ -80,7 +80,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except MailbridgeError as exc:
         field = exc.field if isinstance(exc, RequestError) else None
         challenge = {"WWW-Authenticate": WWW_AUTHENTICATE} if isinstance(exc, Unauthorized) else None
-        status = status_of(exc)
+        status = status_of(exc, dialect_1=_in(path, jasni.PREFIX))
         if status >= 500:
             log.warning("%s %s: %s: %s", request.method, path, exc.code, exc.message)
         response = error_response(path, status, exc.code, exc.message, field, challenge)

@@ -7,6 +7,9 @@ whichever account of the token holds it; ``?from_account_id=`` narrows the searc
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from aiohttp import web
@@ -20,7 +23,7 @@ from mailbridge.api.conversion import (
     format_address,
     message_id,
 )
-from mailbridge.api.keys import DRAFTS, SENDING
+from mailbridge.api.keys import DRAFTS, MESSAGES, SENDING
 from mailbridge.api.params import (
     encode_cursor,
     idempotency_key,
@@ -31,12 +34,20 @@ from mailbridge.api.params import (
     query_text,
     with_etag,
 )
-from mailbridge.api.schemas import ExanteAttachmentOut, ExanteDraft, ExanteDraftList, ExanteDraftUpsert
+from mailbridge.api.schemas import (
+    ExanteAttachmentOut,
+    ExanteDraft,
+    ExanteDraftList,
+    ExanteDraftUpsert,
+    ExanteForwardDraft,
+    ExanteReplyDraft,
+)
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
 from mailbridge.drafts import DraftService
-from mailbridge.errors import InvalidInput, Unprocessable
-from mailbridge.model import Status
+from mailbridge.errors import InvalidInput, NotFound, Unprocessable
+from mailbridge.model import DraftContent, Status
+from mailbridge.replies import forward_content, reply_content
 from mailbridge.views import DraftQuery, StoredMessage
 
 PREFIX = "/api/email"
@@ -112,6 +123,61 @@ async def upsert_draft(request: web.Request) -> web.Response:
         return await drafts.replace(account, ref, changes, expected=if_match(request))
 
     return record(await drafts.in_holder(_holders(principal, None), ref, update))
+
+
+async def reply_draft(request: web.Request) -> web.Response:
+    """POST /api/email/drafts/reply {from_account_id, folder, message_uid, body_text, body_html,
+    reply_all, include_original, context_*, planned_send_at} -> 201, the draft record."""
+    principal = authorize(request, "write")
+    body = validate_body(ExanteReplyDraft, await read_json_object(request))
+    account = resolve_account(principal, body.from_account_id, "from_account_id")
+    given = draft_changes(draft_input(body), limits_of(request))
+
+    def make(original: StoredMessage) -> DraftContent:
+        content = reply_content(original, account, text=given.get("text"), html=given.get("html"),
+                                reply_all=body.reply_all, include_original=body.include_original)
+        return _with_links(content, given)
+
+    return await _answer(request, principal, account, body, make, forward=False)
+
+
+async def forward_draft(request: web.Request) -> web.Response:
+    """POST /api/email/drafts/forward {from_account_id, folder, message_uid, to, cc, bcc,
+    body_text, body_html, include_original, context_*, planned_send_at} -> 201, the record."""
+    principal = authorize(request, "write")
+    body = validate_body(ExanteForwardDraft, await read_json_object(request))
+    account = resolve_account(principal, body.from_account_id, "from_account_id")
+    given = draft_changes(draft_input(body), limits_of(request))
+
+    def make(original: StoredMessage) -> DraftContent:
+        content = forward_content(original, to=given.get("to", ()), cc=given.get("cc", ()),
+                                  bcc=given.get("bcc", ()), text=given.get("text"),
+                                  html=given.get("html"), include_original=body.include_original)
+        return _with_links(content, given)
+
+    return await _answer(request, principal, account, body, make, forward=True)
+
+
+def _with_links(content: DraftContent, given: dict[str, Any]) -> DraftContent:
+    """The caller's context link and planned time on a reply or forward."""
+    keep = {k: given[k] for k in ("context_type", "context_id", "planned_send_at") if k in given}
+    return dataclasses.replace(content, **keep)
+
+
+async def _answer(request: web.Request, principal: Principal, account: AccountConfig,
+                  body: ExanteReplyDraft | ExanteForwardDraft,
+                  make: Callable[[StoredMessage], DraftContent], *, forward: bool) -> web.Response:
+    messages = request.app[MESSAGES]
+    folder = await messages.folder_named(account, body.folder)
+    try:
+        draft, _created = await messages.answer_draft(
+            account, folder, body.message_uid, make, forward=forward,
+            idempotency_key=idempotency_key(request, principal))
+    except NotFound as exc:  # the message: named message_uid in this dialect
+        if exc.field != "uid":
+            raise
+        raise NotFound(exc.message, field="message_uid") from None
+    return record(draft, status=201)
 
 
 async def get_draft(request: web.Request) -> web.Response:

@@ -96,6 +96,7 @@ from mailbridge.attachments import AttachmentPart, find
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
 from mailbridge.errors import (
+    AccountsFromConfiguration,
     Conflict,
     ImapNotFound,
     InvalidInput,
@@ -103,11 +104,10 @@ from mailbridge.errors import (
     NotFound,
     Unprocessable,
 )
-from mailbridge.imap.folders import ROLES
 from mailbridge.labels import Label, keyword_of
 from mailbridge.mime import parse_address_list
 from mailbridge.model import Address
-from mailbridge.replies import forward_content, reply_content
+from mailbridge.replies import forward_content, forwarding_headers, reply_content
 from mailbridge.threads import WINDOW, Thread
 from mailbridge.views import DraftQuery, StoredMessage, utcnow
 
@@ -314,15 +314,9 @@ def _sent_answer(account: AccountConfig, sent: StoredMessage) -> JasniSent:
 # ----------------------------------------------------------------------------- any folder
 
 async def _folder(request: web.Request, account: AccountConfig) -> str:
-    """The ``folder`` parameter as a mailbox name: ``Drafts``, ``Sent``, ``Trash``, ``Junk`` and
-    ``Archive`` (any case) mean the account's folder of that role (special-use, else a usual
-    name, else ``[accounts.folders]``), as Jasni's docs promise, whatever the server calls it
-    (``[Gmail]/Drafts``, ``INBOX.Drafts``); any other name is taken as it is."""
-    name = query_folder(request)
-    if name.lower() in ROLES:
-        with contextlib.suppress(ImapNotFound):
-            return await request.app[ACCOUNTS].pool(account).folder(name.lower())
-    return name
+    """The ``folder`` parameter as a mailbox name (``Drafts``... mean the account's folder of
+    that role: :meth:`~mailbridge.messages.MessageService.folder_named`)."""
+    return await request.app[MESSAGES].folder_named(account, query_folder(request))
 
 
 async def list_emails(request: web.Request) -> web.Response:
@@ -528,8 +522,9 @@ async def reply_email(request: web.Request) -> web.Response:
     body = validate_body(JasniReplyRequest, await read_json_object(request))
     account = _account(principal, query_text(request, "account"))
     folder = await _folder(request, account)
+    given = draft_changes(draft_input(body), limits_of(request))  # the body limits
     original = await request.app[MESSAGES].get(account, folder, parse_uid(request.match_info["uid"]))
-    content = reply_content(original, account, text=body.text, html=body.html,
+    content = reply_content(original, account, text=given.get("text"), html=given.get("html"),
                             reply_all=body.reply_all, include_original=body.include_original)
     sent = await request.app[SENDING].send_new(account, content, idempotency_key=key)
     c = sent.content
@@ -553,7 +548,8 @@ async def forward_email(request: web.Request) -> web.Response:
     content = forward_content(original, to=given.get("to", ()), cc=given.get("cc", ()),
                               bcc=given.get("bcc", ()), text=given.get("text"),
                               html=given.get("html"), include_original=body.include_original)
-    sent = await request.app[SENDING].send_new(account, content, idempotency_key=key)
+    sent = await request.app[SENDING].send_new(account, content, idempotency_key=key,
+                                               extra_headers=forwarding_headers(original))
     await request.app[MESSAGES].add_flag(account, folder, uid, "$Forwarded")
     summary = _summary(original)  # its sender and date as a list shows them
     forwarded_from = JasniForwardedFrom(**{"uid": uid, "from_": summary["from_"],
@@ -561,6 +557,48 @@ async def forward_email(request: web.Request) -> web.Response:
                                            "date": summary["date"]})
     return ok(JasniForwarded(**_sent_fields(account, sent, "Email forwarded"),
                              forwarded_from=forwarded_from))
+
+
+async def reply_draft(request: web.Request) -> web.Response:
+    """POST /api/v1/emails/{uid}/reply/draft?account=&folder=INBOX {text, html, replyAll,
+    includeOriginal} -> 201 {uid, id, account, message}: the reply as a draft, to review, edit
+    and send like any other (ETag; Idempotency-Key as a create)."""
+    principal = authorize(request, "write")
+    key = idempotency_key(request, principal)
+    body = validate_body(JasniReplyRequest, await read_json_object(request))
+    account = _account(principal, query_text(request, "account"))
+    folder = await _folder(request, account)
+    given = draft_changes(draft_input(body), limits_of(request))
+    draft, _created = await request.app[MESSAGES].answer_draft(
+        account, folder, parse_uid(request.match_info["uid"]),
+        lambda original: reply_content(original, account, text=given.get("text"),
+                                       html=given.get("html"), reply_all=body.reply_all,
+                                       include_original=body.include_original),
+        forward=False, idempotency_key=key)
+    saved = JasniDraftSaved(uid=draft.uid, id=draft.id, account=account.email,
+                            message="Reply draft saved")
+    return with_etag(ok(saved, status=201), draft)
+
+
+async def forward_draft(request: web.Request) -> web.Response:
+    """POST /api/v1/emails/{uid}/forward/draft?account=&folder=INBOX {to, cc, bcc, text, html,
+    includeOriginal} -> 201 {uid, id, account, message}: the forward as a draft."""
+    principal = authorize(request, "write")
+    key = idempotency_key(request, principal)
+    body = validate_body(JasniForwardRequest, await read_json_object(request))
+    account = _account(principal, query_text(request, "account"))
+    folder = await _folder(request, account)
+    given = draft_changes(draft_input(body), limits_of(request))
+    draft, _created = await request.app[MESSAGES].answer_draft(
+        account, folder, parse_uid(request.match_info["uid"]),
+        lambda original: forward_content(
+            original, to=given.get("to", ()), cc=given.get("cc", ()), bcc=given.get("bcc", ()),
+            text=given.get("text"), html=given.get("html"),
+            include_original=body.include_original),
+        forward=True, idempotency_key=key)
+    saved = JasniDraftSaved(uid=draft.uid, id=draft.id, account=account.email,
+                            message="Forward draft saved")
+    return with_etag(ok(saved, status=201), draft)
 
 
 async def _holds_own_mail(request: web.Request, account: AccountConfig, folder: str) -> bool:
@@ -710,6 +748,17 @@ async def list_accounts(request: web.Request) -> web.Response:
     accounts = [JasniAccount(id=a.id, email=a.email, name=a.display_name,
                              created_at=a.created_at) for a in principal.accounts]
     return ok(JasniAccountList(accounts=accounts, total=len(accounts)))
+
+
+async def change_accounts(request: web.Request) -> web.Response:
+    """POST, PATCH and DELETE /api/v1/accounts (the Jasni SDK's accounts.create, update, delete):
+    always 403 ``accounts_from_configuration``. A hosted service provisions mailboxes there;
+    mailbridge serves the mailboxes its operator configured, so no token can add, change or
+    remove one."""
+    authorize(request, "read")
+    raise AccountsFromConfiguration(
+        "accounts come from the operator's configuration ([[accounts]] in mailbridge's config "
+        "file): this service cannot create, change or delete mailboxes; ask its operator")
 
 
 __all__ = ["PREFIX", "ok"]

@@ -65,6 +65,20 @@ _DEFAULT_ERROR = ("Any other failure in the dialect's error shape: 405 for a met
                   "not have, 500 (`internal_error`) for an unexpected one (the service log has the "
                   "cause).")
 
+_JASNI_ERROR_TEXT = {
+    400: _ERROR_TEXT[400].removesuffix(" `field` names the culprit.") + "; or a value cannot be "
+         "used: a required field is missing, a value has the wrong type or form (a time outside "
+         "1970-9999), too many recipients or attachments, a value longer than "
+         "`max_header_chars`, or the account must be named because the token may use several "
+         "(`invalid_input`). `field` names the culprit. The Jasni SDK raises 400 as "
+         "`ValidationError`.",
+    422: "A draft that cannot be sent as it is: no recipient, too many, an invalid address "
+         "(`invalid_input`, `field` names it); or an Idempotency-Key used before with another "
+         "request (`idempotency_key_reused`). The request itself was fine.",
+}
+"""Dialect 1 answers unusable values with 400, which the Jasni SDK raises as ValidationError
+(mailbridge.api.statuses.DIALECT_1)."""
+
 
 def _error_model(tag: str) -> type[BaseModel]:
     """Dialect 1 answers errors as JasniError; every other path (dialect 2, health, docs) as
@@ -138,7 +152,10 @@ def _operation(op: Route, refs: Mapping[tuple[Any, JsonSchemaMode], Any],
                                  "content": {"application/json": media}}
 
     responses: dict[str, Any] = {}
-    for status, description in {op.status: op.status_description, **op.also}.items():
+    if op.refused:
+        result["x-always-refused"] = True
+    for status, description in ({} if op.refused else
+                                {op.status: op.status_description, **op.also}).items():
         response: dict[str, Any] = {"description": description}
         if op.response is not None:
             schema = (refs[(op.response, "serialization")] if isinstance(op.response, type)
@@ -151,7 +168,8 @@ def _operation(op: Route, refs: Mapping[tuple[Any, JsonSchemaMode], Any],
         responses[str(status)] = response
     error_ref = refs[(_error_model(op.tag), "serialization")]
     for status in op.errors:
-        text = op.error_notes.get(status, _ERROR_TEXT[status])
+        defaults = {**_ERROR_TEXT, **_JASNI_ERROR_TEXT} if op.tag == TAG_JASNI else _ERROR_TEXT
+        text = op.error_notes.get(status, defaults[status])
         if status == 413:
             text += (f" Limits of this service: request {limits.max_request_bytes} bytes, text and "
                      f"HTML together {limits.max_body_bytes}, one attachment "

@@ -11,7 +11,7 @@ probes and the documentation (:mod:`~mailbridge.api.docs`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -23,6 +23,8 @@ from mailbridge.api.schemas import (
     ExanteDraft,
     ExanteDraftList,
     ExanteDraftUpsert,
+    ExanteForwardDraft,
+    ExanteReplyDraft,
     HealthStatus,
     JasniAccountList,
     JasniAttachmentList,
@@ -158,6 +160,10 @@ _SEND_NOTES = {
          "unchanged and a retry is safe.",
 }
 
+_SEND_NEW_NOTES = {**_SEND_NOTES, 422: "The Idempotency-Key was used before with another "
+                  "request (`idempotency_key_reused`). Recipients missing or invalid are a 400, "
+                  "checked before anything is stored."}
+
 _BODY_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 502, 503)
 
 _LABELS_TEXT = (
@@ -173,6 +179,20 @@ _REGISTRY_ACCOUNT = _query(
     "account", "Only this account (email or id). Without it the call acts on every account the "
     "token may use, and a label has the same `id` in each.")
 
+def _refused_account_call(method: Literal["POST", "PATCH", "DELETE"], verb: str) -> Route:
+    return Route(
+        method, f"{jasni.PREFIX}/accounts", jasni.change_accounts,
+        f"jasni{verb}Account", TAG_JASNI, f"{verb} an account (refused)",
+        f"The Jasni SDK's `accounts.{verb.lower()}`, which provisions mailboxes on a hosted "
+        "service. mailbridge is a gateway to mailboxes its operator configured (`[[accounts]]`), "
+        "so this always answers 403 `accounts_from_configuration`: a refusal by design, not a "
+        "server fault to retry (so not 501, which callers and monitors count as an error of the "
+        "server).",
+        "read", None, refused=True, errors=(401, 403),
+        error_notes={403: "Always: accounts come from the operator's configuration "
+                          "(`accounts_from_configuration`)."})
+
+
 ROUTES: tuple[Route, ...] = (
     # ------------------------------------------------------------------ dialect 1: Jasni
     Route(
@@ -181,6 +201,9 @@ ROUTES: tuple[Route, ...] = (
         "Not in the original contract: the accounts this token may use (id, email address, "
         "display name), so a caller can find the `account` to pass.",
         "read", JasniOk[JasniAccountList], errors=(401, 403)),
+    _refused_account_call("POST", "Create"),
+    _refused_account_call("PATCH", "Update"),
+    _refused_account_call("DELETE", "Delete"),
     Route(
         "POST", f"{jasni.PREFIX}/emails/drafts", jasni.create_draft,
         "jasniCreateDraft", TAG_JASNI, "Create a draft",
@@ -206,13 +229,13 @@ ROUTES: tuple[Route, ...] = (
         f"at most {MAX_LIMIT}); `total` counts them all. Drafts written by other mail clients are "
         "listed too. Dialect 1 has no paging cursor (dialect 2 has).",
         "read", JasniOk[JasniDraftList], params=(ACCOUNT, LIMIT),
-        errors=(400, 401, 403, 404, 422, 502, 503)),
+        errors=(400, 401, 403, 404, 502, 503)),
     Route(
         "GET", f"{jasni.PREFIX}/emails/drafts/{{uid}}", jasni.get_draft,
         "jasniGetDraft", TAG_JASNI, "Get a draft",
         "The whole draft, with its `ETag`.",
         "read", JasniOk[JasniDraftData], params=(JASNI_DRAFT_UID, ACCOUNT),
-        errors=(400, 401, 403, 404, 422, 502, 503), etag=True),
+        errors=(400, 401, 403, 404, 502, 503), etag=True),
     Route(
         "PUT", f"{jasni.PREFIX}/emails/drafts/{{uid}}", jasni.update_draft,
         "jasniUpdateDraft", TAG_JASNI, "Update a draft",
@@ -223,14 +246,14 @@ ROUTES: tuple[Route, ...] = (
         "write", JasniOk[JasniDraftSaved], body=JasniDraftUpdate,
         examples={"reschedule": ("A new subject, scheduled", _JASNI_UPDATE)},
         params=(JASNI_DRAFT_UID, ACCOUNT, IF_MATCH),
-        errors=(400, 401, 403, 404, 409, 412, 413, 415, 422, 502, 503), etag=True, if_match=True),
+        errors=(400, 401, 403, 404, 409, 412, 413, 415, 502, 503), etag=True, if_match=True),
     Route(
         "DELETE", f"{jasni.PREFIX}/emails/drafts/{{uid}}", jasni.delete_draft,
         "jasniDeleteDraft", TAG_JASNI, "Delete a draft",
         "Removes the draft from the Drafts folder; `uid` in the answer is the one it had. A draft "
         "being sent cannot be deleted (409).",
         "write", JasniOk[JasniDraftDeleted], params=(JASNI_DRAFT_UID, ACCOUNT, IF_MATCH),
-        errors=(400, 401, 403, 404, 409, 412, 422, 502, 503), if_match=True),
+        errors=(400, 401, 403, 404, 409, 412, 502, 503), if_match=True),
     Route(
         "PUT", f"{jasni.PREFIX}/emails/drafts", jasni.update_draft,
         "jasniUpdateDraftByBody", TAG_JASNI, "Update a draft named in the body",
@@ -239,7 +262,7 @@ ROUTES: tuple[Route, ...] = (
         "without `uid` the answer is 422.",
         "write", JasniOk[JasniDraftSaved], body=JasniDraftUpdate,
         params=(ACCOUNT, IF_MATCH),
-        errors=(400, 401, 403, 404, 409, 412, 413, 415, 422, 502, 503), etag=True, if_match=True),
+        errors=(400, 401, 403, 404, 409, 412, 413, 415, 502, 503), etag=True, if_match=True),
     Route(
         "DELETE", f"{jasni.PREFIX}/emails/drafts", jasni.delete_draft,
         "jasniDeleteDraftByQuery", TAG_JASNI, "Delete a draft named in the query",
@@ -247,7 +270,7 @@ ROUTES: tuple[Route, ...] = (
         "instead of the path. Everything else as `DELETE /api/v1/emails/drafts/{uid}`; without "
         "`uid` the answer is 422.",
         "write", JasniOk[JasniDraftDeleted], params=(UID_QUERY, ACCOUNT, IF_MATCH),
-        errors=(400, 401, 403, 404, 409, 412, 422, 502, 503), if_match=True),
+        errors=(400, 401, 403, 404, 409, 412, 502, 503), if_match=True),
     Route(
         "POST", f"{jasni.PREFIX}/emails/drafts/{{uid}}/send", jasni.send_draft,
         "jasniSendDraft", TAG_JASNI, "Send a draft",
@@ -265,7 +288,7 @@ ROUTES: tuple[Route, ...] = (
         f"Any folder, newest first: the first `limit` (default {DEFAULT_LIMIT}, at most "
         f"{MAX_LIMIT}); `total` counts them all. An unknown folder is a 404.",
         "read", JasniOk[JasniEmailList], params=(ACCOUNT, FOLDER, LIMIT),
-        errors=(400, 401, 403, 404, 422, 502, 503)),
+        errors=(400, 401, 403, 404, 502, 503)),
     Route(
         "GET", f"{jasni.PREFIX}/emails/threads", jasni.list_threads,
         "jasniListThreads", TAG_JASNI, "List a folder's threads",
@@ -282,7 +305,7 @@ ROUTES: tuple[Route, ...] = (
             "limit", f"How many of the newest messages to group, {jasni.THREAD_LIMIT} when "
             f"omitted, at most {WINDOW}; anything else is a 400.",
             {"type": "integer", "minimum": 1, "maximum": WINDOW, "default": jasni.THREAD_LIMIT})),
-        errors=(400, 401, 403, 404, 422, 502, 503)),
+        errors=(400, 401, 403, 404, 502, 503)),
     Route(
         "GET", f"{jasni.PREFIX}/emails/threads/{{thread_id}}", jasni.get_thread,
         "jasniGetThread", TAG_JASNI, "Get one thread",
@@ -294,14 +317,14 @@ ROUTES: tuple[Route, ...] = (
         params=(Param("thread_id", "path", {"type": "string", "minLength": 1},
                       "The thread's `threadId`, or a Message-ID in it.", required=True),
                 ACCOUNT, FOLDER),
-        errors=(400, 401, 403, 404, 422, 502, 503)),
+        errors=(400, 401, 403, 404, 502, 503)),
     Route(
         "GET", f"{jasni.PREFIX}/emails/{{uid}}", jasni.get_email,
         "jasniGetEmail", TAG_JASNI, "Get a message",
         "The whole message. `bcc` is the sender's own data: it is given for the Drafts and Sent "
         "folders and null in any other.",
         "read", JasniOk[JasniEmailData], params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
-        errors=(400, 401, 403, 404, 422, 502, 503)),
+        errors=(400, 401, 403, 404, 502, 503)),
     Route(
         "PATCH", f"{jasni.PREFIX}/emails/{{uid}}", jasni.change_email,
         "jasniMarkEmail", TAG_JASNI, "Mark a message read or unread",
@@ -310,7 +333,7 @@ ROUTES: tuple[Route, ...] = (
         "write", JasniOk[JasniEmailChanged], body=JasniEmailAction,
         examples={"read": ("Mark it read", {"action": "read"})},
         params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
-        errors=(400, 401, 403, 404, 415, 422, 502, 503)),
+        errors=(400, 401, 403, 404, 415, 502, 503)),
     Route(
         "DELETE", f"{jasni.PREFIX}/emails/{{uid}}", jasni.delete_email,
         "jasniDeleteEmail", TAG_JASNI, "Delete a message",
@@ -319,14 +342,14 @@ ROUTES: tuple[Route, ...] = (
         "`DELETE /api/v1/emails/drafts/{uid}` deletes drafts (every copy; into Trash when the "
         "account says `delete = \"trash\"`). `movedTo` names Trash, or is null.",
         "write", JasniOk[JasniEmailDeleted], params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
-        errors=(400, 401, 403, 404, 409, 422, 502, 503)),
+        errors=(400, 401, 403, 404, 409, 502, 503)),
     Route(
         "GET", f"{jasni.PREFIX}/emails/{{uid}}/raw", jasni.get_raw,
         "jasniGetRawEmail", TAG_JASNI, "Get a message's source",
         "The message as the server stores it (RFC 5322), as text: UTF-8, a byte that is not "
         "UTF-8 reads as U+FFFD.",
         "read", JasniOk[JasniRaw], params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
-        errors=(400, 401, 403, 404, 422, 502, 503)),
+        errors=(400, 401, 403, 404, 502, 503)),
     Route(
         "GET", f"{jasni.PREFIX}/emails/{{uid}}/attachments", jasni.list_attachments,
         "jasniListAttachments", TAG_JASNI, "Get a message's attachments",
@@ -334,7 +357,7 @@ ROUTES: tuple[Route, ...] = (
         "message's `attachments`. To fetch one big file, ask for it alone, as bytes: "
         "`GET .../attachments/{attachment}` with `Accept: application/octet-stream`.",
         "read", JasniOk[JasniAttachmentList], params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
-        errors=(400, 401, 403, 404, 422, 502, 503)),
+        errors=(400, 401, 403, 404, 502, 503)),
     Route(
         "GET", f"{jasni.PREFIX}/emails/{{uid}}/attachments/{{attachment}}", jasni.get_attachment,
         "jasniGetAttachment", TAG_JASNI, "Get one attachment",
@@ -352,7 +375,7 @@ ROUTES: tuple[Route, ...] = (
         params=(JASNI_EMAIL_UID, Param("attachment", "path", {"type": "string", "minLength": 1},
                                        "The file name, or the 0-based index.", required=True),
                 ACCOUNT, FOLDER),
-        errors=(400, 401, 403, 404, 422, 502, 503),
+        errors=(400, 401, 403, 404, 502, 503),
         error_notes={404: "No such message, or it has no attachment of that name or index "
                           "(`not_found`, `field` names `uid` or `attachment`)."}),
     Route(
@@ -361,7 +384,7 @@ ROUTES: tuple[Route, ...] = (
         f"The registry's labels the message carries. {_LABELS_TEXT} IMAP keeps no author or "
         "time of a keyword, so `applied_by` and `applied_at` are `\"\"` here.",
         "read", JasniOk[JasniEmailLabels], params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
-        errors=(400, 401, 403, 404, 422, 502, 503)),
+        errors=(400, 401, 403, 404, 502, 503)),
     Route(
         "POST", f"{jasni.PREFIX}/emails/{{uid}}/labels", jasni.assign_email_labels,
         "jasniAssignEmailLabels", TAG_JASNI, "Label a message",
@@ -375,7 +398,7 @@ ROUTES: tuple[Route, ...] = (
         examples={"names": ("By name, created when missing",
                             {"labels": ["Invoices", "Nächste Woche"], "agent_name": "sorter"})},
         params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER),
-        errors=(400, 401, 403, 404, 413, 415, 422, 502, 503)),
+        errors=(400, 401, 403, 404, 413, 415, 502, 503)),
     Route(
         "DELETE", f"{jasni.PREFIX}/emails/{{uid}}/labels", jasni.remove_email_labels,
         "jasniRemoveEmailLabels", TAG_JASNI, "Take labels off a message",
@@ -384,7 +407,7 @@ ROUTES: tuple[Route, ...] = (
         "write", JasniOk[JasniLabelsRemoved],
         params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER,
                 _query("label_ids", "Comma-separated label ids.")),
-        errors=(400, 401, 403, 404, 422, 502, 503)),
+        errors=(400, 401, 403, 404, 502, 503)),
     Route(
         "GET", f"{jasni.PREFIX}/labels", jasni.list_labels,
         "jasniListLabels", TAG_JASNI, "List labels",
@@ -393,7 +416,7 @@ ROUTES: tuple[Route, ...] = (
         params=(_REGISTRY_ACCOUNT, _query(
             "include_count", "`true`: add `email_count`, the messages carrying each label in "
             "every folder but Trash (a SEARCH per folder and label).", {"type": "boolean"})),
-        errors=(400, 401, 403, 404, 422, 502, 503)),
+        errors=(400, 401, 403, 404, 502, 503)),
     Route(
         "POST", f"{jasni.PREFIX}/labels", jasni.create_label,
         "jasniCreateLabel", TAG_JASNI, "Create a label",
@@ -403,7 +426,7 @@ ROUTES: tuple[Route, ...] = (
         examples={"label": ("A label", {"name": "Important", "color": "#ff0000",
                                          "description": "Needs an answer today"})},
         params=(_REGISTRY_ACCOUNT,),
-        errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503)),
+        errors=(400, 401, 403, 404, 409, 413, 415, 502, 503)),
     Route(
         "DELETE", f"{jasni.PREFIX}/labels", jasni.delete_label,
         "jasniDeleteLabel", TAG_JASNI, "Delete a label",
@@ -411,7 +434,7 @@ ROUTES: tuple[Route, ...] = (
         "folder.",
         "write", JasniOk[JasniLabelDeleted],
         params=(_query("id", "The label's id."), _REGISTRY_ACCOUNT),
-        errors=(400, 401, 403, 404, 422, 502, 503)),
+        errors=(400, 401, 403, 404, 502, 503)),
     Route(
         "POST", f"{jasni.PREFIX}/emails/send", jasni.send_email,
         "jasniSendEmail", TAG_JASNI, "Send a new message",
@@ -426,7 +449,7 @@ ROUTES: tuple[Route, ...] = (
             "subject": "Quarterly report", "text": "Hello Bob,\n\nthe report is attached.",
             "replyTo": "reports@example.com"})},
         params=(IDEMPOTENCY_KEY,), errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503),
-        error_notes=_SEND_NOTES, idempotency=True),
+        error_notes=_SEND_NEW_NOTES, idempotency=True),
     Route(
         "POST", f"{jasni.PREFIX}/emails/{{uid}}/reply", jasni.reply_email,
         "jasniReplyEmail", TAG_JASNI, "Reply to a message",
@@ -439,7 +462,7 @@ ROUTES: tuple[Route, ...] = (
         "send", JasniOk[JasniReplied], body=JasniReplyRequest, body_required=False,
         examples={"reply": ("A short reply", {"text": "Thanks, received.", "replyAll": False})},
         params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER, IDEMPOTENCY_KEY),
-        errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503), error_notes=_SEND_NOTES,
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503), error_notes=_SEND_NEW_NOTES,
         idempotency=True),
     Route(
         "POST", f"{jasni.PREFIX}/emails/{{uid}}/forward", jasni.forward_email,
@@ -454,9 +477,54 @@ ROUTES: tuple[Route, ...] = (
         examples={"forward": ("To a colleague", {"to": "Bob Builder <bob@example.com>",
                                                  "text": "FYI, see below."})},
         params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER, IDEMPOTENCY_KEY),
-        errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503), error_notes=_SEND_NOTES,
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503), error_notes=_SEND_NEW_NOTES,
+        idempotency=True),
+    Route(
+        "POST", f"{jasni.PREFIX}/emails/{{uid}}/reply/draft", jasni.reply_draft,
+        "jasniReplyDraft", TAG_JASNI, "Draft a reply",
+        "The reply `POST /emails/{uid}/reply` would send, stored as a draft instead, to be "
+        "reviewed, edited and sent like any draft (the agent's flow: draft, review, send). It is "
+        "threaded (`In-Reply-To`, `References`) and quoted as a reply is; when it is sent the "
+        "original gets `\\Answered` (in INBOX). The answer is a create's; `Idempotency-Key` "
+        "as on create.",
+        "write", JasniOk[JasniDraftSaved], status=201, body=JasniReplyRequest,
+        params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER, IDEMPOTENCY_KEY),
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503), etag=True,
+        idempotency=True),
+    Route(
+        "POST", f"{jasni.PREFIX}/emails/{{uid}}/forward/draft", jasni.forward_draft,
+        "jasniForwardDraft", TAG_JASNI, "Draft a forward",
+        "The forward `POST /emails/{uid}/forward` would send, stored as a draft instead, the "
+        "original's attachments in it. It carries `X-Forwarded-Message-Id` (as Thunderbird's "
+        "forwards do); when it is sent the original gets `$Forwarded` (in INBOX).",
+        "write", JasniOk[JasniDraftSaved], status=201, body=JasniForwardRequest,
+        params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER, IDEMPOTENCY_KEY),
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503), etag=True,
         idempotency=True),
     # ------------------------------------------------------------------ dialect 2: Exante
+    Route(
+        "POST", f"{exante.PREFIX}/drafts/reply", exante.reply_draft,
+        "exanteReplyDraft", TAG_EXANTE, "Draft a reply to a message",
+        "A new draft replying to the message `message_uid` of `folder` (default INBOX) of the "
+        "account: to its Reply-To or From (and with `reply_all` its To and Cc, the account "
+        "left out), subject `Re:` once, `In-Reply-To` and `References` set, your `body_text` / "
+        "`body_html` above the original quoted (`include_original`, default true). "
+        "`context_type`, `context_id` and `planned_send_at` as on create. When it is sent the "
+        "original gets `\\Answered` (in INBOX). 201 and the draft record with its `ETag`; "
+        "`Idempotency-Key` as on create.",
+        "write", ExanteDraft, status=201, status_description="Created: the new draft record.",
+        body=ExanteReplyDraft, params=(IDEMPOTENCY_KEY,),
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503), etag=True, idempotency=True),
+    Route(
+        "POST", f"{exante.PREFIX}/drafts/forward", exante.forward_draft,
+        "exanteForwardDraft", TAG_EXANTE, "Draft a forward of a message",
+        "A new draft forwarding the message `message_uid` of `folder` (default INBOX) to `to` "
+        "(and `cc`, `bcc`): subject `Fwd:` once, your words first, then the original's details, "
+        "text and html (`include_original`, default true); its attachments always go along. "
+        "When it is sent the original gets `$Forwarded` (in INBOX). 201 and the draft record.",
+        "write", ExanteDraft, status=201, status_description="Created: the new draft record.",
+        body=ExanteForwardDraft, params=(IDEMPOTENCY_KEY,),
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503), etag=True, idempotency=True),
     Route(
         "POST", f"{exante.PREFIX}/drafts", exante.upsert_draft,
         "exanteUpsertDraft", TAG_EXANTE, "Create or update a draft",

@@ -71,3 +71,6 @@ class Route:
     etag: bool = False
     if_match: bool = False
     idempotency: bool = False
+    refused: bool = False
+    """The call never succeeds here (a hosted service's call a gateway does not do): the
+    document gives it no success answer, only its refusal (``x-always-refused``)."""

@@ -639,6 +639,40 @@ class ExanteDraftUpsert(_Request):
     """RFC 3339 with offset; null clears it (the draft is no longer scheduled)."""
 
 
+class _ExanteAnswer(_Request):
+    from_account_id: str | None = None
+    """The account the original is in, which the draft is sent from (id or email); may be
+    omitted when the token may use exactly one account."""
+    folder: Annotated[str, Field(min_length=1, max_length=1000)] = "INBOX"
+    """The original's folder; ``Drafts``, ``Sent``, ``Trash``, ``Junk``, ``Archive`` (any case)
+    mean the account's folder of that role."""
+    message_uid: Annotated[int, Field(ge=1, le=4294967295)]
+    """The original's IMAP UID in ``folder``."""
+    text: str | None = Field(None, alias="body_text")
+    """Your own words, above the original."""
+    html: str | None = Field(None, alias="body_html")
+    include_original: bool = True
+    context_type: ContextValue | None = None
+    context_id: ContextValue | None = None
+    planned_send_at: PlannedTime | None = None
+
+
+class ExanteReplyDraft(_ExanteAnswer):
+    """POST /api/email/drafts/reply: a draft replying to a received message."""
+
+    reply_all: bool = False
+    """Also to everybody the original went to (To and Cc), the account itself left out."""
+
+
+class ExanteForwardDraft(_ExanteAnswer):
+    """POST /api/email/drafts/forward: a draft forwarding a received message, its attachments
+    along."""
+
+    to: StringList
+    cc: StringList | None = None
+    bcc: StringList | None = None
+
+
 class ExanteAttachmentOut(_Response):
     filename: str
     content_type: str
