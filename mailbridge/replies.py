@@ -9,8 +9,11 @@ sender, date, subject and recipients, and the original's attachments.
 
 from __future__ import annotations
 
+import dataclasses
 import html as html_lib
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from mailbridge.config import AccountConfig
 from mailbridge.mime import parse_address_list
@@ -68,6 +71,24 @@ def forwarding_headers(original: StoredMessage) -> tuple[tuple[str, str], ...]:
     mid = original.parsed.message_id
     bare = (mid or "").strip().strip("<>")
     return ((FORWARDED_MESSAGE_ID, f"<{bare}>"),) if bare else ()
+
+
+def answer_content(original: StoredMessage, account: AccountConfig, given: Mapping[str, Any], *,
+                   forward: bool, reply_all: bool = False,
+                   include_original: bool = True) -> DraftContent:
+    """A reply to (or, with ``forward``, a forward of) ``original`` from ``account``, with what
+    the caller gave (checked DraftContent fields: ``text``, ``html``; ``to``, ``cc``, ``bcc``
+    of a forward; ``context_type``, ``context_id``, ``planned_send_at`` kept as given)."""
+    if forward:
+        content = forward_content(original, to=given.get("to", ()), cc=given.get("cc", ()),
+                                  bcc=given.get("bcc", ()), text=given.get("text"),
+                                  html=given.get("html"), include_original=include_original)
+    else:
+        content = reply_content(original, account, text=given.get("text"),
+                                html=given.get("html"), reply_all=reply_all,
+                                include_original=include_original)
+    links = {k: given[k] for k in ("context_type", "context_id", "planned_send_at") if k in given}
+    return dataclasses.replace(content, **links)
 
 
 def reply_content(original: StoredMessage, account: AccountConfig, *, text: str | None,

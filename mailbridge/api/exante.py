@@ -7,9 +7,6 @@ whichever account of the token holds it; ``?from_account_id=`` narrows the searc
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-from typing import Any
 from uuid import UUID
 
 from aiohttp import web
@@ -46,8 +43,8 @@ from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
 from mailbridge.drafts import DraftService
 from mailbridge.errors import InvalidInput, NotFound, Unprocessable
-from mailbridge.model import DraftContent, Status
-from mailbridge.replies import forward_content, reply_content
+from mailbridge.model import Status
+from mailbridge.replies import answer_content
 from mailbridge.views import DraftQuery, StoredMessage
 
 PREFIX = "/api/email"
@@ -128,51 +125,33 @@ async def upsert_draft(request: web.Request) -> web.Response:
 async def reply_draft(request: web.Request) -> web.Response:
     """POST /api/email/drafts/reply {from_account_id, folder, message_uid, body_text, body_html,
     reply_all, include_original, context_*, planned_send_at} -> 201, the draft record."""
-    principal = authorize(request, "write")
-    body = validate_body(ExanteReplyDraft, await read_json_object(request))
-    account = resolve_account(principal, body.from_account_id, "from_account_id")
-    given = draft_changes(draft_input(body), limits_of(request))
-
-    def make(original: StoredMessage) -> DraftContent:
-        content = reply_content(original, account, text=given.get("text"), html=given.get("html"),
-                                reply_all=body.reply_all, include_original=body.include_original)
-        return _with_links(content, given)
-
-    return await _answer(request, principal, account, body, make, forward=False)
+    return await _answer_draft(request, forward=False)
 
 
 async def forward_draft(request: web.Request) -> web.Response:
     """POST /api/email/drafts/forward {from_account_id, folder, message_uid, to, cc, bcc,
     body_text, body_html, include_original, context_*, planned_send_at} -> 201, the record."""
+    return await _answer_draft(request, forward=True)
+
+
+async def _answer_draft(request: web.Request, *, forward: bool) -> web.Response:
     principal = authorize(request, "write")
-    body = validate_body(ExanteForwardDraft, await read_json_object(request))
+    data = await read_json_object(request)
+    body: ExanteReplyDraft | ExanteForwardDraft = (
+        validate_body(ExanteForwardDraft, data) if forward
+        else validate_body(ExanteReplyDraft, data))
     account = resolve_account(principal, body.from_account_id, "from_account_id")
     given = draft_changes(draft_input(body), limits_of(request))
-
-    def make(original: StoredMessage) -> DraftContent:
-        content = forward_content(original, to=given.get("to", ()), cc=given.get("cc", ()),
-                                  bcc=given.get("bcc", ()), text=given.get("text"),
-                                  html=given.get("html"), include_original=body.include_original)
-        return _with_links(content, given)
-
-    return await _answer(request, principal, account, body, make, forward=True)
-
-
-def _with_links(content: DraftContent, given: dict[str, Any]) -> DraftContent:
-    """The caller's context link and planned time on a reply or forward."""
-    keep = {k: given[k] for k in ("context_type", "context_id", "planned_send_at") if k in given}
-    return dataclasses.replace(content, **keep)
-
-
-async def _answer(request: web.Request, principal: Principal, account: AccountConfig,
-                  body: ExanteReplyDraft | ExanteForwardDraft,
-                  make: Callable[[StoredMessage], DraftContent], *, forward: bool) -> web.Response:
+    reply_all = isinstance(body, ExanteReplyDraft) and body.reply_all
     messages = request.app[MESSAGES]
     folder = await messages.folder_named(account, body.folder)
     try:
         draft, _created = await messages.answer_draft(
-            account, folder, body.message_uid, make, forward=forward,
-            idempotency_key=idempotency_key(request, principal))
+            account, folder, body.message_uid,
+            lambda original: answer_content(original, account, given, forward=forward,
+                                            reply_all=reply_all,
+                                            include_original=body.include_original),
+            forward=forward, idempotency_key=idempotency_key(request, principal))
     except NotFound as exc:  # the message: named message_uid in this dialect
         if exc.field != "uid":
             raise

@@ -17,6 +17,8 @@ import contextlib
 import email.utils
 import logging
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -94,7 +96,7 @@ from mailbridge.api.schemas import (
 )
 from mailbridge.attachments import AttachmentPart, find
 from mailbridge.auth import Principal
-from mailbridge.config import AccountConfig
+from mailbridge.config import AccountConfig, Scope
 from mailbridge.errors import (
     AccountsFromConfiguration,
     Conflict,
@@ -106,8 +108,8 @@ from mailbridge.errors import (
 )
 from mailbridge.labels import Label, keyword_of
 from mailbridge.mime import parse_address_list
-from mailbridge.model import Address
-from mailbridge.replies import forward_content, forwarding_headers, reply_content
+from mailbridge.model import Address, DraftContent
+from mailbridge.replies import answer_content, forwarding_headers
 from mailbridge.threads import WINDOW, Thread
 from mailbridge.views import DraftQuery, StoredMessage, utcnow
 
@@ -513,23 +515,45 @@ async def _attachment_data(request: web.Request, account: AccountConfig, folder:
                                size=len(data), content=base64.b64encode(data).decode("ascii"))
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """A reply or forward request to dialect 1, read: the account, the original's folder and
+    UID, the Idempotency-Key, and how to build the answer from the original."""
+
+    account: AccountConfig
+    folder: str
+    uid: int
+    key: str | None
+    make: Callable[[StoredMessage], DraftContent]
+
+
+async def _answer(request: web.Request, scope: Scope, *, forward: bool) -> _Answer:
+    principal = authorize(request, scope)
+    key = idempotency_key(request, principal)
+    data = await read_json_object(request)
+    body: JasniReplyRequest | JasniForwardRequest = (
+        validate_body(JasniForwardRequest, data) if forward
+        else validate_body(JasniReplyRequest, data))
+    account = _account(principal, query_text(request, "account"))
+    folder = await _folder(request, account)
+    given = draft_changes(draft_input(body), limits_of(request))  # addresses checked, limits
+    reply_all = isinstance(body, JasniReplyRequest) and body.reply_all
+    return _Answer(account, folder, parse_uid(request.match_info["uid"]), key,
+                   lambda original: answer_content(original, account, given, forward=forward,
+                                                   reply_all=reply_all,
+                                                   include_original=body.include_original))
+
+
 async def reply_email(request: web.Request) -> web.Response:
     """POST /api/v1/emails/{uid}/reply?account=&folder=INBOX {text, html, replyAll,
     includeOriginal} -> what was sent and how it threads. Sent as emails.send sends (once per
     Idempotency-Key, a copy in Sent); the original (in INBOX) gets \\Answered."""
-    principal = authorize(request, "send")
-    key = idempotency_key(request, principal)
-    body = validate_body(JasniReplyRequest, await read_json_object(request))
-    account = _account(principal, query_text(request, "account"))
-    folder = await _folder(request, account)
-    given = draft_changes(draft_input(body), limits_of(request))  # the body limits
-    original = await request.app[MESSAGES].get(account, folder, parse_uid(request.match_info["uid"]))
-    content = reply_content(original, account, text=given.get("text"), html=given.get("html"),
-                            reply_all=body.reply_all, include_original=body.include_original)
-    sent = await request.app[SENDING].send_new(account, content, idempotency_key=key)
+    a = await _answer(request, "send", forward=False)
+    original = await request.app[MESSAGES].get(a.account, a.folder, a.uid)
+    sent = await request.app[SENDING].send_new(a.account, a.make(original), idempotency_key=a.key)
     c = sent.content
     return ok(JasniReplied(
-        **_sent_fields(account, sent, "Reply sent"), in_reply_to=message_id(c.in_reply_to) or "",
+        **_sent_fields(a.account, sent, "Reply sent"), in_reply_to=message_id(c.in_reply_to) or "",
         references=" ".join(filter(None, map(message_id, c.references)))))
 
 
@@ -537,25 +561,16 @@ async def forward_email(request: web.Request) -> web.Response:
     """POST /api/v1/emails/{uid}/forward?account=&folder=INBOX {to, cc, bcc, text, html,
     includeOriginal} -> what was sent, and what it forwards. Sent as emails.send sends; the
     original gets $Forwarded."""
-    principal = authorize(request, "send")
-    key = idempotency_key(request, principal)
-    body = validate_body(JasniForwardRequest, await read_json_object(request))
-    account = _account(principal, query_text(request, "account"))
-    folder = await _folder(request, account)
-    uid = parse_uid(request.match_info["uid"])
-    original = await request.app[MESSAGES].get(account, folder, uid)
-    given = draft_changes(draft_input(body), limits_of(request))  # addresses checked, limits
-    content = forward_content(original, to=given.get("to", ()), cc=given.get("cc", ()),
-                              bcc=given.get("bcc", ()), text=given.get("text"),
-                              html=given.get("html"), include_original=body.include_original)
-    sent = await request.app[SENDING].send_new(account, content, idempotency_key=key,
+    a = await _answer(request, "send", forward=True)
+    original = await request.app[MESSAGES].get(a.account, a.folder, a.uid)
+    sent = await request.app[SENDING].send_new(a.account, a.make(original), idempotency_key=a.key,
                                                extra_headers=forwarding_headers(original))
-    await request.app[MESSAGES].add_flag(account, folder, uid, "$Forwarded")
+    await request.app[MESSAGES].add_flag(a.account, a.folder, a.uid, "$Forwarded")
     summary = _summary(original)  # its sender and date as a list shows them
-    forwarded_from = JasniForwardedFrom(**{"uid": uid, "from_": summary["from_"],
+    forwarded_from = JasniForwardedFrom(**{"uid": a.uid, "from_": summary["from_"],
                                            "subject": summary["subject"],
                                            "date": summary["date"]})
-    return ok(JasniForwarded(**_sent_fields(account, sent, "Email forwarded"),
+    return ok(JasniForwarded(**_sent_fields(a.account, sent, "Email forwarded"),
                              forwarded_from=forwarded_from))
 
 
@@ -563,41 +578,21 @@ async def reply_draft(request: web.Request) -> web.Response:
     """POST /api/v1/emails/{uid}/reply/draft?account=&folder=INBOX {text, html, replyAll,
     includeOriginal} -> 201 {uid, id, account, message}: the reply as a draft, to review, edit
     and send like any other (ETag; Idempotency-Key as a create)."""
-    principal = authorize(request, "write")
-    key = idempotency_key(request, principal)
-    body = validate_body(JasniReplyRequest, await read_json_object(request))
-    account = _account(principal, query_text(request, "account"))
-    folder = await _folder(request, account)
-    given = draft_changes(draft_input(body), limits_of(request))
-    draft, _created = await request.app[MESSAGES].answer_draft(
-        account, folder, parse_uid(request.match_info["uid"]),
-        lambda original: reply_content(original, account, text=given.get("text"),
-                                       html=given.get("html"), reply_all=body.reply_all,
-                                       include_original=body.include_original),
-        forward=False, idempotency_key=key)
-    saved = JasniDraftSaved(uid=draft.uid, id=draft.id, account=account.email,
-                            message="Reply draft saved")
-    return with_etag(ok(saved, status=201), draft)
+    return await _answer_draft(request, forward=False)
 
 
 async def forward_draft(request: web.Request) -> web.Response:
     """POST /api/v1/emails/{uid}/forward/draft?account=&folder=INBOX {to, cc, bcc, text, html,
     includeOriginal} -> 201 {uid, id, account, message}: the forward as a draft."""
-    principal = authorize(request, "write")
-    key = idempotency_key(request, principal)
-    body = validate_body(JasniForwardRequest, await read_json_object(request))
-    account = _account(principal, query_text(request, "account"))
-    folder = await _folder(request, account)
-    given = draft_changes(draft_input(body), limits_of(request))
+    return await _answer_draft(request, forward=True)
+
+
+async def _answer_draft(request: web.Request, *, forward: bool) -> web.Response:
+    a = await _answer(request, "write", forward=forward)
     draft, _created = await request.app[MESSAGES].answer_draft(
-        account, folder, parse_uid(request.match_info["uid"]),
-        lambda original: forward_content(
-            original, to=given.get("to", ()), cc=given.get("cc", ()), bcc=given.get("bcc", ()),
-            text=given.get("text"), html=given.get("html"),
-            include_original=body.include_original),
-        forward=True, idempotency_key=key)
-    saved = JasniDraftSaved(uid=draft.uid, id=draft.id, account=account.email,
-                            message="Forward draft saved")
+        a.account, a.folder, a.uid, a.make, forward=forward, idempotency_key=a.key)
+    saved = JasniDraftSaved(uid=draft.uid, id=draft.id, account=a.account.email,
+                            message=f"{'Forward' if forward else 'Reply'} draft saved")
     return with_etag(ok(saved, status=201), draft)
 
 
