@@ -857,16 +857,44 @@ async def phase_attachment(ctx: Ctx) -> dict[str, Any]:
     record = await ctx.api.call("GET", f"/api/email/drafts/{created['uid']}")
     read_s = time.perf_counter() - started
     # the record lists attachments without bytes: read them back from the mail server itself
+    started = time.perf_counter()
     back = await fetch_attachment(ctx.stack.imap_port, ALICE, password(ALICE), "big.bin")
+    raw_s = time.perf_counter() - started
     _, peak = ctx.service.rss_kib()
     growth = (peak - rss_before) * 1024
     same = hashlib.sha256(back).digest() == hashlib.sha256(data).digest()
+    del back
+    # ... and through the API: the bytes streamed, then the JSON (base64) the Jasni SDK reads
+    draft = await ctx.api.call("GET", f"/api/v1/emails/drafts/{created['uid']}?account={ALICE}")
+    url = (f"{ctx.service.api}/api/v1/emails/{draft['data']['draft']['uid']}/attachments/0"
+           f"?account={ALICE}&folder=Drafts")
+    downloads: dict[str, dict[str, Any]] = {}
+    for name, accept in (("stream", "application/octet-stream"), ("json", "application/json")):
+        rss_start, _ = ctx.service.rss_kib()
+        ctx.service.reset_peak()
+        started = time.perf_counter()
+        async with ctx.http.get(url, headers={"Authorization": f"Bearer {TOKEN}",
+                                              "Accept": accept}) as resp:
+            got = await resp.read()
+        took = time.perf_counter() - started
+        _, peak_read = ctx.service.rss_kib()
+        if accept == "application/json":
+            got = base64.b64decode(json.loads(got)["data"]["attachment"]["content"])
+        downloads[name] = {
+            "s": round(took, 2), "vs_raw_imap": _ratio(raw_s, took),
+            "growth_x_attachment": round((peak_read - rss_start) * 1024 / size, 2),
+            "bytes_identical": hashlib.sha256(got).digest() == hashlib.sha256(data).digest()}
+        del got
+    stream = downloads["stream"]
     return {"attachment_mb": ctx.settings.attachment_mb, "create_s": round(create_s, 2),
             "read_s": round(read_s, 2), "bytes_identical": same,
             "listed_size": record["attachments"][0]["size"] if record.get("attachments") else None,
             "rss_before_mib": round(rss_before / 1024, 1), "rss_peak_mib": round(peak / 1024, 1),
             "growth_create_x": round((peak_create - rss_before) * 1024 / size, 2),
             "growth_x_attachment": round(growth / size, 2), "target": "< 6.0",
+            "raw_imap_read_s": round(raw_s, 2), "download": downloads,
+            "stream_target": "< 0.5x the attachment",
+            "stream_pass": stream["bytes_identical"] and stream["growth_x_attachment"] < 0.5,
             "pass": same and growth / size < 6.0}
 
 
