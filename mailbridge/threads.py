@@ -105,7 +105,7 @@ async def find_thread(conn: ImapConnection, account: AccountConfig, folder: str,
             keys.append(ThreadKey.of(item.uid or 0, parse_stored(header + b"\r\n"),
                                      item.internaldate))
     wanted = _bare(thread_id)
-    for members in await _groups(conn, keys):
+    for members in await _groups(conn, keys) if wanted else ():
         if wanted == _thread_id(members) or any(k.message_id == wanted for k in members):
             found = {m.uid: m for m in await fetch_summaries(
                 conn, account, folder, info.uidvalidity, [k.uid for k in members])}

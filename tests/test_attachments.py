@@ -19,6 +19,7 @@ from mailbridge.api.jasni import accepts_json
 from mailbridge.api.keys import ACCOUNTS, CONFIG
 from mailbridge.attachments import TransferDecoder, list_parts, read
 from mailbridge.devstack.stack import DevStack
+from mailbridge.errors import ImapProtocolError
 
 BIG = random.Random(7).randbytes(700_000)  # three pieces of 256 KiB once base64-encoded
 
@@ -130,3 +131,26 @@ async def test_missing_attachment_or_message(api: Api, accept: str) -> None:
     plain = await asyncio.to_thread(api.append, b"Subject: none\r\n\r\nNo files.\r\n")
     listed = await api.call("GET", f"/api/v1/emails/{plain}/attachments")
     assert listed.status == 200 and listed.body["data"]["attachments"] == []
+
+
+async def test_a_message_that_goes_away_while_it_is_read_is_an_error(api: Api) -> None:
+    """The pieces read so far are all there is: the next one raises, never an end."""
+    uid = await asyncio.to_thread(api.append, _message(api.user.email))
+    account = api.client.app[CONFIG].accounts[0]
+    pool = api.client.app[ACCOUNTS].pool(account)
+    async with pool.connection() as conn:
+        [part] = await list_parts(conn, account, "INBOX", uid)
+    pieces = read(pool, account, "INBOX", part, chunk=40_000)
+    first = await anext(pieces)
+    assert first == BIG[:len(first)]
+
+    def expunge() -> None:
+        with api.imap() as client:
+            client.select("INBOX")
+            client.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Deleted)")
+            client.expunge()
+
+    await asyncio.to_thread(expunge)
+    with pytest.raises(ImapProtocolError, match="went away"):
+        async for _ in pieces:
+            pass

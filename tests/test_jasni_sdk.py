@@ -246,8 +246,9 @@ async def test_threads(sdk: Client, api: Api) -> None:
         assert (thread.thread_id, thread.subject, thread.message_count) == ("r@x", "Plan", 2)
         assert [(e.uid, e.text) for e in thread.emails] == [(root, "Say r@x.\n"),
                                                             (reply, "Say s@x.\n")]
-    with pytest.raises(NotFoundError):
-        await sdk(sdk.sdk.emails.get_thread, "<nothing@x>", account=me)
+    for nothing in ("<nothing@x>", "<>", "uid:999"):
+        with pytest.raises(NotFoundError):
+            await sdk(sdk.sdk.emails.get_thread, nothing, account=me)
 
 
 async def test_labels(sdk: Client, api: Api) -> None:

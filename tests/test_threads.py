@@ -13,10 +13,11 @@ from conftest import MailUser, make_endpoint
 from imap_proxy import CapabilityHidingProxy
 from mailbridge.config import parse_config
 from mailbridge.devstack.stack import DevStack
+from mailbridge.errors import NotFound
 from mailbridge.imap import ImapConnection
 from mailbridge.imap.responses import parse_thread
 from mailbridge.reading import parse_stored
-from mailbridge.threads import ThreadKey, base_subject, group, list_threads
+from mailbridge.threads import ThreadKey, base_subject, find_thread, group, list_threads
 
 
 def test_parse_thread() -> None:
@@ -130,6 +131,12 @@ async def test_list_threads_with_and_without_the_server(
     try:
         assert conn.has("THREAD=REFERENCES") is not hidden
         threads, count = await list_threads(conn, account, "INBOX", 100)
+        lonely = next(t for t in threads if t.id.startswith("uid:"))
+        assert (await find_thread(conn, account, "INBOX", lonely.id)).messages == lonely.messages
+        assert len((await find_thread(conn, account, "INBOX", "<b@x>")).messages) == 3
+        for nothing in ("<>", " ", "nothing@x"):  # no id matches a message without one
+            with pytest.raises(NotFound):
+                await find_thread(conn, account, "INBOX", nothing)
         sent = [c.split()[:3] for _, c in hiding.commands]
         assert (["UID", "THREAD", "REFERENCES"] in sent, bool(sent)) == (False, hidden)
     finally:
