@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from mailbridge.config import AccountConfig, Config
 from mailbridge.errors import ImapError
 from mailbridge.imap import ImapEndpoint, ImapPool
+from mailbridge.metrics import Metrics
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,10 @@ class AccountHealth:
     error: str | None = None
 
 
-def imap_endpoint(account: AccountConfig) -> ImapEndpoint:
-    """Returns the IMAP endpoint of ``account``, its password read now (password_env included).
+def imap_endpoint(account: AccountConfig,
+                  observe: Callable[[str, float], None] | None = None) -> ImapEndpoint:
+    """Returns the IMAP endpoint of ``account``, its password read now (password_env included);
+    ``observe`` is told each command's name and duration.
 
     Raises ConfigError when password_env names an unset variable.
     """
@@ -30,21 +33,24 @@ def imap_endpoint(account: AccountConfig) -> ImapEndpoint:
     return ImapEndpoint(
         host=imap.host, port=imap.port, security=imap.security, username=imap.username,
         password=imap.password_value(), timeout=imap.timeout_seconds, tls_verify=imap.tls_verify,
-        ca_file=imap.ca_file, label=account.email,
+        ca_file=imap.ca_file, label=account.email, observe=observe,
     )
 
 
 class Accounts:
     """Every configured account and its IMAP pool, looked up by id or email address."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
         self.config = config
         self._pools: dict[str, ImapPool] = {}
         for account in config.accounts:
+            observe = metrics.imap_command(account.email) if metrics is not None else None
             self._pools[str(account.id)] = ImapPool(
-                imap_endpoint(account), size=account.pool_size,
+                imap_endpoint(account, observe), size=account.pool_size,
                 folder_overrides=account.folders.model_dump(),
             )
+        if metrics is not None:
+            metrics.watch_pools((a.email, self.pool(a)) for a in config.accounts)
 
     def __iter__(self) -> Iterator[AccountConfig]:
         return iter(self.config.accounts)

@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 Security = Literal["tls", "starttls", "none"]
-Scope = Literal["read", "write", "send"]
+Scope = Literal["read", "write", "send", "metrics"]
 SentCopy = Literal["auto", "append", "none"]
 DeleteMode = Literal["permanent", "trash"]
 

@@ -135,6 +135,8 @@ class Scheduler:
         self._leftovers: _WhileUnchanged[tuple[tuple[UUID, datetime | None], ...]] = \
             _WhileUnchanged()
         self._nameless: _WhileUnchanged[tuple[int, ...]] = _WhileUnchanged()
+        self.lag = 0.0
+        """Seconds the oldest draft due at the last look of :meth:`run` had been due then."""
 
     async def due(self, account: AccountConfig, now: datetime) -> list[DueDraft]:
         """Scheduled drafts of ``account`` whose time (or retry time) has come."""
@@ -365,11 +367,13 @@ class Scheduler:
 
         while True:
             now = utcnow()
+            oldest: datetime | None = None
             for account in accounts:
                 try:
                     stale, due_now = await self._tick(account, now)
                     await self._file_stale(account, stale)
                     for due in due_now:
+                        oldest = due.when if oldest is None else min(oldest, due.when)
                         key = (account.id, due.id)
                         if key in in_flight:
                             continue
@@ -379,4 +383,5 @@ class Scheduler:
                         task.add_done_callback(running.discard)
                 except MailbridgeError as exc:
                     log.warning("scheduler: %s: %s", account.email, exc.message)
+            self.lag = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
             await asyncio.sleep(self.settings.interval_seconds)

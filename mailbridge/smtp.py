@@ -47,6 +47,7 @@ import os
 import re
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,8 +191,11 @@ class Sender:
     this machine's fully qualified name.
     """
 
-    def __init__(self, *, idle_seconds: float = IDLE_SECONDS, local_hostname: str | None = None) -> None:
+    def __init__(self, *, idle_seconds: float = IDLE_SECONDS, local_hostname: str | None = None,
+                 observe: Callable[[str, float], None] | None = None) -> None:
         self.idle_seconds = idle_seconds
+        self.observe = observe
+        """Told each submission's outcome (``sent`` or the error's code) and duration."""
         self._local_hostname = local_hostname
         self._idle: dict[_Key, _Connection] = {}
         self._tls_contexts: dict[tuple[Path | None, bool], ssl.SSLContext] = {}
@@ -216,6 +220,7 @@ class Sender:
         - ValueError: no recipient, or an address with a space, control character, < or >.
         """
         rcpts = _check_envelope(mail_from, recipients)
+        started = time.perf_counter()
         try:
             conn = await self._take(endpoint)
             finished = False
@@ -231,7 +236,11 @@ class Sender:
         except SmtpError as exc:
             log.warning("SMTP send for %s via %s:%d failed (%s): %s", endpoint.label or "?",
                         endpoint.host, endpoint.port, exc.code, exc.message)
+            if self.observe is not None:
+                self.observe(exc.code, time.perf_counter() - started)
             raise
+        if self.observe is not None:
+            self.observe("sent", time.perf_counter() - started)
         log.info("SMTP sent message for %s via %s:%d: %d recipient(s) accepted, %d refused, reply %d",
                  endpoint.label or "?", endpoint.host, endpoint.port, len(result.accepted),
                  len(result.refused), result.reply_code)

@@ -33,6 +33,7 @@ READ_TOKEN = "test-read-token-" + "y" * 16
 WRITE_TOKEN = "test-write-token-" + "z" * 16
 OTHER_TOKEN = "test-other-token-" + "w" * 16
 BOTH_TOKEN = "test-both-token-" + "v" * 16
+METRICS_TOKEN = "test-metrics-token-" + "m" * 16
 
 
 def token_entry(name: str, token: str, accounts: list[str], scopes: list[str]) -> dict[str, Any]:
@@ -163,7 +164,8 @@ async def start_api(devstack: DevStack, user: MailUser, other: MailUser,
                 token_entry("read", READ_TOKEN, [user.email], ["read"]),
                 token_entry("write", WRITE_TOKEN, [str(user.id)], ["read", "write"]),
                 token_entry("other", OTHER_TOKEN, [other.email], ["read", "write", "send"]),
-                token_entry("both", BOTH_TOKEN, ["*"], ["read", "write", "send"])],
+                token_entry("both", BOTH_TOKEN, ["*"], ["read", "write", "send"]),
+                token_entry("metrics", METRICS_TOKEN, ["*"], ["metrics"])],
     )
     if limits:
         data["server"]["limits"] = dict(limits)

@@ -167,10 +167,11 @@ def test_security(document: dict[str, Any]) -> None:
             assert op["security"] == [], f"{method} {path} must need no token"
             assert "401" not in op["responses"]
         else:
-            assert path.startswith("/api/") or path == "/openapi.json"
+            assert path.startswith("/api/") or path in ("/openapi.json", "/metrics")
             (requirement,) = op["security"]
             assert list(requirement) == ["bearerAuth"]
-            assert requirement["bearerAuth"] in (["read"], ["write"], ["send"])
+            assert requirement["bearerAuth"] in (["read"], ["write"], ["send"], ["metrics"])
+            assert (requirement["bearerAuth"] == ["metrics"]) == (path == "/metrics")
             assert "401" in op["responses"] and "403" in op["responses"]
             assert "WWW-Authenticate" in op["responses"]["401"]["headers"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
@@ -12,7 +13,16 @@ from aiohttp.typedefs import Handler
 
 from mailbridge.accounts import Accounts
 from mailbridge.api import jasni, routes
-from mailbridge.api.keys import ACCOUNTS, AUTH, CONFIG, DRAFTS, LABELS, MESSAGES, SENDING
+from mailbridge.api.keys import (
+    ACCOUNTS,
+    AUTH,
+    CONFIG,
+    DRAFTS,
+    LABELS,
+    MESSAGES,
+    METRICS,
+    SENDING,
+)
 from mailbridge.api.schemas import ExanteError, ExanteErrorBody, JasniError
 from mailbridge.api.statuses import WWW_AUTHENTICATE, status_of
 from mailbridge.auth import Authenticator
@@ -21,6 +31,7 @@ from mailbridge.drafts import DraftService
 from mailbridge.errors import MailbridgeError, RequestError, Unauthorized
 from mailbridge.labels import LabelService
 from mailbridge.messages import MessageService
+from mailbridge.metrics import Metrics
 from mailbridge.scheduler import Scheduler
 from mailbridge.sending import SendService
 from mailbridge.smtp import Sender
@@ -92,10 +103,32 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(path, 500, "internal_error", "internal error; see the service log")
 
 
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Times every request into ``mailbridge_http_request_duration_seconds``, by the route's path
+    template (``unmatched`` for a path no route has: no label per random path)."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        request.app[METRICS].http_request(route, request.method, status,
+                                          time.perf_counter() - started)
+
+
 async def run_scheduler(app: web.Application) -> AsyncIterator[None]:
     """The scheduler as a background task of the app (aiohttp cleanup_ctx): started on startup,
     cancelled and awaited on shutdown."""
-    task = asyncio.create_task(Scheduler(app[SENDING]).run(list(app[CONFIG].accounts)))
+    scheduler = Scheduler(app[SENDING])
+    app[METRICS].watch_scheduler_lag(lambda: scheduler.lag)
+    task = asyncio.create_task(scheduler.run(list(app[CONFIG].accounts)))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -110,15 +143,16 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     """
     if scheduler is None:
         scheduler = config.scheduler.enabled
-    app = web.Application(middlewares=[error_middleware],
+    app = web.Application(middlewares=[metrics_middleware, error_middleware],
                           client_max_size=config.server.limits.max_request_bytes)
     app[CONFIG] = config
-    app[ACCOUNTS] = Accounts(config)
+    app[METRICS] = Metrics()
+    app[ACCOUNTS] = Accounts(config, app[METRICS])
     app[DRAFTS] = DraftService(app[ACCOUNTS])
     app[MESSAGES] = MessageService(app[DRAFTS])
     app[LABELS] = LabelService(app[DRAFTS].store)
     app[AUTH] = Authenticator(config)
-    sender = Sender()
+    sender = Sender(observe=app[METRICS].smtp_submission)
     app[SENDING] = SendService(app[DRAFTS], sender, config)
 
     async def close_pools(app: web.Application) -> AsyncIterator[None]:

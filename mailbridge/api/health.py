@@ -1,11 +1,14 @@
-"""GET /healthz (the process answers) and GET /readyz (every account's IMAP logs in)."""
+"""How the service is doing: GET /healthz (the process answers), GET /readyz (every account's
+IMAP logs in), GET /metrics (Prometheus, :mod:`mailbridge.metrics`)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from mailbridge.api.keys import ACCOUNTS
+from mailbridge.api.access import authorize
+from mailbridge.api.keys import ACCOUNTS, METRICS
 from mailbridge.api.schemas import AccountCheck, HealthStatus, Readiness
+from mailbridge.metrics import CONTENT_TYPE
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -28,3 +31,10 @@ async def readyz(request: web.Request) -> web.Response:
         for r in results])
     return web.json_response(body.model_dump(mode="json", exclude_none=True),
                              status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """The metrics in the Prometheus text format, for tokens with the ``metrics`` scope."""
+    authorize(request, "metrics")
+    return web.Response(body=request.app[METRICS].exposition(),
+                        headers={"Content-Type": CONTENT_TYPE})

@@ -14,6 +14,7 @@ from mailbridge.config import Config
 from mailbridge.drafts import DraftService
 from mailbridge.labels import LabelService
 from mailbridge.messages import MessageService
+from mailbridge.metrics import Metrics
 from mailbridge.sending import SendService
 
 CONFIG = web.AppKey("config", Config)
@@ -25,6 +26,8 @@ MESSAGES = web.AppKey("messages", MessageService)
 """Any message of any folder (dialect 1's /emails calls)."""
 LABELS = web.AppKey("labels", LabelService)
 """The label registry and labels on messages (dialect 1's /labels calls)."""
+METRICS = web.AppKey("metrics", Metrics)
+"""The application's Prometheus metrics (GET /metrics)."""
 AUTH = web.AppKey("authenticator", Authenticator)
 ROUTE_TABLE: web.AppKey[Sequence[Route]] = web.AppKey("route_table")
 """The routes the app serves (mailbridge.api.routes.ROUTES), for the OpenAPI document."""

@@ -18,7 +18,15 @@ from pydantic_core import core_schema
 
 from mailbridge import __version__
 from mailbridge.api.params import DEFAULT_LIMIT, MAX_LIMIT
-from mailbridge.api.routing import TAG_DOCS, TAG_EXANTE, TAG_HEALTH, TAG_JASNI, Param, Route
+from mailbridge.api.routing import (
+    TAG_DOCS,
+    TAG_EXANTE,
+    TAG_HEALTH,
+    TAG_JASNI,
+    TAG_METRICS,
+    Param,
+    Route,
+)
 from mailbridge.api.schemas import ExanteError, JasniError
 from mailbridge.api.statuses import WWW_AUTHENTICATE
 from mailbridge.config import Limits
@@ -249,6 +257,8 @@ def build_document(routes: Sequence[Route], limits: Limits | None = None) -> dic
                                                 "stable UUID in paths."},
             {"name": TAG_HEALTH, "description": "Probes for load balancers and orchestrators; no "
                                                 "authentication."},
+            {"name": TAG_METRICS, "description": "Prometheus metrics, for tokens with the "
+                                                 "`metrics` scope."},
             {"name": TAG_DOCS, "description": "This document and the page that renders it; no "
                                               "authentication."},
         ],

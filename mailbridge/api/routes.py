@@ -18,7 +18,15 @@ from aiohttp import web
 from mailbridge.api import docs, exante, health, jasni
 from mailbridge.api.keys import ROUTE_TABLE
 from mailbridge.api.params import DEFAULT_LIMIT, MAX_IDEMPOTENCY_KEY, MAX_LIMIT, MAX_UID
-from mailbridge.api.routing import TAG_DOCS, TAG_EXANTE, TAG_HEALTH, TAG_JASNI, Param, Route
+from mailbridge.api.routing import (
+    TAG_DOCS,
+    TAG_EXANTE,
+    TAG_HEALTH,
+    TAG_JASNI,
+    TAG_METRICS,
+    Param,
+    Route,
+)
 from mailbridge.api.schemas import (
     ExanteDraft,
     ExanteDraftList,
@@ -578,6 +586,17 @@ ROUTES: tuple[Route, ...] = (
         "healthz", TAG_HEALTH, "Liveness",
         "200 while the process serves HTTP; no authentication, no I/O.",
         None, HealthStatus),
+    Route(
+        "GET", "/metrics", health.metrics,
+        "metrics", TAG_METRICS, "Prometheus metrics",
+        "The service's metrics in the Prometheus text format (`prometheus-client`), names "
+        "starting with `mailbridge_`: histograms of HTTP requests (by route template, method and "
+        "status), IMAP commands (by command and account) and SMTP submissions (by outcome); "
+        "gauges of each account's IMAP pool (connections open, in use, operations waiting) and "
+        "of the scheduler's lag behind the oldest due draft; counters of webhook deliveries (by "
+        "outcome) and events (by type).",
+        "metrics", {"type": "string"}, media_type="text/plain; version=0.0.4",
+        status_description="The metrics.", errors=(401, 403)),
     Route(
         "GET", "/readyz", health.readyz,
         "readyz", TAG_HEALTH, "Readiness",

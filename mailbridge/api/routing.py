@@ -21,6 +21,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TAG_JASNI = "Jasni-style /api/v1"
 TAG_EXANTE = "Exante-style /api/email"
 TAG_HEALTH = "Health"
+TAG_METRICS = "Metrics"
 TAG_DOCS = "Documentation"
 
 ParamIn = Literal["path", "query", "header"]

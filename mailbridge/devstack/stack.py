@@ -162,7 +162,7 @@ class DevStack:
             accounts = [self.account_entry(i, e, n) for i, e, n in DEV_ACCOUNTS]
         if tokens is None:
             tokens = [{"name": "dev", "sha256": hashlib.sha256(DEV_TOKEN.encode()).hexdigest(),
-                       "accounts": ["*"], "scopes": ["read", "write", "send"]}]
+                       "accounts": ["*"], "scopes": ["read", "write", "send", "metrics"]}]
         return {"server": {"host": "127.0.0.1", "port": self.ports.api},
                 "accounts": accounts, "tokens": list(tokens)}
 

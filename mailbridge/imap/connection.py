@@ -21,7 +21,8 @@ import imaplib
 import logging
 import re
 import ssl
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -284,6 +285,8 @@ class ImapEndpoint:
     ca_file: Path | None = None
     label: str = ""
     """Names the account in errors and logs (its email address)."""
+    observe: Callable[[str, float], None] | None = field(default=None, compare=False)
+    """Told each command's name and duration in seconds (mailbridge.metrics)."""
 
     def __repr__(self) -> str:  # never the password
         return (f"ImapEndpoint({self.username}@{self.host}:{self.port}, {self.security}, "
@@ -449,11 +452,21 @@ class ImapConnection:
     # --------------------------------------------------------------- plumbing
 
     async def _race(self, aw: Any, what: str, timeout: float | None = None) -> Any:
-        """Awaits ``aw`` unless the connection drops or ``timeout`` passes first.
+        """Awaits ``aw`` unless the connection drops or ``timeout`` passes first; the endpoint's
+        ``observe`` is told ``what`` and how long it took, however it ended.
 
         Returns its result. On a drop or timeout marks the connection broken, closes it and
         raises ImapUnavailable naming ``what``.
         """
+        if self.endpoint.observe is None:
+            return await self._race_unobserved(aw, what, timeout)
+        started = time.perf_counter()
+        try:
+            return await self._race_unobserved(aw, what, timeout)
+        finally:
+            self.endpoint.observe(what, time.perf_counter() - started)
+
+    async def _race_unobserved(self, aw: Any, what: str, timeout: float | None) -> Any:
         timeout = self.endpoint.timeout if timeout is None else timeout
         task = asyncio.ensure_future(aw)
         try:

@@ -36,6 +36,7 @@ class ImapPool:
         self._idle: list[ImapConnection] = []
         self._slots = asyncio.Semaphore(size)
         self._open = 0
+        self._waiting = 0
         self._closed = False
         self._folders: SpecialFolders | None = None
         self._folders_lock = asyncio.Lock()
@@ -50,6 +51,16 @@ class ImapPool:
     def open_connections(self) -> int:
         """How many connections are open now (idle + in use)."""
         return self._open
+
+    @property
+    def in_use(self) -> int:
+        """How many connections are lent out now."""
+        return self._open - len(self._idle)
+
+    @property
+    def waiting(self) -> int:
+        """How many operations wait for a connection now."""
+        return self._waiting
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[ImapConnection]:
@@ -88,6 +99,7 @@ class ImapPool:
     async def _acquire(self, fresh: bool = False) -> tuple[ImapConnection, bool]:
         if self._closed:
             raise ImapUnavailable(f"the IMAP pool of {self.label} is closed", account=self.label)
+        self._waiting += 1
         try:
             async with asyncio.timeout(self.endpoint.timeout):
                 await self._slots.acquire()
@@ -95,6 +107,8 @@ class ImapPool:
             raise ImapUnavailable(
                 f"no IMAP connection of {self.label} became free within {self.endpoint.timeout:g}s "
                 f"(pool_size = {self.size})", account=self.label) from None
+        finally:
+            self._waiting -= 1
         try:
             while self._idle and not fresh:
                 conn = self._idle.pop()
