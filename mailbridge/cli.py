@@ -14,18 +14,11 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from mailbridge import logs
 from mailbridge.config import Config, describe, load_config
 from mailbridge.errors import ConfigError
 
 log = logging.getLogger("mailbridge")
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    # aiosmtpd (the dev SMTP server) logs every connection and command at INFO
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 class _OutOfDescriptors:
@@ -72,6 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mailbridge.api import create_app
 
     config = load_config(args.config)
+    logs.setup(args.log_level, config.logging.format)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     app = create_app(config)
@@ -89,6 +83,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from mailbridge.smtp import Sender
 
     config = load_config(args.config)
+    logs.setup(args.log_level, config.logging.format)
 
     async def work() -> None:
         accounts = Accounts(config)
@@ -206,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    logs.setup(args.log_level)
     try:
         result: int = args.func(args)
     except ConfigError as exc:

@@ -352,6 +352,13 @@ def _section_label(kind: str, index: int, label: str | None) -> str:
     return f"{text} ({label})" if label else text
 
 
+class LoggingConfig(_Model):
+    """``[logging]``: how the service writes its log (to stderr)."""
+
+    format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line (time, level, logger, message, request_id)."""
+
+
 class SchedulerConfig(_Model):
     """``[scheduler]``: scheduled sends, retries and the recovery of interrupted sends."""
 
@@ -390,6 +397,7 @@ class Config(_Model):
     server: ServerConfig = Field(default_factory=ServerConfig)
     drafts: DraftsConfig = Field(default_factory=DraftsConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
     accounts: list[AccountConfig] = Field(min_length=1)
     tokens: list[TokenConfig] = Field(default_factory=list)
 

@@ -107,6 +107,7 @@ async def test_bytes_are_streamed(api: Api) -> None:
     assert answer.headers["Content-Disposition"] == (
         "attachment; filename=\"?t? '1'.png\"; filename*=utf-8''%C3%A9t%C3%A9%20%221%22.png")
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert len(answer.headers["X-Request-Id"]) == 32  # a streamed answer names its request too
     assert await answer.read() == BIG
     # the same file by name, in its own type
     named = await api.client.get(f"/api/v1/emails/{uid}/attachments/été \"1\".png",

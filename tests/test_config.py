@@ -120,11 +120,20 @@ def test_example_file_loads_without_password_env_set(monkeypatch: pytest.MonkeyP
 
 def test_example_file_mentions_every_key() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    from mailbridge.config import Endpoint, Folders, SchedulerConfig, ServerConfig, TokenConfig
+    from mailbridge.config import (
+        DraftsConfig,
+        Endpoint,
+        Folders,
+        LoggingConfig,
+        SchedulerConfig,
+        ServerConfig,
+        TokenConfig,
+    )
 
-    sections = ("server", "scheduler", "accounts", "tokens", "limits", "imap", "smtp", "folders")
+    sections = ("server", "scheduler", "accounts", "tokens", "limits", "imap", "smtp", "folders",
+                "logging", "drafts")
     for model in (Config, ServerConfig, Limits, SchedulerConfig, Endpoint, Folders, AccountConfig,
-                  TokenConfig):
+                  TokenConfig, LoggingConfig, DraftsConfig):
         for key in model.model_fields:
             if key in sections:
                 assert f"[{key}]" in text or f"[accounts.{key}]" in text or \
@@ -205,7 +214,7 @@ def test_unknown_key_in_limits_and_top_level() -> None:
     msg = error_of(data)
     assert "config.toml: [server.limits] max_body: unknown key" in msg
     assert ("config.toml: sever: unknown key "
-            "(expected one of: server, drafts, scheduler, accounts, tokens)") in msg
+            "(expected one of: server, drafts, scheduler, logging, accounts, tokens)") in msg
 
 
 def test_unknown_key_in_account_subsection() -> None:

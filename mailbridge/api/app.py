@@ -30,6 +30,7 @@ from mailbridge.config import Config
 from mailbridge.drafts import DraftService
 from mailbridge.errors import MailbridgeError, RequestError, Unauthorized
 from mailbridge.labels import LabelService
+from mailbridge.logs import REQUEST_ID, request_id_from
 from mailbridge.messages import MessageService
 from mailbridge.metrics import Metrics
 from mailbridge.scheduler import Scheduler
@@ -104,6 +105,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 @web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Gives the request its id (the caller's ``X-Request-Id`` when it is a short token), for
+    every log line written while it is served, and answers with it in ``X-Request-Id``."""
+    REQUEST_ID.set(request_id_from(request.headers.get("X-Request-Id")))  # the request's task
+    return await handler(request)
+
+
+async def _name_request(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every answer, streamed ones and errors too, says its request id."""
+    response.headers["X-Request-Id"] = REQUEST_ID.get()
+
+
+@web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Times every request into ``mailbridge_http_request_duration_seconds``, by the route's path
     template (``unmatched`` for a path no route has: no label per random path)."""
@@ -143,8 +157,10 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     """
     if scheduler is None:
         scheduler = config.scheduler.enabled
-    app = web.Application(middlewares=[metrics_middleware, error_middleware],
+    app = web.Application(middlewares=[request_id_middleware, metrics_middleware,
+                                       error_middleware],
                           client_max_size=config.server.limits.max_request_bytes)
+    app.on_response_prepare.append(_name_request)
     app[CONFIG] = config
     app[METRICS] = Metrics()
     app[ACCOUNTS] = Accounts(config, app[METRICS])
