@@ -158,6 +158,8 @@ class ServerConfig(_Model):
     limits: Limits = Field(default_factory=Limits)
     public_url: SafeStr | None = None
     """The URL callers use to reach this service (behind a proxy), without a trailing slash."""
+    allow_private_webhooks: bool = False
+    """Webhook URLs may name loopback and private addresses (the dev stack's receivers)."""
 
     @field_validator("public_url")
     @classmethod

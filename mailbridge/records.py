@@ -8,9 +8,10 @@ small message: ``X-Mailbridge-Record`` says its kind, ``X-Mailbridge-Record-Key`
 the body is its data as JSON. Any instance reads the same records; a mail client shows them as
 plain messages.
 
-Two writers adding the same key at once leave two records: reading keeps the oldest (lowest
-UID) and removing a key removes every record of it, so the extra one is harmless and goes with
-its key.
+Two records of one key (two writers adding it at once, or a replace whose writer died between
+its two steps) are read as the newest (highest UID); removing a key removes every record of it,
+and a replace adds the new record before it removes the old ones, so a reader never finds the
+key missing.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class RecordBox:
         return name
 
     async def read(self, account: AccountConfig, kind: str) -> list[Record]:
-        """Every record of ``kind``, one per key (the oldest), in the order they were added."""
+        """Every record of ``kind``, one per key (the newest), in the order the keys were first
+        added."""
         async with self.store.pool(account).connection() as conn:
             folder = await self.folder(conn, account)
             try:
@@ -79,12 +81,18 @@ class RecordBox:
                                           quote_astring(kind))).uids
             items = await conn.uid_fetch(uids, "(UID FLAGS BODY.PEEK[])") if uids else []
         records: dict[str, Record] = {}
-        for item in items:
+        for item in items:  # in UID order: a later record of a key replaces an earlier one
             record = _parse(item.uid or 0, item.sections.get("", b""))
-            if record is not None and record.kind == kind and record.key not in records \
+            if record is not None and record.kind == kind \
                     and "\\deleted" not in {f.lower() for f in item.flags or ()}:
                 records[record.key] = record
         return list(records.values())
+
+    async def replace(self, account: AccountConfig, kind: str, key: str,
+                      data: Mapping[str, Any]) -> None:
+        """Stores ``data`` as the record of ``key``, then removes the older ones."""
+        await self.add(account, kind, key, data)
+        await self.remove(account, kind, key, keep_newest=True)
 
     async def add(self, account: AccountConfig, kind: str, key: str,
                   data: Mapping[str, Any]) -> None:
@@ -107,8 +115,10 @@ class RecordBox:
                     await conn.create_mailbox(folder)
                 await conn.append(folder, raw, ("\\Seen",))
 
-    async def remove(self, account: AccountConfig, kind: str, key: str) -> int:
-        """Removes every record of ``kind`` and ``key``; returns how many there were."""
+    async def remove(self, account: AccountConfig, kind: str, key: str, *,
+                     keep_newest: bool = False) -> int:
+        """Removes every record of ``kind`` and ``key`` (with ``keep_newest``, all but the one
+        with the highest UID); returns how many it removed."""
         async with self.store.pool(account).connection() as conn:
             folder = await self.folder(conn, account)
             try:
@@ -121,6 +131,8 @@ class RecordBox:
             doomed = [item.uid for item in items if item.uid is not None
                       and _kind_key(_headers.parsebytes(item.sections.get("HEADER", b"")))
                       == (kind, key)]
+            if keep_newest:
+                doomed = sorted(doomed)[:-1]
             if doomed:
                 await self.store.remove(conn, doomed)
             return len(doomed)

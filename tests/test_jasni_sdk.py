@@ -346,6 +346,33 @@ async def test_the_agents_reply_flow(sdk: Client, api: Api) -> None:
     assert thread.thread_id == "budget@x" and [e.subject for e in thread.emails] == ["Re: Budget"]
 
 
+async def test_webhooks(sdk: Client, api: Api) -> None:
+    """webhooks.create (the secret once), list, get, update (id in the body), delete (id in the
+    query): every answer parses in the SDK's models, events are its enum."""
+    hooks = sdk.sdk.webhooks
+    made = (await sdk(hooks.create, url="http://127.0.0.1:9/hook", events=["email.received"],
+                      description="Inbox")).webhook
+    assert made.secret and made.secret.startswith("whsec_") and made.active
+    assert [e.value for e in made.events] == ["email.received"] and made.description == "Inbox"
+    listed = (await sdk(hooks.list)).webhooks
+    assert [(w.id, w.secret) for w in listed] == [(made.id, None)]  # never shown again
+    assert (await sdk(hooks.get, made.id)).webhook.url == "http://127.0.0.1:9/hook"
+    changed = (await sdk(hooks.update, id=made.id, events=["email.sent", "email.bounced"],
+                         active=False)).webhook
+    assert ([e.value for e in changed.events], changed.active, changed.description) == (
+        ["email.sent", "email.bounced"], False, "Inbox")  # a null keeps a field
+    assert changed.updated_at
+    with pytest.raises(ValidationError):
+        await sdk(hooks.create, url="ftp://example.com/x", events=["email.sent"])
+    with pytest.raises(ValidationError):
+        await sdk(hooks.create, url="https://example.com/x", events=["draft.created"])
+    gone = await sdk(hooks.delete, made.id)
+    assert gone["id"] == made.id
+    assert (await sdk(hooks.list)).webhooks == []
+    with pytest.raises(NotFoundError):
+        await sdk(hooks.get, made.id)
+
+
 async def test_acting_on_mail(sdk: Client, api: Api) -> None:
     """mark_as_read / mark_as_unread, get_raw, delete (INBOX -> Trash -> gone for good)."""
     me = api.user.email

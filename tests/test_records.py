@@ -45,3 +45,7 @@ async def test_records(api: Api) -> None:
             return client.uid("SEARCH", "UNDELETED", "ALL")[1][0].split()
 
     assert len(await asyncio.to_thread(left)) == 2  # Else, and the person's own message
+    await box.replace(account, "label", "Else", {"name": "changed"})
+    assert [(r.key, r.data["name"]) for r in await other.read(account, "label")] == [
+        ("Else", "changed")]
+    assert len(await asyncio.to_thread(left)) == 2  # the new record in, the old one out

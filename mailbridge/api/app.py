@@ -22,6 +22,7 @@ from mailbridge.api.keys import (
     MESSAGES,
     METRICS,
     SENDING,
+    WEBHOOKS,
 )
 from mailbridge.api.schemas import ExanteError, ExanteErrorBody, JasniError
 from mailbridge.api.statuses import WWW_AUTHENTICATE, status_of
@@ -33,9 +34,11 @@ from mailbridge.labels import LabelService
 from mailbridge.logs import REQUEST_ID, request_id_from
 from mailbridge.messages import MessageService
 from mailbridge.metrics import Metrics
+from mailbridge.records import RecordBox
 from mailbridge.scheduler import Scheduler
 from mailbridge.sending import SendService
 from mailbridge.smtp import Sender
+from mailbridge.subscriptions import SubscriptionService
 
 log = logging.getLogger("mailbridge.api")
 
@@ -167,6 +170,8 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     app[DRAFTS] = DraftService(app[ACCOUNTS])
     app[MESSAGES] = MessageService(app[DRAFTS])
     app[LABELS] = LabelService(app[DRAFTS].store)
+    app[WEBHOOKS] = SubscriptionService(RecordBox(app[DRAFTS].store),
+                                        allow_private=config.server.allow_private_webhooks)
     app[AUTH] = Authenticator(config)
     sender = Sender(observe=app[METRICS].smtp_submission)
     app[SENDING] = SendService(app[DRAFTS], sender, config)

@@ -19,10 +19,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from mailbridge.api.schemas import Webhook
 from mailbridge.config import Limits
 from mailbridge.errors import InvalidInput, PayloadTooLarge, Unprocessable
 from mailbridge.mime import check_header_value, parse_address_list
 from mailbridge.model import Address, Attachment, DraftContent
+from mailbridge.subscriptions import Subscription
 
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 _MESSAGE_ID = re.compile(r"[\x21-\x3b\x3d\x3f-\x7e]+")  # printable ASCII without < and >
@@ -279,3 +281,10 @@ def message_id(value: str | None) -> str | None:
         return None
     bare = value.strip().strip("<>")
     return f"<{bare}>" if bare else None
+
+
+def webhook_view(sub: Subscription, *, with_secret: bool = False) -> Webhook:
+    """A subscription as both dialects show it (the secret only when it was just made)."""
+    return Webhook(id=sub.id, url=sub.url, events=list(sub.events), active=sub.active,
+                   description=sub.description, created_at=sub.created_at,
+                   updated_at=sub.updated_at, secret=sub.secret if with_secret else None)

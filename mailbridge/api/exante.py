@@ -19,8 +19,9 @@ from mailbridge.api.conversion import (
     draft_input,
     format_address,
     message_id,
+    webhook_view,
 )
-from mailbridge.api.keys import DRAFTS, MESSAGES, SENDING
+from mailbridge.api.keys import DRAFTS, MESSAGES, SENDING, WEBHOOKS
 from mailbridge.api.params import (
     encode_cursor,
     idempotency_key,
@@ -38,6 +39,9 @@ from mailbridge.api.schemas import (
     ExanteDraftUpsert,
     ExanteForwardDraft,
     ExanteReplyDraft,
+    ExanteWebhookList,
+    WebhookCreate,
+    WebhookUpdate,
 )
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
@@ -224,3 +228,55 @@ async def send_draft(request: web.Request) -> web.Response:
 
 
 __all__ = ["PREFIX", "find_draft", "render_draft"]
+
+
+# ----------------------------------------------------------------------------- webhooks
+
+def _webhook_ref(request: web.Request) -> UUID:
+    try:
+        return UUID(request.match_info["id"])
+    except ValueError:
+        raise InvalidInput("id must be a webhook id (a UUID)", field="id") from None
+
+
+async def list_webhooks(request: web.Request) -> web.Response:
+    """GET /api/email/webhooks -> {items}: the token's own subscriptions (no secrets)."""
+    principal = authorize(request, "read")
+    subs = await request.app[WEBHOOKS].of(principal)
+    return web.json_response(ExanteWebhookList(items=[webhook_view(s) for s in subs])
+                             .model_dump(mode="json"))
+
+
+async def get_webhook(request: web.Request) -> web.Response:
+    """GET /api/email/webhooks/{id} -> the subscription."""
+    principal = authorize(request, "read")
+    sub = await request.app[WEBHOOKS].get(principal, _webhook_ref(request))
+    return web.json_response(webhook_view(sub).model_dump(mode="json"))
+
+
+async def create_webhook(request: web.Request) -> web.Response:
+    """POST /api/email/webhooks {url, events, description} -> 201, the subscription with its
+    secret (``whsec_...``), once. Deliveries are signed per Standard Webhooks."""
+    principal = authorize(request, "read")
+    body = validate_body(WebhookCreate, await read_json_object(request))
+    sub = await request.app[WEBHOOKS].create(principal, body.url, body.events, body.description,
+                                             "standard")
+    return web.json_response(webhook_view(sub, with_secret=True).model_dump(mode="json"),
+                             status=201)
+
+
+async def update_webhook(request: web.Request) -> web.Response:
+    """PATCH /api/email/webhooks/{id} {url, events, active, description} -> the subscription."""
+    principal = authorize(request, "read")
+    body = validate_body(WebhookUpdate, await read_json_object(request))
+    sub = await request.app[WEBHOOKS].update(principal, _webhook_ref(request), url=body.url,
+                                             events=body.events, active=body.active,
+                                             description=body.description)
+    return web.json_response(webhook_view(sub).model_dump(mode="json"))
+
+
+async def delete_webhook(request: web.Request) -> web.Response:
+    """DELETE /api/email/webhooks/{id} -> 204."""
+    principal = authorize(request, "read")
+    await request.app[WEBHOOKS].delete(principal, _webhook_ref(request))
+    return web.Response(status=204)

@@ -16,6 +16,7 @@ from mailbridge.labels import LabelService
 from mailbridge.messages import MessageService
 from mailbridge.metrics import Metrics
 from mailbridge.sending import SendService
+from mailbridge.subscriptions import SubscriptionService
 
 CONFIG = web.AppKey("config", Config)
 ACCOUNTS = web.AppKey("accounts", Accounts)
@@ -28,6 +29,8 @@ LABELS = web.AppKey("labels", LabelService)
 """The label registry and labels on messages (dialect 1's /labels calls)."""
 METRICS = web.AppKey("metrics", Metrics)
 """The application's Prometheus metrics (GET /metrics)."""
+WEBHOOKS = web.AppKey("webhooks", SubscriptionService)
+"""Webhook subscriptions (both dialects' /webhooks calls)."""
 AUTH = web.AppKey("authenticator", Authenticator)
 ROUTE_TABLE: web.AppKey[Sequence[Route]] = web.AppKey("route_table")
 """The routes the app serves (mailbridge.api.routes.ROUTES), for the OpenAPI document."""

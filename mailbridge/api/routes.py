@@ -33,6 +33,7 @@ from mailbridge.api.schemas import (
     ExanteDraftUpsert,
     ExanteForwardDraft,
     ExanteReplyDraft,
+    ExanteWebhookList,
     HealthStatus,
     JasniAccountList,
     JasniAttachmentList,
@@ -67,7 +68,14 @@ from mailbridge.api.schemas import (
     JasniSent,
     JasniThread,
     JasniThreadList,
+    JasniWebhookData,
+    JasniWebhookDeleted,
+    JasniWebhookList,
+    JasniWebhookUpdate,
     Readiness,
+    Webhook,
+    WebhookCreate,
+    WebhookUpdate,
 )
 from mailbridge.threads import WINDOW
 
@@ -200,6 +208,14 @@ def _refused_account_call(method: Literal["POST", "PATCH", "DELETE"], verb: str)
         error_notes={403: "Always: accounts come from the operator's configuration "
                           "(`accounts_from_configuration`)."})
 
+
+_WEBHOOKS_TEXT = (
+    "A subscription belongs to the token that made it: a token sees and changes only its own, "
+    "and is sent only events of accounts it may read. Subscriptions live in the mail server (a "
+    "record in the mailbridge folder of the token's first account), so every instance knows "
+    "them. URLs are http or https without credentials; loopback and private addresses need "
+    "`[server] allow_private_webhooks = true`.")
+_WEBHOOK_ID = Param("id", "path", _UUID, "The subscription's id.", required=True)
 
 ROUTES: tuple[Route, ...] = (
     # ------------------------------------------------------------------ dialect 1: Jasni
@@ -509,6 +525,54 @@ ROUTES: tuple[Route, ...] = (
         params=(JASNI_EMAIL_UID, ACCOUNT, FOLDER, IDEMPOTENCY_KEY),
         errors=(400, 401, 403, 404, 409, 413, 415, 422, 502, 503), etag=True,
         idempotency=True),
+    Route(
+        "GET", f"{jasni.PREFIX}/webhooks", jasni.list_webhooks,
+        "jasniListWebhooks", TAG_JASNI, "List webhooks",
+        f"The token's subscriptions, without their secrets. {_WEBHOOKS_TEXT}",
+        "read", JasniOk[JasniWebhookList], errors=(401, 403, 502, 503)),
+    Route(
+        "POST", f"{jasni.PREFIX}/webhooks", jasni.create_webhook,
+        "jasniCreateWebhook", TAG_JASNI, "Create a webhook",
+        "Subscribes `url` to `events`, which are the Jasni SDK's event names (its models accept "
+        "no other). The answer holds the `secret` deliveries are signed with "
+        "(`X-Jasni-Signature: t=<unix>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`), shown only "
+        f"now. {_WEBHOOKS_TEXT}",
+        "read", JasniOk[JasniWebhookData], status=201, body=WebhookCreate,
+        examples={"create": ("Mail arriving and sent", {
+            "url": "https://crm.example.com/hooks/mail", "events": ["email.received", "email.sent"],
+            "description": "CRM inbox sync"})},
+        errors=(400, 401, 403, 413, 415, 502, 503)),
+    Route(
+        "GET", f"{jasni.PREFIX}/webhooks/{{id}}", jasni.get_webhook,
+        "jasniGetWebhook", TAG_JASNI, "Get a webhook", "One of the token's subscriptions.",
+        "read", JasniOk[JasniWebhookData], params=(_WEBHOOK_ID,),
+        errors=(400, 401, 403, 404, 502, 503)),
+    Route(
+        "PATCH", f"{jasni.PREFIX}/webhooks", jasni.update_webhook,
+        "jasniUpdateWebhookById", TAG_JASNI, "Update a webhook (id in the body)",
+        "The Jasni SDK's form of `PATCH /api/v1/webhooks/{id}`: `id` in the body. Changes the "
+        "fields given; a field left out or null is kept.",
+        "read", JasniOk[JasniWebhookData], body=JasniWebhookUpdate,
+        errors=(400, 401, 403, 404, 413, 415, 502, 503)),
+    Route(
+        "PATCH", f"{jasni.PREFIX}/webhooks/{{id}}", jasni.update_webhook,
+        "jasniUpdateWebhook", TAG_JASNI, "Update a webhook",
+        "Changes the fields given (`url`, `events`, `active`, `description`); a field left out "
+        "or null is kept. An `id` in the body must be the path's.",
+        "read", JasniOk[JasniWebhookData], body=JasniWebhookUpdate, params=(_WEBHOOK_ID,),
+        errors=(400, 401, 403, 404, 413, 415, 502, 503)),
+    Route(
+        "DELETE", f"{jasni.PREFIX}/webhooks", jasni.delete_webhook,
+        "jasniDeleteWebhookById", TAG_JASNI, "Delete a webhook (id in the query)",
+        "The Jasni SDK's form of `DELETE /api/v1/webhooks/{id}`.",
+        "read", JasniOk[JasniWebhookDeleted], params=(_query("id", "The subscription's id."),),
+        errors=(400, 401, 403, 404, 502, 503)),
+    Route(
+        "DELETE", f"{jasni.PREFIX}/webhooks/{{id}}", jasni.delete_webhook,
+        "jasniDeleteWebhook", TAG_JASNI, "Delete a webhook",
+        "Ends the subscription; nothing more is delivered to it.",
+        "read", JasniOk[JasniWebhookDeleted], params=(_WEBHOOK_ID,),
+        errors=(400, 401, 403, 404, 502, 503)),
     # ------------------------------------------------------------------ dialect 2: Exante
     Route(
         "POST", f"{exante.PREFIX}/drafts/reply", exante.reply_draft,
@@ -573,6 +637,41 @@ ROUTES: tuple[Route, ...] = (
         "write", None, status=204, status_description="Deleted.",
         params=(EXANTE_UID, FROM_ACCOUNT_HINT, IF_MATCH),
         errors=(400, 401, 403, 404, 409, 412, 502, 503), if_match=True),
+    Route(
+        "GET", f"{exante.PREFIX}/webhooks", exante.list_webhooks,
+        "exanteListWebhooks", TAG_EXANTE, "List webhooks",
+        f"The token's subscriptions, without their secrets. {_WEBHOOKS_TEXT}",
+        "read", ExanteWebhookList, errors=(401, 403, 502, 503)),
+    Route(
+        "POST", f"{exante.PREFIX}/webhooks", exante.create_webhook,
+        "exanteCreateWebhook", TAG_EXANTE, "Create a webhook",
+        "Subscribes `url` to `events` (`draft.created`, `draft.updated`, `draft.deleted`, "
+        "`draft.scheduled`, `draft.sent`, `draft.failed`, `email.received`, `email.sent`, "
+        "`email.deleted`, `email.bounced`). Deliveries are signed per Standard Webhooks "
+        "(`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`) with the "
+        f"`secret` (`whsec_...`) of this answer, shown only now. {_WEBHOOKS_TEXT}",
+        "read", Webhook, status=201, body=WebhookCreate,
+        examples={"create": ("Drafts changing", {
+            "url": "https://crm.example.com/hooks/drafts",
+            "events": ["draft.created", "draft.sent"]})},
+        errors=(400, 401, 403, 413, 415, 422, 502, 503)),
+    Route(
+        "GET", f"{exante.PREFIX}/webhooks/{{id}}", exante.get_webhook,
+        "exanteGetWebhook", TAG_EXANTE, "Get a webhook", "One of the token's subscriptions.",
+        "read", Webhook, params=(_WEBHOOK_ID,), errors=(400, 401, 403, 404, 502, 503)),
+    Route(
+        "PATCH", f"{exante.PREFIX}/webhooks/{{id}}", exante.update_webhook,
+        "exanteUpdateWebhook", TAG_EXANTE, "Update a webhook",
+        "Changes the fields given (`url`, `events`, `active`, `description`); a field left out "
+        "or null is kept.",
+        "read", Webhook, body=WebhookUpdate, params=(_WEBHOOK_ID,),
+        errors=(400, 401, 403, 404, 413, 415, 422, 502, 503)),
+    Route(
+        "DELETE", f"{exante.PREFIX}/webhooks/{{id}}", exante.delete_webhook,
+        "exanteDeleteWebhook", TAG_EXANTE, "Delete a webhook",
+        "Ends the subscription; 204.",
+        "read", None, status=204, status_description="Deleted.", params=(_WEBHOOK_ID,),
+        errors=(400, 401, 403, 404, 502, 503)),
     Route(
         "POST", f"{exante.PREFIX}/drafts/{{uid}}/send", exante.send_draft,
         "exanteSendDraft", TAG_EXANTE, "Send a draft",

@@ -577,6 +577,66 @@ class JasniLabelsRemoved(_Response):
     message: str
 
 
+# webhooks (snake_case in both dialects, as the Jasni SDK reads them)
+
+WebhookUrl = Annotated[str, Field(min_length=1, max_length=2000)]
+WebhookEvents = Annotated[list[Annotated[str, Field(max_length=100)]], Field(min_length=1, max_length=50)]
+WebhookDescription = Annotated[str, Field(max_length=500)]
+
+
+class Webhook(_Response):
+    """A webhook subscription; ``secret`` only in the answer that created it."""
+
+    id: UUID
+    url: str
+    events: list[str]
+    active: bool
+    description: str | None
+    created_at: Timestamp
+    updated_at: Timestamp | None
+    secret: str | None = None
+    """What deliveries are signed with. Keep it: it is shown only now."""
+
+
+class WebhookCreate(_Request):
+    url: WebhookUrl
+    """http:// or https://, without user:password@."""
+    events: WebhookEvents
+    description: WebhookDescription | None = None
+
+
+class WebhookUpdate(_Request):
+    """The fields to change; a field left out or null is kept."""
+
+    url: WebhookUrl | None = None
+    events: WebhookEvents | None = None
+    active: bool | None = None
+    description: WebhookDescription | None = None
+
+
+class JasniWebhookUpdate(WebhookUpdate):
+    """PATCH /api/v1/webhooks: ``id`` in the body (the Jasni SDK's form), or in the path."""
+
+    id: UUID | None = None
+
+
+class JasniWebhookData(_Response):
+    webhook: Webhook
+
+
+class JasniWebhookList(_Response):
+    webhooks: list[Webhook]
+
+
+class JasniWebhookDeleted(_Response):
+    id: str
+    message: str
+
+
+class ExanteWebhookList(_Response):
+    items: list[Webhook]
+
+
 class JasniAccount(_CamelResponse):
     id: UUID
     email: str

@@ -163,7 +163,8 @@ class DevStack:
         if tokens is None:
             tokens = [{"name": "dev", "sha256": hashlib.sha256(DEV_TOKEN.encode()).hexdigest(),
                        "accounts": ["*"], "scopes": ["read", "write", "send", "metrics"]}]
-        return {"server": {"host": "127.0.0.1", "port": self.ports.api},
+        return {"server": {"host": "127.0.0.1", "port": self.ports.api,
+                           "allow_private_webhooks": True},  # receivers on this machine
                 "accounts": accounts, "tokens": list(tokens)}
 
     def config(self, **kwargs: Any) -> Config:
