@@ -9,13 +9,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from mailbridge.api.access import resolve_account
+from mailbridge.api.access import authorize, resolve_account
 from mailbridge.api.conversion import (
     message_id,
 )
 from mailbridge.api.keys import ACCOUNTS, MESSAGES
 from mailbridge.api.params import (
     query_folder,
+    query_text,
 )
 from mailbridge.api.schemas import (
     JasniAddress,
@@ -27,7 +28,7 @@ from mailbridge.api.schemas import (
     JasniSent,
 )
 from mailbridge.auth import Principal
-from mailbridge.config import AccountConfig
+from mailbridge.config import AccountConfig, Scope
 from mailbridge.errors import (
     ImapNotFound,
 )
@@ -100,6 +101,14 @@ def render_email(m: StoredMessage, *, with_bcc: bool) -> JasniEmail:
 def account_of(principal: Principal, ref: str | None) -> AccountConfig:
     return resolve_account(principal, ref, "account")
 
+
+
+async def folder_in(request: web.Request, scope: Scope) -> tuple[AccountConfig, str]:
+    """The account (``account``) and folder (``folder``) a call on mail names, once the token
+    is found to have ``scope`` and that account."""
+    principal = authorize(request, scope)
+    account = account_of(principal, query_text(request, "account"))
+    return account, await folder_of(request, account)
 
 
 async def folder_of(request: web.Request, account: AccountConfig) -> str:

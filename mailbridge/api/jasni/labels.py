@@ -11,6 +11,7 @@ from mailbridge.api.access import authorize
 from mailbridge.api.bodies import read_json_object, validate_body
 from mailbridge.api.jasni.common import (
     account_of,
+    folder_in,
     folder_of,
     ok,
 )
@@ -123,9 +124,7 @@ def _email_label(label: Label, by: str = "", at: str = "",
 
 async def list_email_labels(request: web.Request) -> web.Response:
     """GET /api/v1/emails/{uid}/labels?account=&folder=INBOX -> {labels, message_id, account}."""
-    principal = authorize(request, "read")
-    account = account_of(principal, query_text(request, "account"))
-    folder = await folder_of(request, account)
+    account, folder = await folder_in(request, "read")
     uid = parse_uid(request.match_info["uid"])
     labels, mid = await request.app[LABELS].on_message(account, folder, uid)
     return ok(JasniEmailLabels(labels=[_email_label(lb) for lb in labels], message_id=mid,

@@ -9,12 +9,10 @@ import re
 
 from aiohttp import web
 
-from mailbridge.api.access import authorize
 from mailbridge.api.bodies import read_json_object, validate_body
 from mailbridge.api.jasni.common import (
-    account_of,
     address,
-    folder_of,
+    folder_in,
     holds_own_mail,
     log,
     ok,
@@ -26,7 +24,6 @@ from mailbridge.api.keys import ACCOUNTS, MESSAGES
 from mailbridge.api.params import (
     parse_uid,
     query_limit,
-    query_text,
 )
 from mailbridge.api.schemas import (
     JasniAddress,
@@ -53,9 +50,7 @@ from mailbridge.threads import WINDOW, Thread
 
 async def list_emails(request: web.Request) -> web.Response:
     """GET /api/v1/emails?account=&folder=INBOX&limit=50 -> {emails, folder, total, account}."""
-    principal = authorize(request, "read")
-    account = account_of(principal, query_text(request, "account"))
-    folder = await folder_of(request, account)
+    account, folder = await folder_in(request, "read")
     limit = query_limit(request)
     page = await request.app[MESSAGES].list_folder(account, folder, limit)
     data = JasniEmailList(emails=[render_email_summary(m) for m in page.items], folder=folder,
@@ -71,9 +66,7 @@ THREAD_LIMIT = 100
 async def list_threads(request: web.Request) -> web.Response:
     """GET /api/v1/emails/threads?account=&folder=INBOX&limit=100 -> {threads, folder,
     totalThreads, totalEmails}."""
-    principal = authorize(request, "read")
-    account = account_of(principal, query_text(request, "account"))
-    folder = await folder_of(request, account)
+    account, folder = await folder_in(request, "read")
     limit = query_limit(request, default=THREAD_LIMIT, maximum=WINDOW)
     threads, count = await request.app[MESSAGES].threads(account, folder, limit)
     previews = [JasniThreadPreview(
@@ -88,9 +81,7 @@ async def list_threads(request: web.Request) -> web.Response:
 
 async def get_thread(request: web.Request) -> web.Response:
     """GET /api/v1/emails/threads/{threadId}?account=&folder=INBOX -> the thread's messages."""
-    principal = authorize(request, "read")
-    account = account_of(principal, query_text(request, "account"))
-    folder = await folder_of(request, account)
+    account, folder = await folder_in(request, "read")
     thread = await request.app[MESSAGES].thread(account, folder, request.match_info["thread_id"])
     with_bcc = await holds_own_mail(request, account, folder)
     return ok(JasniThread(
@@ -111,9 +102,7 @@ def _participants(thread: Thread) -> list[JasniAddress]:
 
 async def get_email(request: web.Request) -> web.Response:
     """GET /api/v1/emails/{uid}?account=&folder=INBOX -> {email}; bcc only in Drafts and Sent."""
-    principal = authorize(request, "read")
-    account = account_of(principal, query_text(request, "account"))
-    folder = await folder_of(request, account)
+    account, folder = await folder_in(request, "read")
     uid = parse_uid(request.match_info["uid"])
     message = await request.app[MESSAGES].get(account, folder, uid)
     with_bcc = await holds_own_mail(request, account, folder)
@@ -123,10 +112,8 @@ async def get_email(request: web.Request) -> web.Response:
 async def change_email(request: web.Request) -> web.Response:
     """PATCH /api/v1/emails/{uid}?account=&folder=INBOX {action: read|unread} -> {uid, account,
     folder, seen, message}: marks the message read (\\Seen) or unread."""
-    principal = authorize(request, "write")
+    account, folder = await folder_in(request, "write")
     body = validate_body(JasniEmailAction, await read_json_object(request))
-    account = account_of(principal, query_text(request, "account"))
-    folder = await folder_of(request, account)
     uid = parse_uid(request.match_info["uid"])
     message = await request.app[MESSAGES].set_seen(account, folder, uid, body.action == "read")
     return ok(JasniEmailChanged(uid=uid, account=account.email, folder=folder, seen=message.seen,
@@ -136,9 +123,7 @@ async def change_email(request: web.Request) -> web.Response:
 async def delete_email(request: web.Request) -> web.Response:
     """DELETE /api/v1/emails/{uid}?account=&folder=INBOX -> {uid, account, folder, movedTo,
     message}: into Trash, or for good when there is no Trash or the message is in it."""
-    principal = authorize(request, "write")
-    account = account_of(principal, query_text(request, "account"))
-    folder = await folder_of(request, account)
+    account, folder = await folder_in(request, "write")
     uid = parse_uid(request.match_info["uid"])
     removal = await request.app[MESSAGES].delete(account, folder, uid)
     trash = (await request.app[ACCOUNTS].pool(account).folders()).trash if removal == "trash" \
@@ -149,9 +134,7 @@ async def delete_email(request: web.Request) -> web.Response:
 
 async def get_raw(request: web.Request) -> web.Response:
     """GET /api/v1/emails/{uid}/raw?account=&folder=INBOX -> {raw, uid, account}."""
-    principal = authorize(request, "read")
-    account = account_of(principal, query_text(request, "account"))
-    folder = await folder_of(request, account)
+    account, folder = await folder_in(request, "read")
     uid = parse_uid(request.match_info["uid"])
     message = await request.app[MESSAGES].get(account, folder, uid)
     return ok(JasniRaw(raw=(message.raw or b"").decode("utf-8", "replace"), uid=uid,
@@ -161,9 +144,7 @@ async def get_raw(request: web.Request) -> web.Response:
 async def list_attachments(request: web.Request) -> web.Response:
     """GET /api/v1/emails/{uid}/attachments?account=&folder=INBOX -> {attachments: [{filename,
     contentType, size, content (base64)}], uid, account}."""
-    principal = authorize(request, "read")
-    account = account_of(principal, query_text(request, "account"))
-    folder = await folder_of(request, account)
+    account, folder = await folder_in(request, "read")
     uid = parse_uid(request.match_info["uid"])
     parts = await request.app[MESSAGES].attachments(account, folder, uid)
     data = [await _attachment_data(request, account, folder, p) for p in parts]
@@ -175,9 +156,7 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
     by file name or 0-based index. As JSON ({attachment: {..., content (base64)}, uid,
     account}) unless the Accept header leaves JSON out (``application/octet-stream``, the
     attachment's own type): then its bytes, streamed as they are read from the server."""
-    principal = authorize(request, "read")
-    account = account_of(principal, query_text(request, "account"))
-    folder = await folder_of(request, account)
+    account, folder = await folder_in(request, "read")
     uid = parse_uid(request.match_info["uid"])
     messages = request.app[MESSAGES]
     part = find(await messages.attachments(account, folder, uid), request.match_info["attachment"])
