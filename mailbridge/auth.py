@@ -63,6 +63,10 @@ class Authenticator:
                 accounts = tuple(a for a in found if a is not None)
             self._entries.append((bytes.fromhex(token.sha256), Principal(token, accounts)))
 
+    def named(self, name: str) -> Principal | None:
+        """The caller behind the token called ``name`` (a webhook's owner); None if gone."""
+        return next((p for _, p in self._entries if p.name == name), None)
+
     def authenticate(self, authorization: str | None) -> Principal:
         """The Principal for ``Authorization: Bearer <token>``; Unauthorized otherwise."""
         if not authorization:

@@ -160,6 +160,10 @@ class ServerConfig(_Model):
     """The URL callers use to reach this service (behind a proxy), without a trailing slash."""
     allow_private_webhooks: bool = False
     """Webhook URLs may name loopback and private addresses (the dev stack's receivers)."""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    """How long one webhook delivery may take before it counts as failed (and is retried)."""
+    webhook_retry_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
+    """How long a delivery that fails for a timeout, a lost connection or a 5xx is retried."""
 
     @field_validator("public_url")
     @classmethod

@@ -27,6 +27,7 @@ from mailbridge.errors import (
     PreconditionFailed,
     Unprocessable,
 )
+from mailbridge.events import NO_EVENTS, Event, EventSink
 from mailbridge.imap import ImapConnection
 from mailbridge.listing import list_drafts
 from mailbridge.locks import KeyedLocks
@@ -117,6 +118,8 @@ class DraftService:
         self.accounts = accounts
         self.store = DraftStore(accounts, cache_size=cache_size)
         self._key_locks = KeyedLocks()
+        self.events: EventSink = NO_EVENTS
+        """Told of every change made here (and by the send and message services over it)."""
 
     async def find(self, accounts: Sequence[AccountConfig], ref: UUID) -> StoredMessage:
         """The draft ``ref`` in whichever of ``accounts`` holds it: first the one this instance
@@ -189,14 +192,21 @@ class DraftService:
         earlier create, whose draft is returned; exactly one message exists for a key).
         """
         if idempotency_key is None:
-            return await self._create(account, content, None, extra_headers), True
+            return self._created(await self._create(account, content, None, extra_headers)), True
         async with self._key_locks.hold((account.id, idempotency_key)):
             existing = await self.store.find_current(account, HEADER_IDEMPOTENCY,
                                                      key_part(idempotency_key))
             if existing is not None:
                 check_same_request(existing.header(HEADER_IDEMPOTENCY), idempotency_key)
                 return existing, False
-            return await self._create(account, content, idempotency_key, extra_headers), True
+            made = await self._create(account, content, idempotency_key, extra_headers)
+        return self._created(made), True
+
+    def _created(self, draft: StoredMessage) -> StoredMessage:
+        self.events.emit(Event("draft.created", draft.account, draft))
+        if draft.content.planned_send_at is not None:
+            self.events.emit(Event("draft.scheduled", draft.account, draft))
+        return draft
 
     async def _create(self, account: AccountConfig, content: DraftContent,
                       idempotency_key: str | None,
@@ -231,10 +241,14 @@ class DraftService:
         async with self.store.pool(account).connection() as conn:
             current = await self.store.load(conn, account, ref)
             check_writable(current, expected, "changed")
-            return await self.write_version(
+            new = await self.write_version(
                 conn, current, dataclasses.replace(current.content, **changes),
                 own_headers=dict.fromkeys(SEND_HEADERS), last_error=None,
                 strict=expected is not None)
+        self.events.emit(Event("draft.updated", account, new))
+        if changes.get("planned_send_at") is not None:
+            self.events.emit(Event("draft.scheduled", account, new))
+        return new
 
     async def write_version(self, conn: ImapConnection, current: StoredMessage,
                             content: DraftContent, *, own_headers: Mapping[str, str | None],
@@ -313,4 +327,5 @@ class DraftService:
             current = await self.store.load(conn, account, ref)
             check_writable(current, expected, "deleted")
             await self.store.delete(conn, current, conditional=expected is not None)
+        self.events.emit(Event("draft.deleted", account, current))
         return current

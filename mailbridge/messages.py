@@ -16,6 +16,7 @@ from mailbridge.attachments import AttachmentPart, list_parts, read
 from mailbridge.config import AccountConfig
 from mailbridge.drafts import DraftService
 from mailbridge.errors import ImapNotFound, NotFound
+from mailbridge.events import Event
 from mailbridge.imap import ImapConnection
 from mailbridge.imap.folders import ROLES
 from mailbridge.listing import page
@@ -122,21 +123,24 @@ class MessageService:
             return "trash" if account.delete == "trash" else "deleted"
         async with pool.connection() as conn:
             await select_named(conn, account, folder)
-            await self._whole(conn, account, folder, uid)
+            message = await self._whole(conn, account, folder, uid)
             trash = folders.trash
             if trash is None or trash == folder:
                 await self.store.remove(conn, [uid])
-                return "deleted"
-            try:
-                if conn.has("MOVE"):
-                    await conn.uid_move([uid], trash)
-                else:
-                    await conn.uid_copy([uid], trash)
+                removal: Removal = "deleted"
+            else:
+                try:
+                    if conn.has("MOVE"):
+                        await conn.uid_move([uid], trash)
+                    else:
+                        await conn.uid_copy([uid], trash)
+                        await self.store.remove(conn, [uid])
+                    removal = "trash"
+                except ImapNotFound:  # a Trash that is configured but missing on the server
                     await self.store.remove(conn, [uid])
-            except ImapNotFound:  # a Trash that is configured but missing on the server
-                await self.store.remove(conn, [uid])
-                return "deleted"
-            return "trash"
+                    removal = "deleted"
+        self.drafts.events.emit(Event("email.deleted", account, message))
+        return removal
 
     @staticmethod
     async def _whole(conn: ImapConnection, account: AccountConfig, folder: str,

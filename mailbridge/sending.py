@@ -58,6 +58,7 @@ from mailbridge.errors import (
     SmtpUnavailable,
     Unprocessable,
 )
+from mailbridge.events import Event
 from mailbridge.imap import FetchItem, ImapConnection
 from mailbridge.locks import KeyedLocks
 from mailbridge.mime import (
@@ -285,8 +286,10 @@ class SendService:
             await self.sender.send(smtp_endpoint(account), wire, mail_from=account.email,
                                    recipients=recipients)
         except SmtpError as exc:
-            raise SendFailed(exc, await self._after_failure(account, claimed, exc, scheduled)) \
-                from None
+            after = await self._after_failure(account, claimed, exc, scheduled)
+            if after is not None and after.status is Status.FAILED:
+                self.drafts.events.emit(Event("draft.failed", account, after))
+            raise SendFailed(exc, after) from None
         # accepted: from here on the draft must be filed, never delivered again. One connection
         # does the rest with Drafts kept selected (no SELECT between Drafts and Sent: APPEND
         # needs none): mark it delivered first, so that a crash from here on leaves it to the
@@ -299,7 +302,10 @@ class SendService:
             await _checkpoint("after-smtp")
             # the claim was written by this very send, so no earlier filing of it can have left
             # a Sent copy: no search of Sent first
-            return await self._file_on(conn, account, claimed, wire, refiling=False)
+            sent = await self._file_on(conn, account, claimed, wire, refiling=False)
+        self.drafts.events.emit(Event("draft.sent", account, sent))
+        self.drafts.events.emit(Event("email.sent", account, sent))
+        return sent
 
     async def _after_failure(self, account: AccountConfig, claimed: StoredMessage,
                              exc: SmtpError, scheduled: bool) -> StoredMessage | None:

@@ -18,7 +18,7 @@ import base64
 import ipaddress
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -108,6 +108,8 @@ class SubscriptionService:
     def __init__(self, records: RecordBox, *, allow_private: bool) -> None:
         self.records = records
         self.allow_private = allow_private
+        self.on_change: Callable[[], None] = lambda: None
+        """Told after every change (the dispatcher then reads the subscriptions again)."""
 
     async def all(self, accounts: Sequence[AccountConfig]) -> list[Subscription]:
         """Every subscription kept in ``accounts``' mailboxes."""
@@ -138,6 +140,7 @@ class SubscriptionService:
             active=True, description=description or None, scheme=scheme,
             secret=_new_secret(scheme), created_at=utcnow(), updated_at=None)
         await self.records.add(principal.accounts[0], KIND, str(sub.id), sub.data())
+        self.on_change()
         return sub
 
     async def update(self, principal: Principal, sub_id: uuid.UUID, *, url: str | None = None,
@@ -153,12 +156,14 @@ class SubscriptionService:
             updated_at=utcnow())
         holder = await self._holder(principal, sub_id)
         await self.records.replace(holder, KIND, str(sub_id), new.data())
+        self.on_change()
         return new
 
     async def delete(self, principal: Principal, sub_id: uuid.UUID) -> Subscription:
         sub = await self.get(principal, sub_id)
         for account in principal.accounts:
             await self.records.remove(account, KIND, str(sub_id))
+        self.on_change()
         return sub
 
     async def _holder(self, principal: Principal, sub_id: uuid.UUID) -> AccountConfig:

@@ -156,7 +156,8 @@ def thunderbird_draft(sender: str) -> bytes:
 
 
 async def start_api(devstack: DevStack, user: MailUser, other: MailUser,
-                    limits: Mapping[str, int] | None = None) -> Api:
+                    limits: Mapping[str, int] | None = None,
+                    server: Mapping[str, Any] | None = None) -> Api:
     data = devstack.config_data(
         accounts=[devstack.account_entry(user.id, user.email, "Test User"),
                   devstack.account_entry(other.id, other.email, "Other User")],
@@ -169,6 +170,7 @@ async def start_api(devstack: DevStack, user: MailUser, other: MailUser,
     )
     if limits:
         data["server"]["limits"] = dict(limits)
+    data["server"].update(server or {})
     from mailbridge.config import parse_config
 
     config = parse_config(data, source="test")
@@ -186,10 +188,11 @@ def new_user(devstack: DevStack) -> MailUser:
 
 @asynccontextmanager
 async def running_api(devstack: DevStack, user: MailUser,
-                      limits: Mapping[str, int] | None = None) -> AsyncIterator[Api]:
+                      limits: Mapping[str, int] | None = None,
+                      server: Mapping[str, Any] | None = None) -> AsyncIterator[Api]:
     """The app for a fresh ``user`` (FULL_TOKEN, READ_TOKEN, WRITE_TOKEN) and a fresh other user
     (OTHER_TOKEN); BOTH_TOKEN may use both accounts. Use it in a fixture of the test module."""
-    running = await start_api(devstack, user, new_user(devstack), limits=limits)
+    running = await start_api(devstack, user, new_user(devstack), limits=limits, server=server)
     try:
         yield running
     finally:

@@ -13,10 +13,12 @@ from aiohttp.typedefs import Handler
 
 from mailbridge.accounts import Accounts
 from mailbridge.api import jasni, routes
+from mailbridge.api.events import payload
 from mailbridge.api.keys import (
     ACCOUNTS,
     AUTH,
     CONFIG,
+    DELIVERY,
     DRAFTS,
     LABELS,
     MESSAGES,
@@ -28,6 +30,7 @@ from mailbridge.api.schemas import ExanteError, ExanteErrorBody, JasniError
 from mailbridge.api.statuses import WWW_AUTHENTICATE, status_of
 from mailbridge.auth import Authenticator
 from mailbridge.config import Config
+from mailbridge.delivery import Dispatcher
 from mailbridge.drafts import DraftService
 from mailbridge.errors import MailbridgeError, RequestError, Unauthorized
 from mailbridge.labels import LabelService
@@ -173,11 +176,16 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     app[WEBHOOKS] = SubscriptionService(RecordBox(app[DRAFTS].store),
                                         allow_private=config.server.allow_private_webhooks)
     app[AUTH] = Authenticator(config)
+    dispatcher = app[DELIVERY] = Dispatcher(app[WEBHOOKS], config, app[AUTH], payload,
+                                            app[METRICS])
+    app[DRAFTS].events = dispatcher
+    app[WEBHOOKS].on_change = dispatcher.forget
     sender = Sender(observe=app[METRICS].smtp_submission)
     app[SENDING] = SendService(app[DRAFTS], sender, config)
 
     async def close_pools(app: web.Application) -> AsyncIterator[None]:
         yield
+        await dispatcher.close()
         await sender.close()
         await app[ACCOUNTS].close()
 

@@ -19,8 +19,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mailbridge.api.schemas import Webhook
+from mailbridge.api.schemas import Webhook, WebhookAttempt
 from mailbridge.config import Limits
+from mailbridge.delivery import Attempt
 from mailbridge.errors import InvalidInput, PayloadTooLarge, Unprocessable
 from mailbridge.mime import check_header_value, parse_address_list
 from mailbridge.model import Address, Attachment, DraftContent
@@ -288,3 +289,9 @@ def webhook_view(sub: Subscription, *, with_secret: bool = False) -> Webhook:
     return Webhook(id=sub.id, url=sub.url, events=list(sub.events), active=sub.active,
                    description=sub.description, created_at=sub.created_at,
                    updated_at=sub.updated_at, secret=sub.secret if with_secret else None)
+
+
+def attempt_view(a: Attempt) -> WebhookAttempt:
+    return WebhookAttempt(event_id=a.event_id, type=a.type, attempt=a.attempt, at=a.at,
+                          status=a.status, latency_ms=a.latency_ms, outcome=a.outcome,
+                          error=a.error)

@@ -14,6 +14,7 @@ from aiohttp import web
 from mailbridge.api.access import authorize, limits_of, resolve_account
 from mailbridge.api.bodies import read_json_object, validate_body
 from mailbridge.api.conversion import (
+    attempt_view,
     draft_changes,
     draft_content,
     draft_input,
@@ -21,7 +22,7 @@ from mailbridge.api.conversion import (
     message_id,
     webhook_view,
 )
-from mailbridge.api.keys import DRAFTS, MESSAGES, SENDING, WEBHOOKS
+from mailbridge.api.keys import DELIVERY, DRAFTS, MESSAGES, SENDING, WEBHOOKS
 from mailbridge.api.params import (
     encode_cursor,
     idempotency_key,
@@ -39,6 +40,7 @@ from mailbridge.api.schemas import (
     ExanteDraftUpsert,
     ExanteForwardDraft,
     ExanteReplyDraft,
+    ExanteWebhookDeliveries,
     ExanteWebhookList,
     WebhookCreate,
     WebhookUpdate,
@@ -280,3 +282,12 @@ async def delete_webhook(request: web.Request) -> web.Response:
     principal = authorize(request, "read")
     await request.app[WEBHOOKS].delete(principal, _webhook_ref(request))
     return web.Response(status=204)
+
+
+async def webhook_deliveries(request: web.Request) -> web.Response:
+    """GET /api/email/webhooks/{id}/deliveries -> {items}: the latest attempts, newest first."""
+    principal = authorize(request, "read")
+    sub = await request.app[WEBHOOKS].get(principal, _webhook_ref(request))
+    attempts = request.app[DELIVERY].attempts(sub.id)
+    return web.json_response(ExanteWebhookDeliveries(items=[attempt_view(a) for a in attempts])
+                             .model_dump(mode="json"))

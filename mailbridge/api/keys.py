@@ -11,6 +11,7 @@ from mailbridge.accounts import Accounts
 from mailbridge.api.routing import Route
 from mailbridge.auth import Authenticator
 from mailbridge.config import Config
+from mailbridge.delivery import Dispatcher
 from mailbridge.drafts import DraftService
 from mailbridge.labels import LabelService
 from mailbridge.messages import MessageService
@@ -31,6 +32,8 @@ METRICS = web.AppKey("metrics", Metrics)
 """The application's Prometheus metrics (GET /metrics)."""
 WEBHOOKS = web.AppKey("webhooks", SubscriptionService)
 """Webhook subscriptions (both dialects' /webhooks calls)."""
+DELIVERY = web.AppKey("delivery", Dispatcher)
+"""Delivers this instance's events to the webhook subscriptions (and remembers the attempts)."""
 AUTH = web.AppKey("authenticator", Authenticator)
 ROUTE_TABLE: web.AppKey[Sequence[Route]] = web.AppKey("route_table")
 """The routes the app serves (mailbridge.api.routes.ROUTES), for the OpenAPI document."""

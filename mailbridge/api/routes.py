@@ -33,6 +33,7 @@ from mailbridge.api.schemas import (
     ExanteDraftUpsert,
     ExanteForwardDraft,
     ExanteReplyDraft,
+    ExanteWebhookDeliveries,
     ExanteWebhookList,
     HealthStatus,
     JasniAccountList,
@@ -70,6 +71,7 @@ from mailbridge.api.schemas import (
     JasniThreadList,
     JasniWebhookData,
     JasniWebhookDeleted,
+    JasniWebhookDeliveries,
     JasniWebhookList,
     JasniWebhookUpdate,
     Readiness,
@@ -215,6 +217,11 @@ _WEBHOOKS_TEXT = (
     "record in the mailbridge folder of the token's first account), so every instance knows "
     "them. URLs are http or https without credentials; loopback and private addresses need "
     "`[server] allow_private_webhooks = true`.")
+_DELIVERIES = (
+    "Deliveries are POSTs of JSON, signed, with a stable event id (`eventId` / `webhook-id`) "
+    "that a receiver can drop repeats by. A timeout, a lost connection or a 5xx (or 429) is "
+    "retried after 1, 2, 4... seconds for `[server] webhook_retry_seconds`. These attempts are "
+    "the ones this instance made (the last 100 per subscription, in its memory).")
 _WEBHOOK_ID = Param("id", "path", _UUID, "The subscription's id.", required=True)
 
 ROUTES: tuple[Route, ...] = (
@@ -562,6 +569,12 @@ ROUTES: tuple[Route, ...] = (
         "read", JasniOk[JasniWebhookData], body=JasniWebhookUpdate, params=(_WEBHOOK_ID,),
         errors=(400, 401, 403, 404, 413, 415, 502, 503)),
     Route(
+        "GET", f"{jasni.PREFIX}/webhooks/{{id}}/deliveries", jasni.webhook_deliveries,
+        "jasniWebhookDeliveries", TAG_JASNI, "A webhook's recent deliveries",
+        f"The latest delivery attempts, newest first, with status and latency. {_DELIVERIES}",
+        "read", JasniOk[JasniWebhookDeliveries], params=(_WEBHOOK_ID,),
+        errors=(400, 401, 403, 404, 502, 503)),
+    Route(
         "DELETE", f"{jasni.PREFIX}/webhooks", jasni.delete_webhook,
         "jasniDeleteWebhookById", TAG_JASNI, "Delete a webhook (id in the query)",
         "The Jasni SDK's form of `DELETE /api/v1/webhooks/{id}`.",
@@ -666,6 +679,12 @@ ROUTES: tuple[Route, ...] = (
         "or null is kept.",
         "read", Webhook, body=WebhookUpdate, params=(_WEBHOOK_ID,),
         errors=(400, 401, 403, 404, 413, 415, 422, 502, 503)),
+    Route(
+        "GET", f"{exante.PREFIX}/webhooks/{{id}}/deliveries", exante.webhook_deliveries,
+        "exanteWebhookDeliveries", TAG_EXANTE, "A webhook's recent deliveries",
+        f"The latest delivery attempts, newest first, with status and latency. {_DELIVERIES}",
+        "read", ExanteWebhookDeliveries, params=(_WEBHOOK_ID,),
+        errors=(400, 401, 403, 404, 502, 503)),
     Route(
         "DELETE", f"{exante.PREFIX}/webhooks/{{id}}", exante.delete_webhook,
         "exanteDeleteWebhook", TAG_EXANTE, "Delete a webhook",

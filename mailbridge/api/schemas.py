@@ -633,6 +633,30 @@ class JasniWebhookDeleted(_Response):
     message: str
 
 
+class WebhookAttempt(_Response):
+    """One delivery attempt (of this instance: attempts live in its memory, the last 100 per
+    subscription)."""
+
+    event_id: str
+    type: str
+    attempt: int
+    """1 for the first try of this event, 2 for the first retry..."""
+    at: Timestamp
+    status: int | None
+    """The receiver's HTTP status; null when there was no answer (timeout, no connection)."""
+    latency_ms: float
+    outcome: Literal["delivered", "retrying", "failed"]
+    error: str | None
+
+
+class JasniWebhookDeliveries(_Response):
+    deliveries: list[WebhookAttempt]
+
+
+class ExanteWebhookDeliveries(_Response):
+    items: list[WebhookAttempt]
+
+
 class ExanteWebhookList(_Response):
     items: list[Webhook]
 

@@ -60,6 +60,7 @@ from mailbridge.api.jasni.webhooks import (
     get_webhook,
     list_webhooks,
     update_webhook,
+    webhook_deliveries,
 )
 
 __all__ = [
@@ -70,4 +71,5 @@ __all__ = [
     "list_accounts", "list_attachments", "list_drafts", "list_email_labels", "list_emails",
     "list_labels", "list_threads", "list_webhooks", "ok", "remove_email_labels", "reply_draft",
     "reply_email", "send_draft", "send_email", "update_draft", "update_webhook",
+    "webhook_deliveries",
 ]

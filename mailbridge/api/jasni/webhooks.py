@@ -9,18 +9,20 @@ from aiohttp import web
 from mailbridge.api.access import authorize
 from mailbridge.api.bodies import read_json_object, validate_body
 from mailbridge.api.conversion import (
+    attempt_view,
     webhook_view,
 )
 from mailbridge.api.jasni.common import (
     ok,
 )
-from mailbridge.api.keys import WEBHOOKS
+from mailbridge.api.keys import DELIVERY, WEBHOOKS
 from mailbridge.api.params import (
     query_text,
 )
 from mailbridge.api.schemas import (
     JasniWebhookData,
     JasniWebhookDeleted,
+    JasniWebhookDeliveries,
     JasniWebhookList,
     JasniWebhookUpdate,
     WebhookCreate,
@@ -87,3 +89,11 @@ async def delete_webhook(request: web.Request) -> web.Response:
     sub_id = _webhook_id(request.match_info.get("id") or query_text(request, "id"))
     await request.app[WEBHOOKS].delete(principal, sub_id)
     return ok(JasniWebhookDeleted(id=str(sub_id), message="Webhook deleted"))
+
+
+async def webhook_deliveries(request: web.Request) -> web.Response:
+    """GET /api/v1/webhooks/{id}/deliveries -> {deliveries}: the latest attempts, newest first."""
+    principal = authorize(request, "read")
+    sub = await request.app[WEBHOOKS].get(principal, _webhook_id(request.match_info["id"]))
+    attempts = request.app[DELIVERY].attempts(sub.id)
+    return ok(JasniWebhookDeliveries(deliveries=[attempt_view(a) for a in attempts]))

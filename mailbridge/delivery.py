@@ -1,0 +1,232 @@
+"""Webhook delivery: each event to each subscription that wants it, signed, retried, logged.
+
+The :class:`Dispatcher` is the application's :class:`~mailbridge.events.EventSink`. An event is
+wanted by a subscription that is active, names its type, and whose owner token may read the
+event's account (with the ``read`` scope). Each delivery is a POST of the JSON body:
+
+- ``jasni`` subscriptions (dialect 1): ``X-Jasni-Signature: t=<unix>,v1=<hex HMAC-SHA256 of
+  "<t>.<body>">``, the scheme the Jasni SDK's ``verify_signature`` checks;
+- ``standard`` subscriptions (dialect 2): ``webhook-id``, ``webhook-timestamp``,
+  ``webhook-signature: v1,<base64>`` per the Standard Webhooks spec, made by its own library.
+
+A delivery that times out, cannot connect or gets a 5xx (or 429) is tried again after 1, 2,
+4... seconds (at most 5 minutes apart) until ``[server] webhook_retry_seconds`` have passed
+since the first attempt; any other answer ends it. Deliveries run in tasks of their own: a
+slow or dead receiver never delays an API call. Each attempt (status, latency) is kept for
+:meth:`Dispatcher.attempts` and counted in ``mailbridge_webhook_deliveries_total``.
+
+aiohttp's server is the API's (:mod:`mailbridge.api`); its client is used here only.
+
+This instance delivers what it emitted itself, from memory: an instance that dies with
+deliveries pending loses them (mailbox-side detection and an outbox in the mail server, shared
+by instances, are issue 12's next steps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import aiohttp
+from standardwebhooks.webhooks import Webhook
+
+from mailbridge import __version__
+from mailbridge.auth import Authenticator
+from mailbridge.config import Config
+from mailbridge.events import Event
+from mailbridge.metrics import Metrics
+from mailbridge.subscriptions import Scheme, Subscription, SubscriptionService, is_private_host
+from mailbridge.views import utcnow
+
+__all__ = ["Attempt", "Dispatcher", "signature_headers"]
+
+log = logging.getLogger("mailbridge.delivery")
+
+KEEP_ATTEMPTS = 100
+"""Attempts remembered per subscription."""
+MAX_DELAY = 300.0
+CLOSE_SECONDS = 5.0
+"""How long closing waits for the events in hand to find their subscriptions."""
+CACHE_SECONDS = 5.0
+"""How long the subscriptions read from the mail server are used before they are read again
+(changes made through this instance are seen at once)."""
+
+Render = Callable[[Event, Scheme], Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    event_id: str
+    type: str
+    attempt: int
+    at: datetime
+    status: int | None
+    """The receiver's HTTP status; None when there was no answer."""
+    latency_ms: float
+    outcome: Literal["delivered", "retrying", "failed"]
+    error: str | None = None
+
+
+def signature_headers(sub: Subscription, event: Event, body: bytes,
+                      now: float | None = None) -> dict[str, str]:
+    """The headers that sign ``body`` for ``sub``'s scheme."""
+    stamp = int(time.time() if now is None else now)
+    if sub.scheme == "jasni":
+        digest = hmac.new(sub.secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
+        return {"X-Jasni-Signature": f"t={stamp},v1={digest.hexdigest()}"}
+    signature = Webhook(sub.secret).sign(event.id, datetime.fromtimestamp(stamp, UTC),
+                                         body.decode())
+    return {"webhook-id": event.id, "webhook-timestamp": str(stamp),
+            "webhook-signature": signature}
+
+
+class Dispatcher:
+    """Delivers this instance's events to the subscriptions that want them."""
+
+    def __init__(self, subscriptions: SubscriptionService, config: Config, auth: Authenticator,
+                 render: Render, metrics: Metrics) -> None:
+        self.subscriptions = subscriptions
+        self.config = config
+        self.auth = auth
+        self.render = render
+        self.metrics = metrics
+        self.timeout = config.server.webhook_timeout_seconds
+        self.retry_seconds = config.server.webhook_retry_seconds
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        """Deliveries under way."""
+        self._fan_outs: set[asyncio.Task[None]] = set()
+        """Events looking for their subscriptions."""
+        self._attempts: dict[UUID, deque[Attempt]] = {}
+        self._cache: tuple[float, list[Subscription]] | None = None
+
+    # ------------------------------------------------------------------ the sink
+
+    def emit(self, event: Event) -> None:
+        self.metrics.events.labels(event.type).inc()
+        self._spawn(self._fan_out(event), self._fan_outs)
+
+    def forget(self) -> None:
+        """Reads the subscriptions again for the next event (one was made or changed)."""
+        self._cache = None
+
+    def attempts(self, sub_id: UUID) -> list[Attempt]:
+        """The latest attempts of a subscription's deliveries by this instance, newest first."""
+        return list(reversed(self._attempts.get(sub_id, ())))
+
+    async def close(self) -> None:
+        """Lets the events in hand find their subscriptions (an IMAP read cut short leaves the
+        IMAP library's tasks behind), then stops the deliveries under way."""
+        if self._fan_outs:
+            await asyncio.wait(set(self._fan_outs), timeout=CLOSE_SECONDS)
+        for task in [*self._fan_outs, *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*self._fan_outs, *self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    # ------------------------------------------------------------------ the work
+
+    def _spawn(self, work: Any, tasks: set[asyncio.Task[None]] | None = None) -> None:
+        into = self._tasks if tasks is None else tasks
+        task = asyncio.get_running_loop().create_task(work)
+        into.add(task)
+        task.add_done_callback(into.discard)
+
+    async def _fan_out(self, event: Event) -> None:
+        try:
+            subs = await self._current()
+        except Exception:
+            log.exception("webhooks: the subscriptions could not be read; %s %s is not delivered",
+                          event.type, event.id)
+            return
+        for sub in subs:
+            if self._wants(sub, event):
+                self._spawn(self._deliver(sub, event))
+
+    async def _current(self) -> list[Subscription]:
+        now = time.monotonic()
+        if self._cache is None or now - self._cache[0] > CACHE_SECONDS:
+            self._cache = (now, await self.subscriptions.all(self.config.accounts))
+        return self._cache[1]
+
+    def _wants(self, sub: Subscription, event: Event) -> bool:
+        if not sub.active or event.type not in sub.events:
+            return False
+        owner = self.auth.named(sub.owner)
+        return owner is not None and "read" in owner.token.scopes \
+            and any(a.id == event.account.id for a in owner.accounts)
+
+    async def _deliver(self, sub: Subscription, event: Event) -> None:
+        body = json.dumps(self.render(event, sub.scheme), ensure_ascii=False,
+                          separators=(",", ":")).encode()
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 1.0
+        attempt = 0
+        while True:
+            attempt += 1
+            status, error, took = await self._post(sub, event, body)
+            delivered = status is not None and 200 <= status < 300
+            again = not delivered and (status is None or status >= 500 or status == 429) \
+                and time.monotonic() + delay <= deadline
+            outcome: Literal["delivered", "retrying", "failed"] = \
+                "delivered" if delivered else "retrying" if again else "failed"
+            self._record(sub, Attempt(event.id, event.type, attempt, utcnow(), status,
+                                      round(took * 1000, 1), outcome, error))
+            if not again:
+                if outcome == "failed":
+                    log.warning("webhook %s: %s %s not delivered after %d attempt(s): %s",
+                                sub.id, event.type, event.id, attempt, error or status)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_DELAY)
+
+    async def _post(self, sub: Subscription, event: Event,
+                    body: bytes) -> tuple[int | None, str | None, float]:
+        started = time.monotonic()
+        try:
+            if not self.subscriptions.allow_private:
+                await self._check_public(sub.url)
+            headers = {"Content-Type": "application/json",
+                       "User-Agent": f"mailbridge/{__version__}",
+                       **signature_headers(sub, event, body)}
+            async with self._client().post(
+                    sub.url, data=body, headers=headers, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=self.timeout)) as answer:
+                await answer.content.read(64 * 1024)  # the answer's body is not needed
+                return answer.status, None, time.monotonic() - started
+        except TimeoutError:
+            return None, f"no answer within {self.timeout:g}s", time.monotonic() - started
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - started
+
+    async def _check_public(self, url: str) -> None:
+        """Refuses a name that resolves to a private address (the URL was checked as written)."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        found = await asyncio.get_running_loop().getaddrinfo(
+            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
+        if any(is_private_host(str(info[4][0])) for info in found):
+            raise ValueError(f"{host} resolves to a private address, which "
+                             "[server] allow_private_webhooks does not allow")
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    def _record(self, sub: Subscription, attempt: Attempt) -> None:
+        self._attempts.setdefault(sub.id, deque(maxlen=KEEP_ATTEMPTS)).append(attempt)
+        self.metrics.webhook_deliveries.labels(attempt.outcome).inc()

@@ -1,0 +1,173 @@
+"""Webhook deliveries to a real HTTP receiver: the events the API causes, each delivered once to
+each subscription that wants it, signed in its dialect's scheme (checked with the Jasni SDK's
+verify_signature and the standardwebhooks library), retried after a 5xx, and never holding up
+the API when the receiver hangs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from api_helpers import OTHER_TOKEN, Api, running_api
+from jasni.webhooks import verify_signature
+from standardwebhooks.webhooks import Webhook
+
+from conftest import MailUser
+from mailbridge.devstack.stack import DevStack
+
+
+@dataclass
+class Receiver:
+    """An HTTP server that records every POST; ``fail`` answers 500 that many times first,
+    ``hang`` makes it never answer."""
+
+    got: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+    fail: int = 0
+    hang: bool = False
+    server: TestServer | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        async with self.arrived:
+            self.got.append((request.path, dict(request.headers), body))
+            self.arrived.notify_all()
+        if self.hang:
+            await asyncio.sleep(30)
+        if self.fail > 0:
+            self.fail -= 1
+            return web.Response(status=500)
+        return web.Response(status=204)
+
+    def url(self, path: str) -> str:
+        assert self.server is not None
+        return str(self.server.make_url(path))
+
+    def events(self, path: str) -> list[dict[str, Any]]:
+        return [json.loads(body) for p, _, body in self.got if p == path]
+
+    async def wait_for(self, path: str, n: int, seconds: float = 5.0) -> None:
+        async with self.arrived:
+            await asyncio.wait_for(self.arrived.wait_for(lambda: len(self.events(path)) >= n),
+                                   seconds)
+        await asyncio.sleep(0.3)  # and nothing more comes
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = Receiver()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", r.handle)
+    r.server = TestServer(app)
+    await r.server.start_server()
+    try:
+        yield r
+    finally:
+        await r.server.close()
+
+
+@pytest.fixture
+async def api(devstack: DevStack, user: MailUser) -> AsyncIterator[Api]:
+    async with running_api(devstack, user) as running:
+        yield running
+
+
+async def test_each_event_once_signed_in_each_scheme(api: Api, receiver: Receiver) -> None:
+    d2 = await api.call("POST", "/api/email/webhooks", json_body={
+        "url": receiver.url("/d2"), "events": ["draft.created", "draft.updated", "draft.sent",
+                                               "draft.deleted", "email.sent"]})
+    d1 = await api.call("POST", "/api/v1/webhooks", json_body={
+        "url": receiver.url("/d1"), "events": ["email.sent", "email.deleted"]})
+    other = await api.call("POST", "/api/email/webhooks", token=OTHER_TOKEN, json_body={
+        "url": receiver.url("/other"), "events": ["draft.created", "email.sent"]})
+    assert (d2.status, d1.status, other.status) == (201, 201, 201)
+
+    made = await api.call("POST", "/api/email/drafts", json_body={
+        "to": ["bob@example.test"], "subject": "Hooked", "body_text": "x"})
+    draft = made.body["uid"]
+    await api.call("POST", "/api/email/drafts", json_body={"uid": draft, "subject": "Hooked 2"})
+    assert (await api.call("POST", f"/api/email/drafts/{draft}/send")).status == 200
+    doomed = await api.call("POST", "/api/email/drafts", json_body={"subject": "Doomed"})
+    assert (await api.call("DELETE", f"/api/email/drafts/{doomed.body['uid']}")).status == 204
+    inbox = await asyncio.to_thread(api.append, b"Subject: Old\r\nMessage-ID: <old@x>\r\n\r\nx\r\n")
+    assert (await api.call("DELETE", f"/api/v1/emails/{inbox}")).status == 200
+
+    await receiver.wait_for("/d2", 6)
+    await receiver.wait_for("/d1", 2)
+    d2_events = receiver.events("/d2")
+    assert sorted(e["type"] for e in d2_events) == sorted([
+        "draft.created", "draft.updated", "draft.sent", "email.sent", "draft.created",
+        "draft.deleted"])
+    assert receiver.events("/other") == []  # another token's, and another account
+    by_type = {e["type"]: e["data"] for e in d2_events}
+    assert by_type["draft.updated"]["draft"]["subject"] == "Hooked 2"
+    assert by_type["draft.sent"]["draft"]["status"] == "sent"
+    assert by_type["email.sent"]["email"]["to"] == ["bob@example.test"]
+    assert {e["data"]["origin"] for e in d2_events} == {"api"}
+    d1_events = receiver.events("/d1")
+    assert sorted((e["event"], e["data"]["subject"]) for e in d1_events) == [
+        ("email.deleted", "Old"), ("email.sent", "Hooked 2")]
+
+    # signatures: each scheme with its own verifier; an event's id is the same for every
+    # subscription it goes to, and no subscription gets one twice
+    standard = Webhook(d2.body["secret"])
+    ids: dict[str, list[tuple[str, str]]] = {"/d1": [], "/d2": []}
+    for path, headers, body in receiver.got:
+        if path == "/d2":
+            event = standard.verify(body, headers)
+            ids[path].append((event["type"], headers["webhook-id"]))
+            assert headers["webhook-id"] == event["data"]["event_id"]
+        elif path == "/d1":
+            assert verify_signature(body, headers["X-Jasni-Signature"],
+                                    d1.body["data"]["webhook"]["secret"])
+            event = json.loads(body)
+            ids[path].append((event["event"], event["data"]["eventId"]))
+    for got in ids.values():
+        assert len({i for _, i in got}) == len(got)
+    assert dict(ids["/d1"])["email.sent"] == dict(ids["/d2"])["email.sent"]
+    log = await api.call("GET", f"/api/email/webhooks/{d2.body['id']}/deliveries")
+    assert len(log.body["items"]) == 6
+    assert {(a["outcome"], a["status"], a["attempt"]) for a in log.body["items"]} == {
+        ("delivered", 204, 1)}
+
+
+async def test_a_5xx_is_tried_again(api: Api, receiver: Receiver) -> None:
+    receiver.fail = 1
+    hook = await api.call("POST", "/api/v1/webhooks", json_body={
+        "url": receiver.url("/flaky"), "events": ["email.sent"]})
+    made = await api.call("POST", "/api/email/drafts", json_body={
+        "to": ["bob@example.test"], "subject": "Again", "body_text": "x"})
+    assert (await api.call("POST", f"/api/email/drafts/{made.body['uid']}/send")).status == 200
+    await receiver.wait_for("/flaky", 2, seconds=6)
+    first, second = receiver.events("/flaky")
+    assert first == second  # the same event, the same id
+    log = await api.call("GET", f"/api/v1/webhooks/{hook.body['data']['webhook']['id']}/deliveries")
+    assert [(a["attempt"], a["status"], a["outcome"]) for a in log.body["data"]["deliveries"]] == [
+        (2, 204, "delivered"), (1, 500, "retrying")]
+
+
+async def test_a_hanging_receiver_does_not_slow_the_api(devstack: DevStack, user: MailUser,
+                                                       receiver: Receiver) -> None:
+    receiver.hang = True
+    async with running_api(devstack, user, server={"webhook_timeout_seconds": 0.5,
+                                                   "webhook_retry_seconds": 0}) as api:
+        hook = await api.call("POST", "/api/email/webhooks", json_body={
+            "url": receiver.url("/slow"), "events": ["draft.created"]})
+        took = []
+        for i in range(3):
+            started = time.perf_counter()
+            assert (await api.call("POST", "/api/email/drafts",
+                                   json_body={"subject": f"Fast {i}"})).status == 201
+            took.append(time.perf_counter() - started)
+        assert max(took) < 0.4, took  # a delivery waits 0.5 s for its answer, the API does not
+        await asyncio.sleep(1.0)
+        log = await api.call("GET", f"/api/email/webhooks/{hook.body['id']}/deliveries")
+        assert [(a["status"], a["outcome"]) for a in log.body["items"]] == [(None, "failed")] * 3
+        assert all("no answer within 0.5s" in a["error"] for a in log.body["items"])
