@@ -111,6 +111,7 @@ class Dispatcher:
         """Events looking for their subscriptions."""
         self._attempts: dict[UUID, deque[Attempt]] = {}
         self._cache: tuple[float, list[Subscription]] | None = None
+        self._reading = asyncio.Lock()
 
     # ------------------------------------------------------------------ the sink
 
@@ -157,10 +158,13 @@ class Dispatcher:
                 self._spawn(self._deliver(sub, event))
 
     async def _current(self) -> list[Subscription]:
-        now = time.monotonic()
-        if self._cache is None or now - self._cache[0] > CACHE_SECONDS:
-            self._cache = (now, await self.subscriptions.all(self.config.accounts))
-        return self._cache[1]
+        """The subscriptions, read at most once per CACHE_SECONDS however many events come at
+        once (one read at a time: the others wait for its result)."""
+        async with self._reading:
+            now = time.monotonic()
+            if self._cache is None or now - self._cache[0] > CACHE_SECONDS:
+                self._cache = (now, await self.subscriptions.all(self.config.accounts))
+            return self._cache[1]
 
     def _wants(self, sub: Subscription, event: Event) -> bool:
         if not sub.active or event.type not in sub.events:

@@ -352,8 +352,12 @@ class Scheduler:
         except MailbridgeError as exc:
             log.warning("scheduled draft %s not sent now: %s", due.id, exc.message)
 
-    async def run(self, accounts: list[AccountConfig]) -> None:
-        """The scheduler loop: every interval, sweep expired claims and send what is due."""
+    async def run(self, accounts: list[AccountConfig], stop: asyncio.Event | None = None) -> None:
+        """The scheduler loop: every interval, sweep expired claims and send what is due.
+
+        Returns after the look in progress when ``stop`` is set (a shutdown then cuts no IMAP
+        command or login short); sends already started go on in their own tasks."""
+        stop = stop or asyncio.Event()
         gate = asyncio.Semaphore(self.settings.concurrency)
         running: set[asyncio.Task[None]] = set()
         in_flight: set[tuple[UUID, UUID]] = set()
@@ -384,4 +388,7 @@ class Scheduler:
                 except MailbridgeError as exc:
                     log.warning("scheduler: %s: %s", account.email, exc.message)
             self.lag = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
-            await asyncio.sleep(self.settings.interval_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.interval_seconds)
+            if stop.is_set():
+                return

@@ -20,6 +20,7 @@ from jasni.webhooks import verify_signature
 from standardwebhooks.webhooks import Webhook
 
 from conftest import MailUser
+from mailbridge.api.schemas import JasniEventBody, StandardEventBody
 from mailbridge.devstack.stack import DevStack
 
 
@@ -131,6 +132,13 @@ async def test_each_event_once_signed_in_each_scheme(api: Api, receiver: Receive
             ids[path].append((event["event"], event["data"]["eventId"]))
     for got in ids.values():
         assert len({i for _, i in got}) == len(got)
+    # the bodies are what /openapi.json's webhooks say (their schemas are of these models)
+    for body in receiver.events("/d2"):
+        StandardEventBody.model_validate(body)
+    for body in receiver.events("/d1"):
+        JasniEventBody.model_validate(body)
+    document = (await api.call("GET", "/openapi.json")).body
+    assert set(document["webhooks"]) == {"jasniEvent", "standardEvent"}
     assert dict(ids["/d1"])["email.sent"] == dict(ids["/d2"])["email.sent"]
     log = await api.call("GET", f"/api/email/webhooks/{d2.body['id']}/deliveries")
     assert len(log.body["items"]) == 6

@@ -110,6 +110,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(path, 500, "internal_error", "internal error; see the service log")
 
 
+SCHEDULER_STOP_SECONDS = 5.0
+"""How long a shutdown waits for the scheduler's look in progress before it cuts it short."""
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Gives the request its id (the caller's ``X-Request-Id`` when it is a short token), for
@@ -144,13 +148,17 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def run_scheduler(app: web.Application) -> AsyncIterator[None]:
-    """The scheduler as a background task of the app (aiohttp cleanup_ctx): started on startup,
-    cancelled and awaited on shutdown."""
+    """The scheduler as a background task of the app (aiohttp cleanup_ctx): started on startup;
+    on shutdown told to stop after its look in progress, and awaited."""
     scheduler = Scheduler(app[SENDING])
     app[METRICS].watch_scheduler_lag(lambda: scheduler.lag)
-    task = asyncio.create_task(scheduler.run(list(app[CONFIG].accounts)))
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(list(app[CONFIG].accounts), stop))
     yield
-    task.cancel()
+    stop.set()  # let the look in progress finish: a login cut short leaves aioimaplib's tasks
+    done, _ = await asyncio.wait({task}, timeout=SCHEDULER_STOP_SECONDS)
+    if not done:
+        task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
 

@@ -27,7 +27,7 @@ from mailbridge.api.routing import (
     Param,
     Route,
 )
-from mailbridge.api.schemas import ExanteError, JasniError
+from mailbridge.api.schemas import ExanteError, JasniError, JasniEventBody, StandardEventBody
 from mailbridge.api.statuses import WWW_AUTHENTICATE
 from mailbridge.config import Limits
 
@@ -125,7 +125,40 @@ def _models(routes: Sequence[Route]) -> list[tuple[type[BaseModel], JsonSchemaMo
         if op.errors:
             pairs.append((_error_model(op.tag), "serialization"))
     pairs.append((ExanteError, "serialization"))  # the default response of every operation
+    pairs += [(JasniEventBody, "serialization"), (StandardEventBody, "serialization")]
     return list(dict.fromkeys(pairs))
+
+
+def _webhooks(refs: Mapping[tuple[Any, JsonSchemaMode], Any]) -> dict[str, Any]:
+    """OpenAPI 3.1 ``webhooks``: what mailbridge POSTs to a subscription's URL."""
+    def hook(summary: str, description: str, model: type[BaseModel],
+             headers: Mapping[str, str]) -> dict[str, Any]:
+        return {"post": {
+            "summary": summary, "description": description, "security": [],
+            "parameters": [{"name": n, "in": "header", "required": True, "description": d,
+                            "schema": {"type": "string"}} for n, d in headers.items()],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": refs[(model, "serialization")]}}},
+            "responses": {"2XX": {"description": "Delivered."},
+                          "5XX": {"description": "Tried again after 1, 2, 4... seconds for "
+                                                 "`[server] webhook_retry_seconds` (so are a "
+                                                 "timeout and a lost connection)."}}}}
+    return {
+        "jasniEvent": hook(
+            "An event, to a dialect 1 subscription",
+            "Verify it with the Jasni SDK: `jasni.webhooks.verify_signature(body, "
+            "request.headers['X-Jasni-Signature'], secret)`.", JasniEventBody,
+            {"X-Jasni-Signature": "`t=<unix time>,v1=<hex HMAC-SHA256 with the secret of "
+                                  "\"<t>.<raw body>\">`"}),
+        "standardEvent": hook(
+            "An event, to a dialect 2 subscription",
+            "Signed per the Standard Webhooks spec; verify it with its library: "
+            "`standardwebhooks.webhooks.Webhook(secret).verify(body, headers)`.",
+            StandardEventBody,
+            {"webhook-id": "The event's id (drop a repeat by it).",
+             "webhook-timestamp": "Unix time of this attempt.",
+             "webhook-signature": "`v1,<base64 HMAC-SHA256 of \"<id>.<timestamp>.<body>\">`."}),
+    }
 
 
 def _header(description: str, schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -264,6 +297,7 @@ def build_document(routes: Sequence[Route], limits: Limits | None = None) -> dic
         ],
         "security": [{"bearerAuth": []}],
         "paths": paths,
+        "webhooks": _webhooks(refs),
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearerAuth": {

@@ -657,6 +657,47 @@ class ExanteWebhookDeliveries(_Response):
     items: list[WebhookAttempt]
 
 
+class JasniEventBody(_Response):
+    """What a dialect 1 (Jasni-signed) webhook delivery POSTs."""
+
+    event: str
+    """``email.sent``, ``email.deleted``..."""
+    data: dict[str, Any]
+    """The message as a list entry of ``GET /api/v1/emails`` shows it (``uid``, ``messageId``,
+    ``from``, ``to``, ``subject``, ``date``...), plus ``account``, ``folder``, ``origin``
+    (``api`` or ``mailbox``) and ``eventId`` (the same in every delivery of the event)."""
+
+
+class EventEmail(_Response):
+    folder: str
+    uid: int
+    message_id: str | None
+    from_: str | None = Field(alias="from")
+    to: list[str]
+    cc: list[str]
+    subject: str
+    date: Timestamp
+
+
+class StandardEventData(_Response):
+    event_id: str
+    """Also the ``webhook-id`` header: the same in every delivery of the event."""
+    origin: Literal["api", "mailbox"]
+    account: str
+    draft: ExanteDraft | None = None
+    """For ``draft.*`` events: the draft record (as it was, for ``draft.deleted``)."""
+    email: EventEmail | None = None
+    """For ``email.*`` events. Never the Bcc of a message that was received."""
+
+
+class StandardEventBody(_Response):
+    """What a dialect 2 (Standard Webhooks) delivery POSTs."""
+
+    type: str
+    timestamp: Timestamp
+    data: StandardEventData
+
+
 class ExanteWebhookList(_Response):
     items: list[Webhook]
 
