@@ -378,6 +378,7 @@ class ImapConnection:
         def lost(exc: Exception | None) -> None:
             if mine is self._lost:
                 self.broken = True
+                self._end_library_tasks()
             if not mine.done():
                 mine.set_result(None)
 
@@ -576,8 +577,17 @@ class ImapConnection:
         client = self._client
         if client is not None and client.protocol.transport is not None:
             client.protocol.transport.close()
+        self._end_library_tasks()
         if not self._lost.done():
             self._lost.set_result(None)
+
+    def _end_library_tasks(self) -> None:
+        """Cancels aioimaplib's own tasks of this session: one that waits for an answer that
+        will never come (the greeting's handler waits for CAPABILITY) would otherwise stay
+        pending and be destroyed so when the session is dropped."""
+        if self._client is not None:
+            for task in list(getattr(self._client.protocol, "tasks", ())):
+                task.cancel()
 
     async def logout(self) -> None:
         """Says LOGOUT politely when possible, then closes; never raises."""
