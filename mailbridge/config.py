@@ -397,6 +397,20 @@ class DraftsConfig(_Model):
     any instance about this long after the write began (plus 1 s of grace for clocks)."""
 
 
+class WebhookConfig(_Model):
+    """``[[webhooks]]``: a subscription of the operator's, not managed over the API."""
+
+    url: NonEmptySafeStr
+    events: list[str] = Field(min_length=1)
+    secret: str = Field(min_length=16, repr=False)
+    """What deliveries are signed with; for ``standard``, ``whsec_`` and base64."""
+    scheme: Literal["jasni", "standard"] = "standard"
+    """``jasni``: X-Jasni-Signature; ``standard``: Standard Webhooks."""
+    accounts: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    """The accounts whose events it gets: ``*`` (all), account ids or emails."""
+    description: SafeStr | None = None
+
+
 class Config(_Model):
     """The whole configuration file."""
 
@@ -406,6 +420,30 @@ class Config(_Model):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     accounts: list[AccountConfig] = Field(min_length=1)
     tokens: list[TokenConfig] = Field(default_factory=list)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_webhooks(self) -> Self:
+        """Return self; raise ValueError naming the webhook whose URL, events, secret or
+        accounts cannot be used."""
+        # the rules are the API's (subscriptions.py, which needs this module: a late import)
+        from mailbridge.errors import InvalidInput
+        from mailbridge.subscriptions import check_events, check_secret, check_url
+
+        problems = []
+        for i, hook in enumerate(self.webhooks):
+            where = _section_label("webhooks", i, None)
+            try:
+                check_url(hook.url, allow_private=self.server.allow_private_webhooks)
+                check_events(hook.events, hook.scheme)
+                check_secret(hook.secret, hook.scheme)
+            except InvalidInput as exc:
+                problems.append(f"{where} {exc.field}: {exc.message}")
+            problems += [f"{where} accounts: no account {ref!r}" for ref in hook.accounts
+                         if ref != "*" and self.account(ref) is None]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:
@@ -763,4 +801,9 @@ def describe(config: Config) -> str:
     for token in config.tokens:
         accounts, scopes = ", ".join(token.accounts), ", ".join(token.scopes)
         lines.append(f"  {token.name}: accounts {accounts}; scopes {scopes}")
+    if config.webhooks:
+        lines.append(f"webhooks ({len(config.webhooks)}):")
+        for hook in config.webhooks:
+            lines.append(f"  {hook.url}: {', '.join(hook.events)}; {hook.scheme}; "
+                         f"accounts {', '.join(hook.accounts)}")
     return "\n".join(lines)

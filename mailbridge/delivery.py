@@ -47,7 +47,13 @@ from mailbridge.auth import Authenticator
 from mailbridge.config import Config
 from mailbridge.events import Event
 from mailbridge.metrics import Metrics
-from mailbridge.subscriptions import Scheme, Subscription, SubscriptionService, is_private_host
+from mailbridge.subscriptions import (
+    Scheme,
+    Subscription,
+    SubscriptionService,
+    is_private_host,
+    static_subscriptions,
+)
 from mailbridge.views import utcnow
 
 __all__ = ["Attempt", "Dispatcher", "signature_headers"]
@@ -111,6 +117,7 @@ class Dispatcher:
         """Events looking for their subscriptions."""
         self._attempts: dict[UUID, deque[Attempt]] = {}
         self._cache: tuple[float, list[Subscription]] | None = None
+        self.static = static_subscriptions(config)
         self._reading = asyncio.Lock()
 
     # ------------------------------------------------------------------ the sink
@@ -163,12 +170,15 @@ class Dispatcher:
         async with self._reading:
             now = time.monotonic()
             if self._cache is None or now - self._cache[0] > CACHE_SECONDS:
-                self._cache = (now, await self.subscriptions.all(self.config.accounts))
+                self._cache = (now, [*self.static, *await self.subscriptions.all(
+                    self.config.accounts)])
             return self._cache[1]
 
     def _wants(self, sub: Subscription, event: Event) -> bool:
         if not sub.active or event.type not in sub.events:
             return False
+        if sub.static_accounts is not None:
+            return event.account.id in sub.static_accounts
         owner = self.auth.named(sub.owner)
         return owner is not None and "read" in owner.token.scopes \
             and any(a.id == event.account.id for a in owner.accounts)

@@ -24,14 +24,17 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from standardwebhooks.webhooks import Webhook
+
 from mailbridge.auth import Principal
-from mailbridge.config import AccountConfig
+from mailbridge.config import AccountConfig, Config
 from mailbridge.errors import InvalidInput, NotFound
 from mailbridge.mime.headers import header_time, parse_header_time
 from mailbridge.records import RecordBox
 from mailbridge.views import utcnow
 
-__all__ = ["EVENTS", "JASNI_EVENTS", "Scheme", "Subscription", "SubscriptionService", "check_url"]
+__all__ = ["EVENTS", "JASNI_EVENTS", "Scheme", "Subscription", "SubscriptionService",
+           "check_events", "check_secret", "check_url", "static_subscriptions"]
 
 KIND = "webhook"
 Scheme = Literal["jasni", "standard"]
@@ -59,6 +62,8 @@ class Subscription:
     secret: str
     created_at: datetime
     updated_at: datetime | None
+    static_accounts: tuple[uuid.UUID, ...] | None = None
+    """For a ``[[webhooks]]`` subscription (no owner token): the accounts it hears of."""
 
     def data(self) -> dict[str, Any]:
         return {"owner": self.owner, "url": self.url, "events": list(self.events),
@@ -136,7 +141,8 @@ class SubscriptionService:
                      description: str | None, scheme: Scheme) -> Subscription:
         sub = Subscription(
             id=uuid.uuid4(), owner=principal.name,
-            url=check_url(url, allow_private=self.allow_private), events=_events(events, scheme),
+            url=check_url(url, allow_private=self.allow_private),
+            events=check_events(events, scheme),
             active=True, description=description or None, scheme=scheme,
             secret=_new_secret(scheme), created_at=utcnow(), updated_at=None)
         await self.records.add(principal.accounts[0], KIND, str(sub.id), sub.data())
@@ -150,7 +156,7 @@ class SubscriptionService:
         old = await self.get(principal, sub_id)
         new = replace(
             old, url=old.url if url is None else check_url(url, allow_private=self.allow_private),
-            events=old.events if events is None else _events(events, old.scheme),
+            events=old.events if events is None else check_events(events, old.scheme),
             active=old.active if active is None else active,
             description=old.description if description is None else (description or None),
             updated_at=utcnow())
@@ -173,7 +179,24 @@ class SubscriptionService:
         raise NotFound(f"no webhook {sub_id}", field="id")
 
 
-def _events(events: Sequence[str], scheme: Scheme) -> tuple[str, ...]:
+def check_secret(secret: str, scheme: Scheme) -> str:
+    """``secret`` if it can sign deliveries of ``scheme``; InvalidInput naming ``secret``."""
+    if scheme == "standard":
+        body = secret.removeprefix("whsec_")
+        try:
+            key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+            Webhook(secret)  # and as the library reads it
+        except (ValueError, TypeError, RuntimeError):
+            key = b""
+        if not secret.startswith("whsec_") or len(key) < 16:
+            raise InvalidInput("a Standard Webhooks secret is whsec_ and the base64 of at least "
+                               "16 bytes", field="secret")
+    elif len(secret) < 16:
+        raise InvalidInput("a secret has at least 16 characters", field="secret")
+    return secret
+
+
+def check_events(events: Sequence[str], scheme: Scheme) -> tuple[str, ...]:
     allowed = JASNI_EVENTS if scheme == "jasni" else EVENTS
     if not events:
         raise InvalidInput("name at least one event", field="events")
@@ -206,3 +229,20 @@ def _subscription(key: str, data: Any) -> Subscription | None:
             updated_at=parse_header_time(data.get("updated_at") or None))
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def static_subscriptions(config: Config) -> list[Subscription]:
+    """The ``[[webhooks]]`` of the configuration, as subscriptions without an owner token."""
+    found = []
+    for i, hook in enumerate(config.webhooks):
+        accounts = config.accounts if "*" in hook.accounts else \
+            [a for a in (config.account(ref) for ref in hook.accounts) if a is not None]
+        found.append(Subscription(
+            id=uuid.uuid5(uuid.NAMESPACE_URL, f"mailbridge-static-{i}:{hook.url}"), owner="",
+            url=hook.url, events=tuple(hook.events), active=True, description=hook.description,
+            scheme=hook.scheme, secret=hook.secret, created_at=_LOADED, updated_at=None,
+            static_accounts=tuple(a.id for a in accounts)))
+    return found
+
+
+_LOADED = utcnow()

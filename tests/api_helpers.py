@@ -15,7 +15,7 @@ import imaplib
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -157,7 +157,8 @@ def thunderbird_draft(sender: str) -> bytes:
 
 async def start_api(devstack: DevStack, user: MailUser, other: MailUser,
                     limits: Mapping[str, int] | None = None,
-                    server: Mapping[str, Any] | None = None) -> Api:
+                    server: Mapping[str, Any] | None = None,
+                    webhooks: Sequence[Mapping[str, Any]] = ()) -> Api:
     data = devstack.config_data(
         accounts=[devstack.account_entry(user.id, user.email, "Test User"),
                   devstack.account_entry(other.id, other.email, "Other User")],
@@ -171,6 +172,7 @@ async def start_api(devstack: DevStack, user: MailUser, other: MailUser,
     if limits:
         data["server"]["limits"] = dict(limits)
     data["server"].update(server or {})
+    data["webhooks"] = [dict(w) for w in webhooks]
     from mailbridge.config import parse_config
 
     config = parse_config(data, source="test")
@@ -189,10 +191,12 @@ def new_user(devstack: DevStack) -> MailUser:
 @asynccontextmanager
 async def running_api(devstack: DevStack, user: MailUser,
                       limits: Mapping[str, int] | None = None,
-                      server: Mapping[str, Any] | None = None) -> AsyncIterator[Api]:
+                      server: Mapping[str, Any] | None = None,
+                      webhooks: Sequence[Mapping[str, Any]] = ()) -> AsyncIterator[Api]:
     """The app for a fresh ``user`` (FULL_TOKEN, READ_TOKEN, WRITE_TOKEN) and a fresh other user
     (OTHER_TOKEN); BOTH_TOKEN may use both accounts. Use it in a fixture of the test module."""
-    running = await start_api(devstack, user, new_user(devstack), limits=limits, server=server)
+    running = await start_api(devstack, user, new_user(devstack), limits=limits, server=server,
+                              webhooks=webhooks)
     try:
         yield running
     finally:

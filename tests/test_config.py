@@ -128,16 +128,18 @@ def test_example_file_mentions_every_key() -> None:
         SchedulerConfig,
         ServerConfig,
         TokenConfig,
+        WebhookConfig,
     )
 
     sections = ("server", "scheduler", "accounts", "tokens", "limits", "imap", "smtp", "folders",
-                "logging", "drafts")
+                "logging", "drafts", "webhooks")
     for model in (Config, ServerConfig, Limits, SchedulerConfig, Endpoint, Folders, AccountConfig,
-                  TokenConfig, LoggingConfig, DraftsConfig):
+                  TokenConfig, LoggingConfig, DraftsConfig, WebhookConfig):
         for key in model.model_fields:
             if key in sections:
                 assert f"[{key}]" in text or f"[accounts.{key}]" in text or \
-                    f"[server.{key}]" in text, f"section [{key}] is not shown in the example"
+                    f"[server.{key}]" in text or f"[[{key}]]" in text, \
+                    f"section [{key}] is not shown in the example"
                 continue
             assert f"{key} = " in text, f"{model.__name__}.{key} is not shown in config.example.toml"
 
@@ -214,7 +216,7 @@ def test_unknown_key_in_limits_and_top_level() -> None:
     msg = error_of(data)
     assert "config.toml: [server.limits] max_body: unknown key" in msg
     assert ("config.toml: sever: unknown key "
-            "(expected one of: server, drafts, scheduler, logging, accounts, tokens)") in msg
+            "(expected one of: server, drafts, scheduler, logging, accounts, tokens, webhooks)") in msg
 
 
 def test_unknown_key_in_account_subsection() -> None:
@@ -665,3 +667,24 @@ def test_config_built_in_code() -> None:
     assert isinstance(config.accounts[0], AccountConfig)
     with pytest.raises(ConfigError, match=r"^devstack: \[\[accounts\]\]: "):
         parse_config({"accounts": []}, "devstack")
+
+
+def test_static_webhooks_are_checked_like_the_apis() -> None:
+    data = two_accounts()
+    good = {"url": "https://hooks.example.test/x", "events": ["draft.sent"],
+            "secret": "whsec_" + "A" * 43 + "="}
+    data["webhooks"] = [good, {**good, "url": "http://127.0.0.1/x"},
+                        {**good, "events": ["draft.sent", "nope"]},
+                        {**good, "secret": "not base64 at all!!"},
+                        {**good, "scheme": "jasni", "events": ["draft.sent"],
+                         "secret": "a-long-enough-secret"},
+                        {**good, "accounts": ["carol@example.test"]}]
+    msg = error_of(data)
+    assert "[[webhooks]] #1" not in msg
+    assert "[[webhooks]] #2 url: 127.0.0.1 is a loopback or private address" in msg
+    assert "[[webhooks]] #3 events[1]: unknown event 'nope'" in msg
+    assert "[[webhooks]] #4 secret: a Standard Webhooks secret is whsec_ and the base64" in msg
+    assert "[[webhooks]] #5 events[0]: unknown event 'draft.sent'" in msg  # not a Jasni name
+    assert "[[webhooks]] #6 accounts: no account 'carol@example.test'" in msg
+    data["webhooks"] = [good]
+    assert parse_config(data, "config.toml").webhooks[0].accounts == ["*"]

@@ -6,6 +6,7 @@ the API when the receiver hangs."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import AsyncIterator
@@ -179,3 +180,23 @@ async def test_a_hanging_receiver_does_not_slow_the_api(devstack: DevStack, user
         log = await api.call("GET", f"/api/email/webhooks/{hook.body['id']}/deliveries")
         assert [(a["status"], a["outcome"]) for a in log.body["items"]] == [(None, "failed")] * 3
         assert all("no answer within 0.5s" in a["error"] for a in log.body["items"])
+
+
+async def test_a_static_webhook_of_the_configuration(devstack: DevStack, user: MailUser,
+                                                     receiver: Receiver) -> None:
+    """[[webhooks]]: no token owns it; it hears of the accounts it names, signed with the
+    configured secret."""
+    secret = "whsec_" + base64.b64encode(b"s" * 32).decode()
+    hook = {"url": receiver.url("/static"), "events": ["draft.created"], "secret": secret,
+            "accounts": [user.email]}
+    async with running_api(devstack, user, webhooks=[hook]) as api:
+        made = await api.call("POST", "/api/email/drafts", json_body={"subject": "Mine"})
+        assert made.status == 201
+        theirs = await api.call("POST", "/api/email/drafts", token=OTHER_TOKEN,
+                                json_body={"subject": "Theirs"})
+        assert theirs.status == 201
+        await receiver.wait_for("/static", 1)
+        [(_, headers, body)] = [g for g in receiver.got if g[0] == "/static"]
+        event = Webhook(secret).verify(body, headers)
+        assert (event["type"], event["data"]["draft"]["subject"]) == ("draft.created", "Mine")
+        assert (await api.call("GET", "/api/email/webhooks")).body["items"] == []  # not the API's
