@@ -11,7 +11,8 @@ event's account (with the ``read`` scope). Each delivery is a POST of the JSON b
 
 A delivery that times out, cannot connect or gets a 5xx (or 429) is tried again after 1, 2,
 4... seconds (at most 5 minutes apart) until ``[server] webhook_retry_seconds`` have passed
-since the first attempt; any other answer ends it. Deliveries run in tasks of their own: a
+since the first attempt; any other answer ends it, and so does a name that resolves to a
+private address while those are not allowed. Deliveries run in tasks of their own: a
 slow or dead receiver never delays an API call. Each attempt (status, latency) is kept for
 :meth:`Dispatcher.attempts` and counted in ``mailbridge_webhook_deliveries_total``.
 
@@ -83,6 +84,10 @@ class Attempt:
     latency_ms: float
     outcome: Literal["delivered", "retrying", "failed"]
     error: str | None = None
+
+
+class _Refused(Exception):
+    """The target may not be called (a private address); not tried again."""
 
 
 def signature_headers(sub: Subscription, event: Event, body: bytes,
@@ -191,9 +196,10 @@ class Dispatcher:
         attempt = 0
         while True:
             attempt += 1
-            status, error, took = await self._post(sub, event, body)
+            status, error, took, refused = await self._post(sub, event, body)
             delivered = status is not None and 200 <= status < 300
-            again = not delivered and (status is None or status >= 500 or status == 429) \
+            again = not delivered and not refused \
+                and (status is None or status >= 500 or status == 429) \
                 and time.monotonic() + delay <= deadline
             outcome: Literal["delivered", "retrying", "failed"] = \
                 "delivered" if delivered else "retrying" if again else "failed"
@@ -208,11 +214,18 @@ class Dispatcher:
             delay = min(delay * 2, MAX_DELAY)
 
     async def _post(self, sub: Subscription, event: Event,
-                    body: bytes) -> tuple[int | None, str | None, float]:
+                    body: bytes) -> tuple[int | None, str | None, float, bool]:
+        """The receiver's status (None: no answer), what went wrong, the time taken, and
+        whether the target was refused (no retry then)."""
         started = time.monotonic()
         try:
             if not self.subscriptions.allow_private:
                 await self._check_public(sub.url)
+        except _Refused as exc:
+            return None, str(exc), time.monotonic() - started, True
+        except OSError as exc:  # the name does not resolve (now): tried again
+            return None, f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - started, False
+        try:
             headers = {"Content-Type": "application/json",
                        "User-Agent": f"mailbridge/{__version__}",
                        **signature_headers(sub, event, body)}
@@ -220,11 +233,11 @@ class Dispatcher:
                     sub.url, data=body, headers=headers, allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(total=self.timeout)) as answer:
                 await answer.content.read(64 * 1024)  # the answer's body is not needed
-                return answer.status, None, time.monotonic() - started
+                return answer.status, None, time.monotonic() - started, False
         except TimeoutError:
-            return None, f"no answer within {self.timeout:g}s", time.monotonic() - started
+            return None, f"no answer within {self.timeout:g}s", time.monotonic() - started, False
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - started
+            return None, f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - started, False
 
     async def _check_public(self, url: str) -> None:
         """Refuses a name that resolves to a private address (the URL was checked as written)."""
@@ -233,8 +246,8 @@ class Dispatcher:
         found = await asyncio.get_running_loop().getaddrinfo(
             host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
         if any(is_private_host(str(info[4][0])) for info in found):
-            raise ValueError(f"{host} resolves to a private address, which "
-                             "[server] allow_private_webhooks does not allow")
+            raise _Refused(f"{host} resolves to a private address, which "
+                           "[server] allow_private_webhooks does not allow")
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

@@ -84,9 +84,9 @@ def check_name(name: str, field: str = "name") -> str:
 class LabelService:
     """The label registry of each account, and labels on its messages."""
 
-    def __init__(self, store: DraftStore) -> None:
+    def __init__(self, store: DraftStore, records: RecordBox) -> None:
         self.store = store
-        self.records = RecordBox(store)
+        self.records = records
 
     async def registry(self, account: AccountConfig) -> list[Label]:
         """The account's labels, in the order they were created."""
@@ -104,6 +104,12 @@ class LabelService:
         if existing is not None:
             raise Conflict(f"{account.email} has a label {existing.name!r} already",
                            field="name")
+        return await self._add(account, name, color, description)
+
+    async def _add(self, account: AccountConfig, name: str, color: str | None = None,
+                   description: str | None = None) -> Label:
+        """Stores a new label (two writers of one name leave two records of one id: the
+        registry reads the newest)."""
         label = Label(keyword_of(name), name, (color or _color_for(name)).lower(),
                       description or None, utcnow())
         await self.records.add(account, KIND, label.id, {
@@ -111,23 +117,17 @@ class LabelService:
             "created_at": header_time(label.created_at)})
         return label
 
-    async def ensure(self, account: AccountConfig, names: Iterable[str]
-                     ) -> tuple[list[Label], list[Label]]:
-        """The labels of ``names``, created where missing; and those created."""
-        checked = [check_name(n, "labels") for n in names]
-        known = await self.registry(account)
+    async def _ensure(self, account: AccountConfig, names: Iterable[str],
+                      known: list[Label]) -> tuple[list[Label], list[Label]]:
+        """The labels of ``names`` among ``known`` (the registry as just read), created where
+        missing; and those created."""
         found: list[Label] = []
         created: list[Label] = []
-        for name in checked:
+        for name in (check_name(n, "labels") for n in names):
             label = _named(known + created, name)
             if label is None:
-                try:
-                    label = await self.create(account, name)
-                except Conflict:  # created meanwhile by another writer
-                    label = _named(await self.registry(account), name)
-                    assert label is not None
-                else:
-                    created.append(label)
+                label = await self._add(account, name)
+                created.append(label)
             found.append(label)
         return found, created
 
@@ -182,7 +182,7 @@ class LabelService:
             raise NotFound(f"{account.email} has no label {missing[0]!r}", field="label_ids")
         async with self.store.pool(account).connection() as conn:
             await _message(conn, account, folder, uid)  # NotFound before anything is created
-        named, created = await self.ensure(account, names)
+        named, created = await self._ensure(account, names, registry)
         wanted = list({lb.id: lb for lb in [*(by_id[i] for i in ids), *named]}.values())
         async with self.store.pool(account).connection() as conn:
             info = await select_named(conn, account, folder)

@@ -118,13 +118,19 @@ class SubscriptionService:
 
     async def all(self, accounts: Sequence[AccountConfig]) -> list[Subscription]:
         """Every subscription kept in ``accounts``' mailboxes."""
-        found: dict[uuid.UUID, Subscription] = {}
+        return list((await self._held(accounts)).keys())
+
+    async def _held(self, accounts: Sequence[AccountConfig]
+                    ) -> dict[Subscription, list[AccountConfig]]:
+        """Each subscription in ``accounts``' mailboxes, with the accounts whose mailbox holds a
+        record of it (one, unless the configuration changed the token's first account)."""
+        found: dict[uuid.UUID, tuple[Subscription, list[AccountConfig]]] = {}
         for account in accounts:
             for record in await self.records.read(account, KIND):
                 sub = _subscription(record.key, record.data)
                 if sub is not None:
-                    found.setdefault(sub.id, sub)
-        return list(found.values())
+                    found.setdefault(sub.id, (sub, []))[1].append(account)
+        return dict(found.values())
 
     async def of(self, principal: Principal) -> list[Subscription]:
         """The token's own subscriptions, oldest first."""
@@ -132,9 +138,14 @@ class SubscriptionService:
         return sorted(subs, key=lambda s: s.created_at)
 
     async def get(self, principal: Principal, sub_id: uuid.UUID) -> Subscription:
-        for sub in await self.of(principal):
-            if sub.id == sub_id:
-                return sub
+        return (await self._own(principal, sub_id))[0]
+
+    async def _own(self, principal: Principal,
+                   sub_id: uuid.UUID) -> tuple[Subscription, list[AccountConfig]]:
+        """The token's subscription ``sub_id`` and the accounts holding it; NotFound else."""
+        for sub, holders in (await self._held(principal.accounts)).items():
+            if sub.id == sub_id and sub.owner == principal.name:
+                return sub, holders
         raise NotFound(f"no webhook {sub_id}", field="id")
 
     async def create(self, principal: Principal, url: str, events: Sequence[str],
@@ -153,30 +164,23 @@ class SubscriptionService:
                      events: Sequence[str] | None = None, active: bool | None = None,
                      description: str | None = None) -> Subscription:
         """Changes the fields given (None keeps one): the record is replaced, new first."""
-        old = await self.get(principal, sub_id)
+        old, holders = await self._own(principal, sub_id)
         new = replace(
             old, url=old.url if url is None else check_url(url, allow_private=self.allow_private),
             events=old.events if events is None else check_events(events, old.scheme),
             active=old.active if active is None else active,
             description=old.description if description is None else (description or None),
             updated_at=utcnow())
-        holder = await self._holder(principal, sub_id)
-        await self.records.replace(holder, KIND, str(sub_id), new.data())
+        await self.records.replace(holders[0], KIND, str(sub_id), new.data())
         self.on_change()
         return new
 
     async def delete(self, principal: Principal, sub_id: uuid.UUID) -> Subscription:
-        sub = await self.get(principal, sub_id)
-        for account in principal.accounts:
+        sub, holders = await self._own(principal, sub_id)
+        for account in holders:
             await self.records.remove(account, KIND, str(sub_id))
         self.on_change()
         return sub
-
-    async def _holder(self, principal: Principal, sub_id: uuid.UUID) -> AccountConfig:
-        for account in principal.accounts:
-            if any(r.key == str(sub_id) for r in await self.records.read(account, KIND)):
-                return account
-        raise NotFound(f"no webhook {sub_id}", field="id")
 
 
 def check_secret(secret: str, scheme: Scheme) -> str:

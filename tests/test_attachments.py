@@ -17,9 +17,11 @@ from api_helpers import FULL_TOKEN, Api, running_api
 from conftest import MailUser
 from mailbridge.api.jasni import accepts_json
 from mailbridge.api.keys import ACCOUNTS, CONFIG
-from mailbridge.attachments import TransferDecoder, list_parts, read
+from mailbridge.attachments import AttachmentPart, TransferDecoder, list_parts, read
+from mailbridge.config import AccountConfig
 from mailbridge.devstack.stack import DevStack
 from mailbridge.errors import ImapProtocolError
+from mailbridge.imap import ImapPool
 
 BIG = random.Random(7).randbytes(700_000)  # three pieces of 256 KiB once base64-encoded
 
@@ -83,13 +85,19 @@ def test_accept_json() -> None:
 
 # ---------------------------------------------------------------- against the server
 
-async def test_read_fetches_pieces(api: Api) -> None:
-    """``read`` asks the server for one piece at a time and yields each decoded at once."""
+async def _big_attachment(api: Api) -> tuple[AccountConfig, ImapPool, int, AttachmentPart]:
+    """A message with BIG attached, put into INBOX, and that attachment as list_parts finds it."""
     uid = await asyncio.to_thread(api.append, _message(api.user.email))
     account = api.client.app[CONFIG].accounts[0]
     pool = api.client.app[ACCOUNTS].pool(account)
     async with pool.connection() as conn:
         [part] = await list_parts(conn, account, "INBOX", uid)
+    return account, pool, uid, part
+
+
+async def test_read_fetches_pieces(api: Api) -> None:
+    """``read`` asks the server for one piece at a time and yields each decoded at once."""
+    account, pool, _, part = await _big_attachment(api)
     assert (part.index, part.filename, part.content_type) == (0, 'été "1".png', "image/png")
     pieces = [p async for p in read(pool, account, "INBOX", part, chunk=40_000)]
     assert b"".join(pieces) == BIG
@@ -136,11 +144,7 @@ async def test_missing_attachment_or_message(api: Api, accept: str) -> None:
 
 async def test_a_message_that_goes_away_while_it_is_read_is_an_error(api: Api) -> None:
     """The pieces read so far are all there is: the next one raises, never an end."""
-    uid = await asyncio.to_thread(api.append, _message(api.user.email))
-    account = api.client.app[CONFIG].accounts[0]
-    pool = api.client.app[ACCOUNTS].pool(account)
-    async with pool.connection() as conn:
-        [part] = await list_parts(conn, account, "INBOX", uid)
+    account, pool, uid, part = await _big_attachment(api)
     pieces = read(pool, account, "INBOX", part, chunk=40_000)
     first = await anext(pieces)
     assert first == BIG[:len(first)]

@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +23,11 @@ from jasni.webhooks import verify_signature
 from standardwebhooks.webhooks import Webhook
 
 from conftest import MailUser
+from mailbridge.api.keys import CONFIG, WEBHOOKS
 from mailbridge.api.schemas import JasniEventBody, StandardEventBody
 from mailbridge.devstack.stack import DevStack
+from mailbridge.subscriptions import Subscription, is_private_host
+from mailbridge.views import utcnow
 
 
 @dataclass
@@ -200,3 +205,40 @@ async def test_a_static_webhook_of_the_configuration(devstack: DevStack, user: M
         event = Webhook(secret).verify(body, headers)
         assert (event["type"], event["data"]["draft"]["subject"]) == ("draft.created", "Mine")
         assert (await api.call("GET", "/api/email/webhooks")).body["items"] == []  # not the API's
+
+
+async def test_a_name_that_resolves_to_a_private_address_is_not_called(
+        devstack: DevStack, user: MailUser, receiver: Receiver) -> None:
+    """Without allow_private_webhooks a URL naming a private address is refused when it is
+    given; one whose name only resolves to such an address (here a record written into the
+    mailbox by hand, as a person could) is refused when a delivery would connect."""
+    host = socket.gethostname()  # /etc/hosts: a loopback or the container's private address
+    try:
+        resolved = {info[4][0] for info in socket.getaddrinfo(host, 80)}
+    except OSError:
+        resolved = set()
+    if not resolved or not all(is_private_host(str(a)) for a in resolved):
+        pytest.skip(f"this machine's name {host!r} does not resolve to a private address")
+    async with running_api(devstack, user, server={"allow_private_webhooks": False}) as api:
+        port = receiver.url("/x").split(":")[2].split("/")[0]
+        made = await api.call("POST", "/api/email/webhooks", json_body={
+            "url": f"http://localhost:{port}/x", "events": ["draft.created"]})
+        assert made.status == 400 and made.body["error"]["field"] == "url"
+        sub = Subscription(
+            id=uuid.uuid4(), owner="full", url=f"http://{host}:{port}/sneaky",
+            events=("draft.created",), active=True, description=None, scheme="standard",
+            secret="whsec_" + base64.b64encode(b"k" * 32).decode(), created_at=utcnow(),
+            updated_at=None)
+        await api.client.app[WEBHOOKS].records.add(api.client.app[CONFIG].accounts[0],
+                                                   "webhook", str(sub.id), sub.data())
+        assert (await api.call("POST", "/api/email/drafts", json_body={"subject": "x"})
+                ).status == 201
+        for _ in range(50):
+            log = await api.call("GET", f"/api/email/webhooks/{sub.id}/deliveries")
+            if log.body["items"]:
+                break
+            await asyncio.sleep(0.1)
+        [attempt] = log.body["items"]
+        assert (attempt["outcome"], attempt["status"]) == ("failed", None)
+        assert "resolves to a private address" in attempt["error"]
+        assert receiver.got == []

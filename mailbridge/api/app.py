@@ -180,8 +180,9 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     app[ACCOUNTS] = Accounts(config, app[METRICS])
     app[DRAFTS] = DraftService(app[ACCOUNTS])
     app[MESSAGES] = MessageService(app[DRAFTS])
-    app[LABELS] = LabelService(app[DRAFTS].store)
-    app[WEBHOOKS] = SubscriptionService(RecordBox(app[DRAFTS].store),
+    records = RecordBox(app[DRAFTS].store)  # mailbridge's own mailbox, for both
+    app[LABELS] = LabelService(app[DRAFTS].store, records)
+    app[WEBHOOKS] = SubscriptionService(records,
                                         allow_private=config.server.allow_private_webhooks)
     app[AUTH] = Authenticator(config)
     dispatcher = app[DELIVERY] = Dispatcher(app[WEBHOOKS], config, app[AUTH], payload,
