@@ -164,6 +164,11 @@ class ServerConfig(_Model):
     """How long one webhook delivery may take before it counts as failed (and is retried)."""
     webhook_retry_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
     """How long a delivery that fails for a timeout, a lost connection or a 5xx is retried."""
+    watch_mailboxes: bool = True
+    """Watch INBOX and Drafts of every account for what mail clients and arriving mail do, and
+    report it to webhooks (mailbridge.watching): two IMAP connections per account."""
+    watch_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    """How often a watched folder is asked for changes (NOOP) on a server without IDLE."""
 
     @field_validator("public_url")
     @classmethod

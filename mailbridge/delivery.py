@@ -18,9 +18,10 @@ slow or dead receiver never delays an API call. Each attempt (status, latency) i
 
 aiohttp's server is the API's (:mod:`mailbridge.api`); its client is used here only.
 
-This instance delivers what it emitted itself, from memory: an instance that dies with
-deliveries pending loses them (mailbox-side detection and an outbox in the mail server, shared
-by instances, are issue 12's next steps).
+Which instance delivers an event: the one that made the change through the API, or, for a
+change a watcher saw (:mod:`mailbridge.watching`), the one whose claim came first
+(:mod:`mailbridge.ledger`). Deliveries under way live in that instance's memory: one that dies
+with a delivery still being retried does not retry it further.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import logging
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -45,8 +47,10 @@ from standardwebhooks.webhooks import Webhook
 
 from mailbridge import __version__
 from mailbridge.auth import Authenticator
-from mailbridge.config import Config
+from mailbridge.config import AccountConfig, Config
+from mailbridge.errors import ImapError
 from mailbridge.events import Event
+from mailbridge.ledger import Ledger
 from mailbridge.metrics import Metrics
 from mailbridge.subscriptions import (
     Scheme,
@@ -107,8 +111,10 @@ class Dispatcher:
     """Delivers this instance's events to the subscriptions that want them."""
 
     def __init__(self, subscriptions: SubscriptionService, config: Config, auth: Authenticator,
-                 render: Render, metrics: Metrics) -> None:
+                 render: Render, metrics: Metrics, ledger: Ledger | None = None) -> None:
         self.subscriptions = subscriptions
+        self.ledger = ledger
+        """Where changes are claimed; None: no instance watches (tests of delivery alone)."""
         self.config = config
         self.auth = auth
         self.render = render
@@ -130,6 +136,37 @@ class Dispatcher:
     def emit(self, event: Event) -> None:
         self.metrics.events.labels(event.type).inc()
         self._spawn(self._fan_out(event), self._fan_outs)
+
+    async def report(self, event: Event, key: str) -> bool:
+        """Delivers ``event``, the change ``key`` that a watcher saw, if some subscription
+        wants it and this instance's claim of it comes first; returns whether it did."""
+        if self.ledger is None or not await self.wants(event.account, (event.type,)):
+            return False
+        if not await self.ledger.claim(event.account, key):
+            return False
+        self.emit(event)
+        return True
+
+    @asynccontextmanager
+    async def taking(self, account: AccountConfig, folder: str, uidvalidity: int,
+                     uids: Sequence[int]) -> AsyncIterator[None]:
+        """See :meth:`EventSink.taking <mailbridge.events.EventSink.taking>`: claims the
+        removal (:meth:`Ledger.taking`) when a watcher could report it to some subscription."""
+        if self.ledger is None or not uids \
+                or not await self.wants(account, ("draft.deleted", "email.deleted")):
+            yield
+            return
+        async with self.ledger.taking(account, folder, uidvalidity, uids):
+            yield
+
+    async def wants(self, account: AccountConfig, types: Collection[str]) -> bool:
+        """Whether some subscription wants events of one of ``types`` in ``account`` (True
+        when the subscriptions cannot be read: better a claim too many than an event lost)."""
+        try:
+            subs = await self._current()
+        except ImapError:
+            return True
+        return any(self._wants(sub, kind, account) for sub in subs for kind in types)
 
     def forget(self) -> None:
         """Reads the subscriptions again for the next event (one was made or changed)."""
@@ -166,7 +203,7 @@ class Dispatcher:
                           event.type, event.id)
             return
         for sub in subs:
-            if self._wants(sub, event):
+            if self._wants(sub, event.type, event.account):
                 self._spawn(self._deliver(sub, event))
 
     async def _current(self) -> list[Subscription]:
@@ -179,14 +216,14 @@ class Dispatcher:
                     self.config.accounts)])
             return self._cache[1]
 
-    def _wants(self, sub: Subscription, event: Event) -> bool:
-        if not sub.active or event.type not in sub.events:
+    def _wants(self, sub: Subscription, kind: str, account: AccountConfig) -> bool:
+        if not sub.active or kind not in sub.events:
             return False
         if sub.static_accounts is not None:
-            return event.account.id in sub.static_accounts
+            return account.id in sub.static_accounts
         owner = self.auth.named(sub.owner)
         return owner is not None and "read" in owner.token.scopes \
-            and any(a.id == event.account.id for a in owner.accounts)
+            and any(a.id == account.id for a in owner.accounts)
 
     async def _deliver(self, sub: Subscription, event: Event) -> None:
         body = json.dumps(self.render(event, sub.scheme), ensure_ascii=False,

@@ -326,6 +326,8 @@ class DraftService:
         async with self.store.pool(account).connection() as conn:
             current = await self.store.load(conn, account, ref)
             check_writable(current, expected, "deleted")
-            await self.store.delete(conn, current, conditional=expected is not None)
+            async with self.events.taking(account, current.folder, current.uidvalidity,
+                                          [current.uid]):
+                await self.store.delete(conn, current, conditional=expected is not None)
         self.events.emit(Event("draft.deleted", account, current))
         return current

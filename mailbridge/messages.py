@@ -124,23 +124,28 @@ class MessageService:
         async with pool.connection() as conn:
             await select_named(conn, account, folder)
             message = await self._whole(conn, account, folder, uid)
-            trash = folders.trash
-            if trash is None or trash == folder:
-                await self.store.remove(conn, [uid])
-                removal: Removal = "deleted"
-            else:
-                try:
-                    if conn.has("MOVE"):
-                        await conn.uid_move([uid], trash)
-                    else:
-                        await conn.uid_copy([uid], trash)
-                        await self.store.remove(conn, [uid])
-                    removal = "trash"
-                except ImapNotFound:  # a Trash that is configured but missing on the server
-                    await self.store.remove(conn, [uid])
-                    removal = "deleted"
+            async with self.drafts.events.taking(account, folder, message.uidvalidity, [uid]):
+                removal = await self._remove(conn, folder, uid, folders.trash)
         self.drafts.events.emit(Event("email.deleted", account, message))
         return removal
+
+    async def _remove(self, conn: ImapConnection, folder: str, uid: int,
+                      trash: str | None) -> Removal:
+        """Moves the message ``uid`` of the selected ``folder`` to ``trash``, or removes it for
+        good when there is none or it is in Trash already."""
+        if trash is None or trash == folder:
+            await self.store.remove(conn, [uid])
+            return "deleted"
+        try:
+            if conn.has("MOVE"):
+                await conn.uid_move([uid], trash)
+            else:
+                await conn.uid_copy([uid], trash)
+                await self.store.remove(conn, [uid])
+            return "trash"
+        except ImapNotFound:  # a Trash that is configured but missing on the server
+            await self.store.remove(conn, [uid])
+            return "deleted"
 
     @staticmethod
     async def _whole(conn: ImapConnection, account: AccountConfig, folder: str,

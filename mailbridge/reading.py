@@ -2,7 +2,8 @@
 
 Whole (:func:`fetch_whole`: one FETCH of the full message, parsed by :mod:`mailbridge.mime`), as a
 summary for lists (:func:`fetch_summaries`: headers, BODYSTRUCTURE and the text parts only, no
-attachment bytes), or from the bytes just stored (:func:`written`). Text parts are decoded by the
+attachment bytes), by its address headers alone (:func:`fetch_headlines`, what a watcher
+remembers of every message), or from the bytes just stored (:func:`written`). Text parts are decoded by the
 one decoder of :mod:`mailbridge.mime.decoding` in every case, so a list and a GET of a message say
 the same. Reading never changes a message.
 """
@@ -200,7 +201,7 @@ async def fetch_summaries(conn: ImapConnection, account: AccountConfig, folder: 
     wanted: dict[tuple[str, ...], list[int]] = {}
     for item in items:
         header = item.sections.get("HEADER", b"")
-        parsed = parse_stored(header + (b"" if header.endswith(b"\r\n\r\n") else b"\r\n"))
+        parsed = parse_stored(_blank_line(header))
         text = html = None
         infos: tuple[AttachmentInfo, ...] = ()
         if item.bodystructure is not None:
@@ -239,6 +240,31 @@ async def fetch_summaries(conn: ImapConnection, account: AccountConfig, folder: 
             kept_headers=kept_headers(item.sections.get("HEADER", b"")), complete=False,
         ))
     return result
+
+
+HEADLINE_FIELDS = ("Message-ID", "From", "To", "Cc", "Subject", "Date", HEADER_ID,
+                   HEADER_CREATED_AT, HEADER_UPDATED_AT, HEADER_CONTEXT_TYPE, HEADER_CONTEXT_ID,
+                   HEADER_PLANNED_SEND_AT)
+_HEADLINES = f"HEADER.FIELDS ({' '.join(HEADLINE_FIELDS)})".upper()
+
+
+async def fetch_headlines(conn: ImapConnection, account: AccountConfig, folder: str,
+                          uidvalidity: int, uids: Sequence[int]) -> list[StoredMessage]:
+    """Flags and :data:`HEADLINE_FIELDS` of ``uids`` only: who, what, which draft (a few
+    hundred bytes a message, for keeping many in memory); no body, no structure."""
+    if not uids:
+        return []
+    items = await conn.uid_fetch(uids, fetch_items(conn, f"BODY.PEEK[{_HEADLINES}]"))
+    return [StoredMessage(
+        account=account, folder=folder, uid=item.uid or 0, uidvalidity=uidvalidity,
+        modseq=item.modseq, flags=lasting_flags(item), size=item.size or 0,
+        internaldate=item.internaldate,
+        parsed=parse_stored(_blank_line(item.sections.get(_HEADLINES, b""))), attachments=(),
+        kept_headers=(), complete=False) for item in items]
+
+
+def _blank_line(header: bytes) -> bytes:
+    return header + (b"" if header.endswith(b"\r\n\r\n") else b"\r\n")
 
 
 async def select_named(conn: ImapConnection, account: AccountConfig, folder: str) -> SelectInfo:

@@ -22,8 +22,10 @@ import email.parser
 import email.policy
 import email.utils
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailbridge.config import AccountConfig
@@ -33,11 +35,15 @@ from mailbridge.imap.utf7 import decode_mailbox, quote_astring
 from mailbridge.mime.headers import INTERNAL_HEADER_PREFIX
 from mailbridge.store import DraftStore
 
-__all__ = ["FOLDER", "HEADER_RECORD", "HEADER_RECORD_KEY", "Record", "RecordBox"]
+__all__ = ["FOLDER", "HEADER_RECORD", "HEADER_RECORD_KEY", "HEADER_RECORD_TOKEN", "Record",
+           "RecordBox"]
 
 FOLDER = "Mailbridge"
 HEADER_RECORD = INTERNAL_HEADER_PREFIX + "Record"
 HEADER_RECORD_KEY = INTERNAL_HEADER_PREFIX + "Record-Key"
+HEADER_RECORD_TOKEN = INTERNAL_HEADER_PREFIX + "Record-Token"
+"""Unique to one record: how :meth:`RecordBox.claim` tells its own record from another's."""
+_CLAIM_FIELDS = f"HEADER.FIELDS ({HEADER_RECORD} {HEADER_RECORD_KEY} {HEADER_RECORD_TOKEN})"
 _parser = email.parser.BytesParser(policy=email.policy.default)
 _headers = email.parser.BytesHeaderParser(policy=email.policy.default)
 
@@ -94,8 +100,49 @@ class RecordBox:
         await self.add(account, kind, key, data)
         await self.remove(account, kind, key, keep_newest=True)
 
+    async def claim(self, account: AccountConfig, kind: str, key: str,
+                    data: Mapping[str, Any]) -> bool:
+        """Adds a record of ``key`` and tells whether it is the first one (the lowest UID, the
+        one total order the server keeps): of any number of instances claiming one key at
+        once, exactly one is told True, and a later claim is told False while the first
+        record is kept (see :meth:`prune`)."""
+        token = uuid.uuid4().hex
+        await self.add(account, kind, key, data, token=token)
+        async with self.store.pool(account).connection() as conn:
+            await conn.select(await self.folder(conn, account))
+            uids = (await conn.uid_search("HEADER", HEADER_RECORD_KEY, quote_astring(key))).uids
+            items = await conn.uid_fetch(uids, f"(UID BODY.PEEK[{_CLAIM_FIELDS}])") if uids else []
+        for item in items:  # in UID order: the first record of exactly this kind and key
+            fields = _headers.parsebytes(item.sections.get(_CLAIM_FIELDS.upper(), b""))
+            if _kind_key(fields) == (kind, key):
+                return str(fields.get(HEADER_RECORD_TOKEN, "")).strip() == token
+        return False
+
+    async def prune(self, account: AccountConfig, kind: str, older_than: int) -> int:
+        """Removes the records of ``kind`` stored more than ``older_than`` seconds ago;
+        returns how many. Uses WITHIN's OLDER (RFC 5032) where offered, else the records'
+        INTERNALDATE."""
+        async with self.store.pool(account).connection() as conn:
+            try:
+                await conn.select(await self.folder(conn, account))
+            except ImapNotFound:
+                return 0
+            criteria = ["UNDELETED", "HEADER", HEADER_RECORD, quote_astring(kind)]
+            if conn.has("WITHIN"):
+                doomed = list((await conn.uid_search(*criteria, "OLDER", str(older_than))).uids)
+            else:
+                uids = (await conn.uid_search(*criteria)).uids
+                limit = datetime.now(UTC) - timedelta(seconds=older_than)
+                doomed = [i.uid for i in (await conn.uid_fetch(uids, "(UID INTERNALDATE)")
+                                          if uids else [])
+                          if i.uid is not None and i.internaldate is not None
+                          and i.internaldate < limit]
+            if doomed:
+                await self.store.remove(conn, doomed)
+            return len(doomed)
+
     async def add(self, account: AccountConfig, kind: str, key: str,
-                  data: Mapping[str, Any]) -> None:
+                  data: Mapping[str, Any], *, token: str | None = None) -> None:
         """Stores a record, creating the mailbox on first use."""
         message = email.message.EmailMessage(policy=email.policy.SMTP)
         message["From"] = account.email
@@ -103,6 +150,8 @@ class RecordBox:
         message["Date"] = email.utils.formatdate(usegmt=True)
         message[HEADER_RECORD] = kind
         message[HEADER_RECORD_KEY] = key
+        if token is not None:
+            message[HEADER_RECORD_TOKEN] = token
         message.set_content(json.dumps(dict(data), ensure_ascii=False, sort_keys=True) + "\n",
                             subtype="json", charset="utf-8", cte="base64")
         raw = message.as_bytes()

@@ -302,7 +302,9 @@ class SendService:
             await _checkpoint("after-smtp")
             # the claim was written by this very send, so no earlier filing of it can have left
             # a Sent copy: no search of Sent first
-            sent = await self._file_on(conn, account, claimed, wire, refiling=False)
+            async with self.drafts.events.taking(account, claimed.folder, claimed.uidvalidity,
+                                                 [claimed.uid]):
+                sent = await self._file_on(conn, account, claimed, wire, refiling=False)
         self.drafts.events.emit(Event("draft.sent", account, sent))
         self.drafts.events.emit(Event("email.sent", account, sent))
         return sent
@@ -348,7 +350,8 @@ class SendService:
         """Files a delivered draft whose filing may have begun before (the sweeper's case): as
         :meth:`_file_on`, on a connection of its own, looking for an earlier Sent copy first."""
         pool = self.drafts.accounts.pool(account)
-        async with pool.connection() as conn:
+        async with pool.connection() as conn, self.drafts.events.taking(
+                account, claimed.folder, claimed.uidvalidity, [claimed.uid]):
             return await self._file_on(conn, account, claimed, wire, refiling=True)
 
     async def _file_on(self, conn: ImapConnection, account: AccountConfig,

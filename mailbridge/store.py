@@ -54,6 +54,10 @@ from mailbridge.versions import (
 from mailbridge.views import StoredMessage, foreign_id, has_flag
 
 KEYWORD_DELIVERED = "$MailbridgeDelivered"
+KEYWORD_WRITTEN = "$MailbridgeWritten"
+"""On every message mailbridge writes to Drafts: the watcher (mailbridge.watching) reports as a
+mail client's only what lacks it (a client that saves a draft appends a message of its own,
+which carries no keyword of mailbridge's)."""
 """Set on a claimed draft the moment the SMTP server accepted it: a crash after that point must
 lead to filing, never to a second delivery."""
 CURRENT_ONLY = ("NOT", "KEYWORD", KEYWORD_PENDING, "NOT", "KEYWORD", KEYWORD_REPLACED)
@@ -358,7 +362,8 @@ class DraftStore:
         """
         folder = await self.folder(account)
         async with self.pool(account).connection() as conn:
-            appended = await conn.append(folder, raw, flags=DRAFT_FLAGS, date=state.updated_at)
+            appended = await conn.append(folder, raw, flags=(*DRAFT_FLAGS, KEYWORD_WRITTEN),
+                                          date=state.updated_at)
             # a search follows only without APPENDUID or with a unique header
             await conn.select(folder, sync=appended is None or unique is not None)
             if appended is not None:
@@ -428,7 +433,7 @@ class DraftStore:
         # the draft's own flags, \Seen or not, \Draft or not (a person may have marked it)
         dropped = {f.lower() for f in ("\\Deleted", KEYWORD_PENDING, KEYWORD_REPLACED, *drop_flags)}
         keep = [f for f in current.flags if f.lower() not in dropped]
-        flags = list(dict.fromkeys([*keep, *add_flags, KEYWORD_PENDING]))
+        flags = list(dict.fromkeys([*keep, *add_flags, KEYWORD_PENDING, KEYWORD_WRITTEN]))
         appended = await conn.append(current.folder, raw, flags=flags, date=state.updated_at)
         await conn.select(current.folder)  # sync: every lower UID is visible now
         new_uid = await self._own_copy(conn, appended.uid if appended else None, token)

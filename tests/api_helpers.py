@@ -171,6 +171,9 @@ async def start_api(devstack: DevStack, user: MailUser, other: MailUser,
     )
     if limits:
         data["server"]["limits"] = dict(limits)
+    # no mailbox watches unless a test asks (tests/test_watching.py): two connections per
+    # account for every app would cost the suite time
+    data["server"]["watch_mailboxes"] = False
     data["server"].update(server or {})
     data["webhooks"] = [dict(w) for w in webhooks]
     from mailbridge.config import parse_config

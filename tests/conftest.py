@@ -11,11 +11,12 @@ import contextlib
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from receivers import Receiver, start_receiver
 
 from mailbridge.devstack.dovecot import Dovecot, free_port
 from mailbridge.devstack.stack import DevPorts, DevStack
@@ -78,3 +79,14 @@ def private_dovecot(name: str, users: dict[str, str]) -> Iterator[Dovecot]:
         dv.resume()
         dv.kill()
         dv.wipe()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real HTTP server that records the webhook deliveries it gets (tests/receivers.py)."""
+    r = await start_receiver()
+    try:
+        yield r
+    finally:
+        assert r.server is not None
+        await r.server.close()

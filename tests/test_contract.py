@@ -24,10 +24,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from jasni.types import GetEmailResponse, ListEmailsResponse
+from receivers import Receiver
 
 from imap_proxy import CapabilityHidingProxy
 from mailbridge.api import create_app
-from mailbridge.api.keys import DRAFTS
+from mailbridge.api.keys import DRAFTS, WATCHER
 from mailbridge.config import parse_config
 from mailbridge.devstack.stack import DevStack
 from mailbridge.imap.utf7 import encode_mailbox
@@ -161,7 +162,8 @@ class Contract:
 
 
 async def start_contract(devstack: DevStack, mailbox: Mailbox, *, scheduler: bool = False,
-                         drafts_folder: str | None = None) -> tuple[Contract, TestClient]:  # type: ignore[type-arg]
+                         drafts_folder: str | None = None,
+                         watch: bool = False) -> tuple[Contract, TestClient]:  # type: ignore[type-arg]
     account_id = str(uuid.uuid4())
     folders = dict(mailbox.folders)
     if drafts_folder is not None:
@@ -174,7 +176,8 @@ async def start_contract(devstack: DevStack, mailbox: Mailbox, *, scheduler: boo
                         "username": mailbox.email, "password": mailbox.password},
                "folders": folders}
     config = parse_config({
-        "server": {"host": "127.0.0.1", "port": 0},
+        "server": {"host": "127.0.0.1", "port": 0, "watch_mailboxes": watch,
+                   "allow_private_webhooks": True},
         "accounts": [account],
         "tokens": [{"name": "contract", "sha256": hashlib.sha256(TOKEN.encode()).hexdigest(),
                     "accounts": ["*"], "scopes": ["read", "write", "send"]}],
@@ -339,7 +342,7 @@ async def test_k_non_ascii_drafts_folder(devstack: DevStack, mailbox: Mailbox) -
         _, e = await create_both(c)
         status, got = await c.call("GET", f"/api/email/drafts/{e['uid']}")
         assert status == 200 and got["subject"] == "Exante contract"
-        assert len(c.messages(name)) == 2
+        assert len(c.messages(name)) == 2, [(u, f, r[:600]) for u, f, r in c.messages(name)]
     finally:
         await test_client.close()
 
@@ -532,3 +535,60 @@ async def test_o_threads_attachments_and_labels(contract: Contract) -> None:
     assert status == 200, gone
     status, on = await contract.call("GET", f"/api/v1/emails/{files}/labels", params=params)
     assert on["data"]["labels"] == []
+
+
+async def test_p_watching_reports_what_others_do(devstack: DevStack, mailbox: Mailbox,
+                                                receiver: Receiver) -> None:
+    """Issue 12's watching on every server, with IDLE or with NOOP polling: a client's draft,
+    mail that arrives and a client's deletion are reported (origin mailbox) within 5 s; a
+    draft the API writes and deletes is reported once, as the API's."""
+    c, client = await start_contract(devstack, mailbox, watch=True)
+    try:
+        await client.app[WATCHER].ready()
+        status, _ = await c.call("POST", "/api/email/webhooks", {
+            "url": receiver.url("/p"), "events": ["draft.created", "draft.deleted",
+                                                   "email.received", "email.deleted"]})
+        assert status == 201
+
+        def seen() -> list[tuple[str, str, str]]:
+            return [(e["type"], e["data"]["origin"],
+                     (e["data"].get("draft") or e["data"].get("email") or {})["subject"])
+                    for e in receiver.events("/p")]
+
+        async def until(wanted: list[tuple[str, str, str]]) -> None:
+            deadline = time.monotonic() + 5
+            while sorted(seen()) != sorted(wanted):
+                assert time.monotonic() < deadline, (wanted, seen())
+                await asyncio.sleep(0.05)
+
+        imap = c.imap()
+        try:
+            typ, data = imap.append("INBOX", "", None, b"Subject: Arrived\r\n\r\nx\r\n")
+            assert typ == "OK", data
+        finally:
+            imap.logout()
+        await c.save_draft("Subject: Client draft\r\nMessage-ID: <cd@p>\r\n\r\nx\r\n",
+                           "Client draft")
+        await until([("email.received", "mailbox", "Arrived"),
+                     ("draft.created", "mailbox", "Client draft")])
+
+        status, made = await c.call("POST", "/api/email/drafts", {
+            "from_account_id": c.account_id, "subject": "API draft", "body_text": "x"})
+        assert status == 201, made
+        status, _ = await c.call("DELETE", f"/api/email/drafts/{made['uid']}")
+        assert status == 204
+        imap = c.imap()
+        try:
+            imap.select("INBOX")
+            _, found = imap.uid("SEARCH", "SUBJECT", "Arrived")
+            imap.uid("STORE", found[0].decode(), "+FLAGS", "(\\Deleted)")
+        finally:
+            imap.logout()
+        await until([("email.received", "mailbox", "Arrived"),
+                     ("draft.created", "mailbox", "Client draft"),
+                     ("draft.created", "api", "API draft"), ("draft.deleted", "api", "API draft"),
+                     ("email.deleted", "mailbox", "Arrived")])
+        await asyncio.sleep(2.5)  # a deleted draft is held 2 s for a successor: nothing more
+        assert len(seen()) == 5, seen()
+    finally:
+        await client.close()

@@ -12,14 +12,11 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from api_helpers import OTHER_TOKEN, Api, running_api
 from jasni.webhooks import verify_signature
+from receivers import Receiver
 from standardwebhooks.webhooks import Webhook
 
 from conftest import MailUser
@@ -28,56 +25,6 @@ from mailbridge.api.schemas import JasniEventBody, StandardEventBody
 from mailbridge.devstack.stack import DevStack
 from mailbridge.subscriptions import Subscription, is_private_host
 from mailbridge.views import utcnow
-
-
-@dataclass
-class Receiver:
-    """An HTTP server that records every POST; ``fail`` answers 500 that many times first,
-    ``hang`` makes it never answer."""
-
-    got: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
-    arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
-    fail: int = 0
-    hang: bool = False
-    server: TestServer | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        async with self.arrived:
-            self.got.append((request.path, dict(request.headers), body))
-            self.arrived.notify_all()
-        if self.hang:
-            await asyncio.sleep(30)
-        if self.fail > 0:
-            self.fail -= 1
-            return web.Response(status=500)
-        return web.Response(status=204)
-
-    def url(self, path: str) -> str:
-        assert self.server is not None
-        return str(self.server.make_url(path))
-
-    def events(self, path: str) -> list[dict[str, Any]]:
-        return [json.loads(body) for p, _, body in self.got if p == path]
-
-    async def wait_for(self, path: str, n: int, seconds: float = 5.0) -> None:
-        async with self.arrived:
-            await asyncio.wait_for(self.arrived.wait_for(lambda: len(self.events(path)) >= n),
-                                   seconds)
-        await asyncio.sleep(0.3)  # and nothing more comes
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", r.handle)
-    r.server = TestServer(app)
-    await r.server.start_server()
-    try:
-        yield r
-    finally:
-        await r.server.close()
 
 
 @pytest.fixture

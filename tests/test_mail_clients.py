@@ -236,7 +236,7 @@ async def test_a_draft_without_message_id_keeps_its_id_across_a_client_resave(
     assert (adopted.created_at, adopted.updated_at) == (shown.created_at, shown.updated_at)
     assert adopted.content == shown.content and adopted.status is Status.DRAFT
     flags, raw = client.fetch(adopted.uid)
-    assert flags.split() == ["\\Seen"]
+    assert flags.split() == ["\\Seen", "$MailbridgeWritten"]  # the client's flag, and ours
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert msg["X-Mailbridge-Id"] == str(shown.id) and msg["Message-ID"]
     kept, dropping = [], False

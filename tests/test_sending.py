@@ -65,6 +65,7 @@ def make_config(devstack: DevStack, user: MailUser, *, scheduler: dict[str, Any]
         tokens=[token_entry("full", FULL_TOKEN, [str(user.id)], ["read", "write", "send"])])
     if limits:
         data["server"]["limits"] = dict(limits)
+    data["server"]["watch_mailboxes"] = False  # its commands would mix with the scheduler's
     if scheduler is not None:
         data = data | {"scheduler": dict(scheduler)}
     return parse_config(data, source="test")

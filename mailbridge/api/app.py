@@ -24,6 +24,7 @@ from mailbridge.api.keys import (
     MESSAGES,
     METRICS,
     SENDING,
+    WATCHER,
     WEBHOOKS,
 )
 from mailbridge.api.schemas import ExanteError, ExanteErrorBody, JasniError
@@ -34,6 +35,7 @@ from mailbridge.delivery import Dispatcher
 from mailbridge.drafts import DraftService
 from mailbridge.errors import MailbridgeError, RequestError, Unauthorized
 from mailbridge.labels import LabelService
+from mailbridge.ledger import Ledger
 from mailbridge.logs import REQUEST_ID, request_id_from
 from mailbridge.messages import MessageService
 from mailbridge.metrics import Metrics
@@ -42,6 +44,7 @@ from mailbridge.scheduler import Scheduler
 from mailbridge.sending import SendService
 from mailbridge.smtp import Sender
 from mailbridge.subscriptions import SubscriptionService
+from mailbridge.watching import Watcher
 
 log = logging.getLogger("mailbridge.api")
 
@@ -163,6 +166,13 @@ async def run_scheduler(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def run_watcher(app: web.Application) -> AsyncIterator[None]:
+    """The mailbox watches (mailbridge.watching), from startup to shutdown."""
+    app[WATCHER].start()
+    yield
+    await app[WATCHER].close()
+
+
 def create_app(config: Config, *, scheduler: bool | None = None) -> web.Application:
     """Returns the application for ``config``; IMAP pools open lazily and close on cleanup.
 
@@ -185,8 +195,9 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     app[WEBHOOKS] = SubscriptionService(records,
                                         allow_private=config.server.allow_private_webhooks)
     app[AUTH] = Authenticator(config)
+    ledger = Ledger(records)
     dispatcher = app[DELIVERY] = Dispatcher(app[WEBHOOKS], config, app[AUTH], payload,
-                                            app[METRICS])
+                                            app[METRICS], ledger)
     app[DRAFTS].events = dispatcher
     app[WEBHOOKS].on_change = dispatcher.forget
     sender = Sender(observe=app[METRICS].smtp_submission)
@@ -199,6 +210,10 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
         await app[ACCOUNTS].close()
 
     app.cleanup_ctx.append(close_pools)
+    if config.server.watch_mailboxes:
+        app[WATCHER] = Watcher(app[ACCOUNTS], dispatcher, ledger,
+                               poll_seconds=config.server.watch_poll_seconds)
+        app.cleanup_ctx.append(run_watcher)
     if scheduler:
         app.cleanup_ctx.append(run_scheduler)
     routes.add_routes(app)

@@ -7,6 +7,9 @@
   ``mailbox``), ``account``, and ``draft`` (the draft record) for ``draft.*`` events or
   ``email`` for ``email.*`` events.
 
+Both add what the event's ``detail`` says (``bounce`` for ``email.bounced``: the DSN's UID, the
+Message-ID that bounced, and each failed recipient with its status and diagnostic).
+
 No secret is ever in a body, and no Bcc of a message that was received.
 """
 
@@ -31,7 +34,7 @@ def payload(event: Event, scheme: Scheme) -> Mapping[str, Any]:
         entry = render_email_summary(m).model_dump(mode="json", by_alias=True)
         return {"event": event.type, "data": {**entry, "account": event.account.email,
                                               "folder": m.folder, "origin": event.origin,
-                                              "eventId": event.id}}
+                                              "eventId": event.id, **event.detail}}
     data: dict[str, Any] = {"event_id": event.id, "origin": event.origin,
                             "account": event.account.email}
     if event.type.startswith("draft."):
@@ -43,4 +46,5 @@ def payload(event: Event, scheme: Scheme) -> Mapping[str, Any]:
             "to": [format_address(a) for a in m.content.to],
             "cc": [format_address(a) for a in m.content.cc], "subject": m.content.subject,
             "date": rfc3339(m.parsed.date or m.internaldate or event.occurred_at)}
+    data.update(event.detail)
     return {"type": event.type, "timestamp": rfc3339(event.occurred_at), "data": data}

@@ -18,6 +18,7 @@ from mailbridge.messages import MessageService
 from mailbridge.metrics import Metrics
 from mailbridge.sending import SendService
 from mailbridge.subscriptions import SubscriptionService
+from mailbridge.watching import Watcher
 
 CONFIG = web.AppKey("config", Config)
 ACCOUNTS = web.AppKey("accounts", Accounts)
@@ -34,6 +35,8 @@ WEBHOOKS = web.AppKey("webhooks", SubscriptionService)
 """Webhook subscriptions (both dialects' /webhooks calls)."""
 DELIVERY = web.AppKey("delivery", Dispatcher)
 """Delivers this instance's events to the webhook subscriptions (and remembers the attempts)."""
+WATCHER = web.AppKey("watcher", Watcher)
+"""The mailbox watches, when ``[server] watch_mailboxes`` is on."""
 AUTH = web.AppKey("authenticator", Authenticator)
 ROUTE_TABLE: web.AppKey[Sequence[Route]] = web.AppKey("route_table")
 """The routes the app serves (mailbridge.api.routes.ROUTES), for the OpenAPI document."""

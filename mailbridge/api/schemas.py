@@ -665,7 +665,9 @@ class JasniEventBody(_Response):
     data: dict[str, Any]
     """The message as a list entry of ``GET /api/v1/emails`` shows it (``uid``, ``messageId``,
     ``from``, ``to``, ``subject``, ``date``...), plus ``account``, ``folder``, ``origin``
-    (``api`` or ``mailbox``) and ``eventId`` (the same in every delivery of the event)."""
+    (``api`` or ``mailbox``) and ``eventId`` (the same in every delivery of the event); for
+    ``email.bounced`` the message is the Sent copy of what bounced, and ``bounce`` says more
+    (as in dialect 2's ``data.bounce``)."""
 
 
 class EventEmail(_Response):
@@ -679,6 +681,23 @@ class EventEmail(_Response):
     date: Timestamp
 
 
+class BouncedRecipient(_Response):
+    address: str
+    status: str | None
+    """The RFC 3463 status code, e.g. ``5.1.1``."""
+    diagnostic: str | None
+    """What the receiving server said (Diagnostic-Code)."""
+
+
+class EventBounce(_Response):
+    dsn_uid: int
+    """The UID of the delivery status notification in INBOX."""
+    message_id: str
+    """The Message-ID of the message that bounced."""
+    recipients: list[BouncedRecipient]
+    """The recipients it could not be delivered to."""
+
+
 class StandardEventData(_Response):
     event_id: str
     """Also the ``webhook-id`` header: the same in every delivery of the event."""
@@ -687,7 +706,10 @@ class StandardEventData(_Response):
     draft: ExanteDraft | None = None
     """For ``draft.*`` events: the draft record (as it was, for ``draft.deleted``)."""
     email: EventEmail | None = None
-    """For ``email.*`` events. Never the Bcc of a message that was received."""
+    """For ``email.*`` events. Never the Bcc of a message that was received. For
+    ``email.bounced``, the Sent copy of the message that bounced."""
+    bounce: EventBounce | None = None
+    """For ``email.bounced``: the delivery status notification that says so."""
 
 
 class StandardEventBody(_Response):

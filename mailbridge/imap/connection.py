@@ -67,6 +67,7 @@ log = logging.getLogger("mailbridge.imap")
 logging.getLogger("aioimaplib").setLevel(logging.INFO)
 
 Security = Literal["tls", "starttls", "none"]
+IdleOutcome = Literal["pushed", "held", "quiet"]
 
 # aioimaplib checks every command against its table of known commands; teach it the RFC 3691
 # UNSELECT, which leaves a mailbox without the implicit expunge of CLOSE.
@@ -727,6 +728,61 @@ class ImapConnection:
         lines = self._check(response, "APPEND")
         return parse_appenduid(lines)
 
+    async def idle(self, seconds: float) -> IdleOutcome:
+        """IDLE (RFC 2177) in the selected mailbox until the server reports a change or
+        ``seconds`` pass, then DONE. Returns ``pushed`` when the server reported a change (new
+        or expunged messages, flags) during the IDLE, ``held`` when it reported one only in
+        answer to DONE (a server that looks for changes seldom while idling: Cyrus without
+        idled, Courier without FAM), ``quiet`` when there was none. The caller looks for itself
+        what changed. Needs IDLE."""
+        self.require("IDLE")
+        if self._client is None or self.broken:
+            raise ImapUnavailable(f"IMAP connection to {self._where()} is closed",
+                                  account=self.endpoint.label)
+        proto = self._client.protocol
+        queue: asyncio.Queue[list[bytes]] = asyncio.Queue()
+        command = aioimaplib.IdleCommand(proto.new_tag(), queue, loop=proto.loop)
+        async with self._lock:
+            proto._idle_event.clear()
+            running = asyncio.ensure_future(proto.execute(command))
+            accepted = asyncio.ensure_future(proto._idle_event.wait())
+            try:
+                # the server's "+ idling", or its refusal (which ends the command)
+                await self._race(asyncio.wait({running, accepted},
+                                              return_when=asyncio.FIRST_COMPLETED), "IDLE")
+                lines: list[bytes] = []
+                deadline = time.monotonic() + seconds
+                while not running.done() and not _news(lines):
+                    pushed = asyncio.ensure_future(queue.get())
+                    await asyncio.wait({pushed, running, self._lost},
+                                       timeout=max(0.0, deadline - time.monotonic()),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    if pushed.done():
+                        lines.extend(pushed.result())
+                    else:
+                        pushed.cancel()
+                        if not self._lost.done():
+                            break  # the time is up, or the server ended the IDLE
+                    if self._lost.done():
+                        running.cancel()
+                        self.close()
+                        raise ImapUnavailable(f"IMAP connection to {self._where()} was dropped "
+                                              "during IDLE", account=self.endpoint.label)
+                if not running.done():
+                    proto.send("DONE")
+                response = await self._race(running, "IDLE")
+            finally:
+                accepted.cancel()
+                if not running.done():
+                    running.cancel()
+        self._check(response, "IDLE")
+        if _news(lines):
+            return "pushed"
+        late = list(command.buffer)
+        while not queue.empty():
+            late.extend(queue.get_nowait())
+        return "held" if _news(late) else "quiet"
+
     async def uid_thread(self, algorithm: str, *criteria: str) -> list[tuple[int, ...]]:
         """UID THREAD (RFC 5256) of the messages matching ``criteria`` in the selected mailbox,
         with UTF-8 search strings: each thread as its UIDs. Needs ``THREAD=<algorithm>``."""
@@ -766,6 +822,15 @@ class ImapConnection:
             result.extend(item for item in parse_fetch(lines) if item.uid in keep)
         result.sort(key=lambda item: item.uid or 0)
         return result
+
+    async def uid_fetch_changed(self, since: int) -> list[FetchItem]:
+        """UID FETCH 1:* (UID FLAGS MODSEQ) (CHANGEDSINCE ``since``) (RFC 7162): the messages
+        of the selected mailbox changed or added after the mod-sequence ``since``, in UID
+        order. Needs CONDSTORE enabled and a mailbox that keeps mod-sequences."""
+        lines = await self.command("FETCH", "1:*", "(UID FLAGS MODSEQ)", f"(CHANGEDSINCE {since})",
+                                   prefix="UID")
+        return sorted((i for i in parse_fetch(lines) if i.uid is not None),
+                      key=lambda item: item.uid or 0)
 
     async def uid_store(self, uids: Iterable[int], action: str, flags: Iterable[str], *,
                         unchangedsince: int | None = None) -> StoreResult:
@@ -818,6 +883,12 @@ class ImapConnection:
 
 _MAILBOX_COMMANDS = frozenset({"SELECT", "EXAMINE", "STATUS", "DELETE", "RENAME"})
 _MISSING_TEXT = re.compile(rb"doesn't exist|does not exist|not found|unknown mailbox|no such", re.I)
+
+
+def _news(lines: Iterable[bytes]) -> bool:
+    """Whether untagged replies say the mailbox changed (EXISTS, EXPUNGE, FETCH, VANISHED...);
+    not an ``OK`` (Dovecot's "Still here" during IDLE) or a continuation."""
+    return any(not line.startswith((b"OK", b"+", b"* OK")) for line in lines if line.strip())
 
 
 def _status_text(lines: Sequence[bytes]) -> bytes:
