@@ -226,6 +226,21 @@ def tables(results: dict[str, Any]) -> str:
         out.append("")
     if "fastpaths" in results:
         out += ["9. " + fastpaths.render(results["fastpaths"]), ""]
+    w = results.get("watching", {})
+    if "watch_on" in w:
+        out += [f"10. idle cost of watching: {w['instances']} instances x {w['accounts']} "
+                f"accounts, idle for {w['window_s']:g} s (IMAP commands from the services' "
+                "metrics; CPU in % of one core)",
+                f"{'':10}| {'IMAP cmds/s':>11} | {'Dovecot CPU':>11} | {'services CPU':>12} "
+                f"| {'RSS/service':>11}"]
+        for label in ("watch_off", "watch_on"):
+            r = w[label]
+            out.append(f"{label:<10}| {r['imap_commands_per_s']:>11} | "
+                       f"{r['cpu_util_dovecot']:>11.2%} | {r['cpu_util_services']:>12.2%} | "
+                       f"{r['rss_mib_per_service']:>8} MiB")
+        out.append("")
+    elif w:
+        out += [f"10. watching: {w}", ""]
     return "\n".join(out)
 
 

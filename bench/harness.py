@@ -270,25 +270,28 @@ def running_stack(root: Path, dovecot: dict[str, str] | None = None) -> Iterator
 
 
 def write_config(root: Path, stack: Stack, api_port: int, *, pool_size: int = 4,
-                 name: str = "config") -> Path:
-    """A mailbridge config for the stack: the bench's accounts, the dev token (alice and bob,
-    as on `make run`) and ALL_TOKEN (every account). ``pool_size`` 4 is mailbridge's default."""
+                 name: str = "config",
+                 accounts: tuple[tuple[uuid.UUID, str, str], ...] = ACCOUNTS,
+                 server: dict[str, Any] | None = None) -> Path:
+    """A mailbridge config for the stack: ``accounts`` (the bench's), the dev token (alice and
+    bob, as on `make run`) and ALL_TOKEN (every account, and metrics). ``pool_size`` 4 is
+    mailbridge's default; ``server``: more of ``[server]``."""
     def endpoint(email: str) -> dict[str, Any]:
         return {"host": "127.0.0.1", "security": "none", "username": email,
                 "password": password(email)}
 
-    accounts = [{"id": str(i), "email": e, "display_name": n, "pool_size": pool_size,
-                 "imap": {**endpoint(e), "port": stack.imap_port},
-                 "smtp": {**endpoint(e), "port": stack.smtp_port}}
-                for i, e, n in ACCOUNTS]
+    entries = [{"id": str(i), "email": e, "display_name": n, "pool_size": pool_size,
+                "imap": {**endpoint(e), "port": stack.imap_port},
+                "smtp": {**endpoint(e), "port": stack.smtp_port}}
+               for i, e, n in accounts]
     tokens = [
         {"name": "dev", "sha256": hashlib.sha256(TOKEN.encode()).hexdigest(),
          "accounts": [ALICE, BOB], "scopes": ["read", "write", "send"]},
         {"name": "bench-all", "sha256": hashlib.sha256(ALL_TOKEN.encode()).hexdigest(),
-         "accounts": ["*"], "scopes": ["read", "write", "send"]},
+         "accounts": ["*"], "scopes": ["read", "write", "send", "metrics"]},
     ]
-    data = {"server": {"host": "127.0.0.1", "port": api_port}, "accounts": accounts,
-            "tokens": tokens}
+    data = {"server": {"host": "127.0.0.1", "port": api_port, **(server or {})},
+            "accounts": entries, "tokens": tokens}
     parse_config(data, source="bench")  # fails here, not in the service, when wrong
     path = root / f"{name}.toml"
     path.write_text(tomli_w.dumps(data))
@@ -305,15 +308,18 @@ def _healthy(api: str) -> bool:
 
 @contextlib.contextmanager
 def running_service(root: Path, stack: Stack, *, pool_size: int = 4,
-                    traced: bool = False) -> Iterator[Service]:
+                    traced: bool = False, name: str | None = None,
+                    accounts: tuple[tuple[uuid.UUID, str, str], ...] = ACCOUNTS,
+                    server: dict[str, Any] | None = None) -> Iterator[Service]:
     """Starts ``python -m mailbridge serve`` on a free port; SIGTERM afterwards.
 
     ``traced``: ``python -m bench.traced`` instead, the same app with its IMAP commands timed
-    per request (GET /__bench/trace).
+    per request (GET /__bench/trace). ``name``, ``accounts``, ``server``: see write_config.
     """
     port = free_port()
-    name = f"pool{pool_size}{'-traced' if traced else ''}"
-    config = write_config(root, stack, port, pool_size=pool_size, name=f"config-{name}")
+    name = name or f"pool{pool_size}{'-traced' if traced else ''}"
+    config = write_config(root, stack, port, pool_size=pool_size, name=f"config-{name}",
+                          accounts=accounts, server=server)
     log = root / f"service-{name}.log"
     api = f"http://127.0.0.1:{port}"
     command = (["-m", "bench.traced", "--config", str(config)] if traced else

@@ -17,6 +17,7 @@ import random
 import statistics
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import aiohttp
 from bench import fastpaths
 from bench.api import Api, ApiError, create, session
 from bench.harness import (
+    ACCOUNTS,
     ALICE,
     ALL_TOKEN,
     BOB,
@@ -44,6 +46,7 @@ from bench.harness import (
 )
 from bench.load import Exhausted, Probe, Run, closed_loop
 from bench.raw import RawImap, RawSmtp, Template
+from mailbridge.devstack.stack import CATCHALL
 from mailbridge.mime import strip_for_sending
 
 RAW = RAW_USERS[0]
@@ -898,6 +901,55 @@ async def phase_attachment(ctx: Ctx) -> dict[str, Any]:
             "pass": same and growth / size < 6.0}
 
 
+# ------------------------------------------------------------------------------ watching
+
+WATCH_ACCOUNTS = ACCOUNTS + tuple(
+    (uuid.uuid5(uuid.NAMESPACE_DNS, email), email, email.split("@")[0].title())
+    for email in (*RAW_USERS, CATCHALL))
+"""Ten accounts: the bench's five, the four raw users, the dev stack's catch-all."""
+
+
+async def _imap_commands(http: aiohttp.ClientSession, service: Service) -> float:
+    """IMAP commands the service has sent so far (its mailbridge_imap_command_duration_seconds
+    count, every account and command: IDLE and the watchers' syncs included)."""
+    async with http.get(f"{service.api}/metrics",
+                        headers={"Authorization": f"Bearer {ALL_TOKEN}"}) as reply:
+        text = await reply.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("mailbridge_imap_command_duration_seconds_count{"))
+
+
+async def phase_watching(ctx: Ctx, window: float = 20.0) -> dict[str, Any]:
+    """The idle cost of watching (issue 12): two instances with ten accounts each, both idle,
+    once with ``watch_mailboxes = false`` (the baseline) and once with it on (20 IMAP
+    connections per instance, IDLE on Dovecot): IMAP commands per second from the services'
+    own metrics, and the CPU of Dovecot and of the two services over ``window`` seconds."""
+    out: dict[str, Any] = {"accounts": len(WATCH_ACCOUNTS), "instances": 2,
+                           "window_s": window}
+    for label, watch in (("watch_off", False), ("watch_on", True)):
+        with running_service(ctx.root, ctx.stack, name=f"{label}-a", accounts=WATCH_ACCOUNTS,
+                             server={"watch_mailboxes": watch}) as first, \
+                running_service(ctx.root, ctx.stack, name=f"{label}-b",
+                                accounts=WATCH_ACCOUNTS,
+                                server={"watch_mailboxes": watch}) as second:
+            services = (first, second)
+            await asyncio.sleep(5.0)  # logins, and the watches' first look at every folder
+            commands = [await _imap_commands(ctx.http, s) for s in services]
+            dovecot, cpu = ctx.stack.dovecot_cpu(), sum(s.cpu() for s in services)
+            started = time.monotonic()
+            await asyncio.sleep(window)
+            took = time.monotonic() - started
+            sent = sum([await _imap_commands(ctx.http, s) for s in services]) - sum(commands)
+            out[label] = {
+                "imap_commands_per_s": round(sent / took, 2),
+                "cpu_util_dovecot": round((ctx.stack.dovecot_cpu() - dovecot) / took, 4),
+                "cpu_util_services": round((sum(s.cpu() for s in services) - cpu) / took, 4),
+                "rss_mib_per_service": round(first.rss_kib()[0] / 1024, 1),
+            }
+        ctx.log(f"{label}: {out[label]}")
+    return out
+
+
 async def phase_fastpaths(ctx: Ctx) -> dict[str, Any]:
     """Each remaining hand-written fast path A/B against its twin, alone (bench.fastpaths)."""
     return await asyncio.to_thread(fastpaths.phase_fastpaths)
@@ -916,6 +968,7 @@ PHASES: dict[str, Callable[[Ctx], Any]] = {
     "memory": phase_memory_steady,
     "attachment": phase_attachment,
     "fastpaths": phase_fastpaths,
+    "watching": phase_watching,
 }
 
 

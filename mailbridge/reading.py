@@ -259,8 +259,13 @@ async def fetch_headlines(conn: ImapConnection, account: AccountConfig, folder: 
         account=account, folder=folder, uid=item.uid or 0, uidvalidity=uidvalidity,
         modseq=item.modseq, flags=lasting_flags(item), size=item.size or 0,
         internaldate=item.internaldate,
-        parsed=parse_stored(_blank_line(item.sections.get(_HEADLINES, b""))), attachments=(),
+        parsed=parse_stored(_blank_line(_fields(item))), attachments=(),
         kept_headers=(), complete=False) for item in items]
+
+
+def _fields(item: FetchItem) -> bytes:
+    """The one HEADER.FIELDS section asked for (pymap answers it with the names sorted)."""
+    return next((v for k, v in item.sections.items() if k.startswith("HEADER.FIELDS")), b"")
 
 
 def _blank_line(header: bytes) -> bytes:

@@ -4,13 +4,16 @@ Each instance watches INBOX and Drafts of every account (``[server] watch_mailbo
 folder on an IMAP connection of its own, outside the pool. It waits with IDLE (RFC 2177) where
 the server offers it and reports changes during it, which costs no command while nothing
 happens; elsewhere it says NOOP every ``[server] watch_poll_seconds`` and looks closer only
-when the answer reports a change (see :meth:`_FolderWatch._wait` for how it tells the two
-kinds of IDLE apart). Either way an unchanged folder is never read again.
+when the answer reports a change. Which kind of IDLE a server has (Dovecot reports at once;
+Cyrus without idled and Courier without FAM only when the IDLE ends) is found out once per
+server by a probe (:meth:`Watcher.prompt_idle`). Either way an unchanged folder is never
+read again.
 
 When the folder changed, one sync finds out how, against what the watcher remembers of every
 message (its flags and :func:`~mailbridge.reading.fetch_headlines`): a UID SEARCH of the UIDs
 (ESEARCH where offered), the flags that changed (FETCH CHANGEDSINCE with CONDSTORE, else the
-flags of all), and the new messages (read as lists read them). Then:
+flags of all), and the headlines of the new messages; the text of those it reports, as lists
+read it, only when a subscription wants them. Then:
 
 - **Drafts**: a new message that mailbridge did not write (no ``$MailbridgeWritten``) is
   ``draft.created``, or ``draft.updated`` when it carries the id (X-Mailbridge-Id) or the
@@ -34,15 +37,17 @@ while it was away (same UIDVALIDITY).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
+import uuid
 
 from mailbridge.accounts import Accounts
 from mailbridge.bounces import read_bounce
 from mailbridge.config import AccountConfig
 from mailbridge.delivery import Dispatcher
-from mailbridge.errors import ImapError
+from mailbridge.errors import ImapError, ImapNotFound, ImapProtocolError
 from mailbridge.events import Event
 from mailbridge.imap import ImapConnection, SelectInfo
 from mailbridge.ledger import Change, Ledger, change_key, event_id
@@ -57,11 +62,15 @@ log = logging.getLogger("mailbridge.watching")
 
 IDLE_SECONDS = 25 * 60.0
 """How long one IDLE lasts before it is renewed (RFC 2177: at most 29 minutes)."""
-HOLD_SECONDS = 2.0
+HOLD_SECONDS = 1.0
 """How long a vanished draft waits for a successor before it counts as deleted."""
 PRUNE_SECONDS = 300.0
 """How often an instance that claimed changes removes its claims older than the ledger keeps."""
 RECONNECT_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+PROBE = "idle-probe"
+"""The kind of the record :meth:`Watcher.prompt_idle` adds and removes."""
+PROBE_SECONDS = 3.0
+"""How long the probe waits for the server to report its record during IDLE."""
 _LEFTOVERS = (KEYWORD_PENDING, KEYWORD_REPLACED, KEYWORD_DELIVERED)
 
 
@@ -77,11 +86,53 @@ class Watcher:
         self.watches = [_FolderWatch(self, account, role)
                         for account in accounts for role in ("inbox", "drafts")]
         self._tasks: list[asyncio.Task[None]] = []
+        self._prompt: dict[tuple[str, int], asyncio.Future[bool]] = {}
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(w.run(), name=f"watch {w.account.email} {w.role}")
                        for w in self.watches]
+
+    async def prompt_idle(self, account: AccountConfig) -> bool:
+        """Whether the IMAP server of ``account`` reports changes during IDLE as they happen
+        (Dovecot), not only when the IDLE ends (Cyrus without idled, Courier without FAM),
+        found out once per server: a probe record is added to the account's mailbridge
+        mailbox while another connection IDLEs there, then removed."""
+        key = key_of(account)
+        if key not in self._prompt:
+            self._prompt[key] = asyncio.ensure_future(self._probe(account))
+        try:
+            return await asyncio.shield(self._prompt[key])
+        except ImapError:
+            del self._prompt[key]  # not known: poll this time, ask again next time
+            return False
+
+    async def _probe(self, account: AccountConfig) -> bool:
+        records = self.ledger.records
+        pool = self.accounts.pool(account)
+        conn = await ImapConnection.open(pool.endpoint, pool.policy)
+        probe = uuid.uuid4().hex
+        try:
+            if not conn.has("IDLE"):
+                return False
+            folder = await records.folder(conn, account)
+            try:
+                await conn.select(folder)
+            except ImapNotFound:
+                with contextlib.suppress(ImapProtocolError):  # made meanwhile by another
+                    await conn.create_mailbox(folder)
+                await conn.select(folder)
+            idling = asyncio.ensure_future(conn.idle(PROBE_SECONDS))
+            await asyncio.sleep(0.2)  # the IDLE under way
+            await records.add(account, PROBE, probe, {})
+            prompt = await idling == "pushed"
+            log.info("%s:%d %s changes during IDLE", *key_of(account),
+                     "reports" if prompt else "does not report")
+            return prompt
+        finally:
+            conn.close()
+            with contextlib.suppress(ImapError):
+                await records.remove(account, PROBE, probe)
 
     async def ready(self, timeout: float = 30.0) -> None:
         """Waits until every folder is watched (its messages known)."""
@@ -92,7 +143,9 @@ class Watcher:
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for probe in self._prompt.values():
+            probe.cancel()
+        await asyncio.gather(*self._tasks, *self._prompt.values(), return_exceptions=True)
 
 
 class _FolderWatch:
@@ -107,9 +160,6 @@ class _FolderWatch:
         self.held: dict[int, tuple[StoredMessage, float]] = {}
         """Drafts gone without a successor (yet), with the time they count as deleted."""
         self.ready = asyncio.Event()
-        self.idle_prompt: bool | None = None
-        """Whether the server reports changes during IDLE (None: not known yet)."""
-        self.idle_holds = 0
         self._claimed = False
         self._pruned = time.monotonic()
 
@@ -123,6 +173,8 @@ class _FolderWatch:
                 self.folder = "INBOX" if self.role == "inbox" \
                     else await pool.folder(self.role, conn)
                 info = await conn.select(self.folder)
+                if conn.has("IDLE"):
+                    await self.watcher.prompt_idle(self.account)  # known before it is ready
                 if info.uidvalidity != self.uidvalidity:
                     await self._baseline(conn, info)
                 else:
@@ -144,28 +196,15 @@ class _FolderWatch:
             failures += 1
 
     async def _wait(self, conn: ImapConnection) -> bool:
-        """Until the server reports a change (True), or a held draft is due (False).
-
-        With IDLE while it is not known whether the server reports changes during IDLE, each
-        IDLE lasts ``poll_seconds``: a change it reports proves it does (then an IDLE lasts
-        :data:`IDLE_SECONDS`); changes reported only when DONE ends it, twice, prove it does
-        not (then NOOP every ``poll_seconds``, as without IDLE)."""
+        """Until the server reports a change (True), or a held draft is due (False): IDLE
+        where the server reports changes during IDLE (:meth:`Watcher.prompt_idle`), else NOOP
+        every ``poll_seconds``."""
         limit = IDLE_SECONDS
         if self.held:
             limit = max(0.05, min(due for _, due in self.held.values()) - time.monotonic())
-        poll = self.watcher.poll_seconds
-        if conn.has("IDLE") and self.idle_prompt is not False:
-            outcome = await conn.idle(limit if self.idle_prompt else min(limit, poll))
-            if outcome == "pushed":
-                self.idle_prompt = True
-            elif outcome == "held" and not self.idle_prompt:
-                self.idle_holds += 1
-                if self.idle_holds >= 2:
-                    log.info("%s: the server reports changes to %s only after IDLE ends; "
-                             "asking every %gs instead", self.account.email, self.folder, poll)
-                    self.idle_prompt = False
-            return outcome != "quiet"
-        await asyncio.sleep(min(poll, limit))
+        if conn.has("IDLE") and await self.watcher.prompt_idle(self.account):
+            return await conn.idle(limit) != "quiet"
+        await asyncio.sleep(min(self.watcher.poll_seconds, limit))
         return len(await conn.command("NOOP")) > 1
 
     async def _baseline(self, conn: ImapConnection, info: SelectInfo) -> None:
@@ -198,20 +237,32 @@ class _FolderWatch:
                 removed.append(now)
         for uid in sorted(self.known.keys() - present):
             removed.append(self.known.pop(uid))
-        new = await fetch_summaries(conn, self.account, self.folder, self.uidvalidity,
+        new = await fetch_headlines(conn, self.account, self.folder, self.uidvalidity,
                                     sorted(present - self.known.keys()))
         for message in new:
             self.known[message.uid] = message
             if message.modseq is not None and self.modseq is not None:
                 self.modseq = max(self.modseq, message.modseq)
         if self.role == "drafts":
-            await self._drafts(new, removed)
+            await self._drafts(conn, new, removed)
         else:
             await self._inbox(conn, new, removed)
 
+    async def _read(self, conn: ImapConnection, kind: str,
+                    messages: list[StoredMessage]) -> list[StoredMessage]:
+        """``messages`` as lists read them (text included), for the events that report them;
+        none when no subscription wants ``kind`` (what a watcher remembers is their headlines)."""
+        if not messages or not await self.watcher.dispatcher.wants(self.account, (kind,)):
+            return []
+        assert self.uidvalidity is not None
+        return await fetch_summaries(conn, self.account, self.folder, self.uidvalidity,
+                                     [m.uid for m in messages])
+
     # ------------------------------------------------------------------ what it means
 
-    async def _drafts(self, new: list[StoredMessage], removed: list[StoredMessage]) -> None:
+    async def _drafts(self, conn: ImapConnection, new: list[StoredMessage],
+                      removed: list[StoredMessage]) -> None:
+        kinds: dict[int, str] = {}
         for message in new:
             if has_flag(message.flags, "\\Deleted"):
                 continue
@@ -223,7 +274,11 @@ class _FolderWatch:
                 continue  # written through the API, which reported it
             replaces = successor_of or [m.uid for m in (*self.known.values(), *removed)
                                         if m.uid != message.uid and identity(m) & mine]
-            await self._report("draft.updated" if replaces else "draft.created", message, "new")
+            kinds[message.uid] = "draft.updated" if replaces else "draft.created"
+        for kind in ("draft.created", "draft.updated"):
+            for message in await self._read(conn, kind, [m for m in new
+                                                         if kinds.get(m.uid) == kind]):
+                await self._report(kind, message, "new")
         due = time.monotonic() + HOLD_SECONDS
         for message in removed:
             if not any(has_flag(message.flags, k) for k in _LEFTOVERS):
@@ -243,9 +298,8 @@ class _FolderWatch:
 
     async def _inbox(self, conn: ImapConnection, new: list[StoredMessage],
                      removed: list[StoredMessage]) -> None:
-        for message in new:
-            if has_flag(message.flags, "\\Deleted"):
-                continue
+        arrived = [m for m in new if not has_flag(m.flags, "\\Deleted")]
+        for message in await self._read(conn, "email.received", arrived):
             await self._report("email.received", message, "new")
         if new:
             await self._bounces(conn, [m.uid for m in new])
@@ -316,3 +370,7 @@ def identity(message: StoredMessage) -> frozenset[str]:
     if message.parsed.message_id:
         marks.add("mid:" + message.parsed.message_id.strip().strip("<>").lower())
     return frozenset(marks)
+
+
+def key_of(account: AccountConfig) -> tuple[str, int]:
+    return account.imap.host, account.imap.port

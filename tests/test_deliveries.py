@@ -189,3 +189,24 @@ async def test_a_name_that_resolves_to_a_private_address_is_not_called(
         assert (attempt["outcome"], attempt["status"]) == ("failed", None)
         assert "resolves to a private address" in attempt["error"]
         assert receiver.got == []
+
+
+async def test_a_dead_receiver_does_not_slow_the_api(api: Api) -> None:
+    """Nothing listens at the URL: every attempt fails at once (connection refused) and is
+    tried again later, in its own task; the API answers as fast as without webhooks."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # closed again before it is used: refused
+    hook = await api.call("POST", "/api/email/webhooks", json_body={
+        "url": f"http://127.0.0.1:{port}/gone", "events": ["draft.created"]})
+    took = []
+    for i in range(3):
+        started = time.perf_counter()
+        assert (await api.call("POST", "/api/email/drafts",
+                               json_body={"subject": f"Unheard {i}"})).status == 201
+        took.append(time.perf_counter() - started)
+    assert max(took) < 0.4, took
+    await asyncio.sleep(0.5)
+    log = await api.call("GET", f"/api/email/webhooks/{hook.body['id']}/deliveries")
+    assert [(a["status"], a["outcome"]) for a in log.body["items"]] == [(None, "retrying")] * 3
+    assert all("ClientConnectorError" in a["error"] for a in log.body["items"])

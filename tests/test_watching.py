@@ -26,7 +26,7 @@ from mailbridge.devstack.stack import DevStack
 
 WITHIN = 5.0
 """The issue's bound: a change is delivered within this many seconds."""
-QUIET = 1.0
+QUIET = 0.5
 """How long the tests wait after the last expected delivery for one too many: a second
 instance's duplicate would come at about the same time as the first delivery."""
 
@@ -328,3 +328,20 @@ Message-ID: {original_id}\r
 \r
 --B0UND--\r
 """.encode()
+
+
+async def test_a_mailbox_event_answered_500_comes_again(pair: tuple[Api, Api],
+                                                        receiver: Receiver) -> None:
+    first, second = pair
+    hook = await first.call("POST", "/api/email/webhooks", json_body={
+        "url": receiver.url("/flaky"), "events": ["email.received"]})
+    receiver.fail = 1
+    await asyncio.to_thread(first.append, b"Subject: Retried\r\n\r\nx\r\n")
+    await receiver.wait_for("/flaky", 2, seconds=WITHIN)
+    failed, delivered = receiver.events("/flaky")
+    assert failed == delivered and delivered["data"]["origin"] == "mailbox"
+    # the attempts are in the log of whichever instance claimed the change
+    logs = [(await api.call("GET", f"/api/email/webhooks/{hook.body['id']}/deliveries")).body
+            for api in (first, second)]
+    attempts = [(a["attempt"], a["status"], a["outcome"]) for log in logs for a in log["items"]]
+    assert attempts == [(2, 204, "delivered"), (1, 500, "retrying")]
