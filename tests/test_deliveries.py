@@ -121,12 +121,7 @@ async def test_a_hanging_receiver_does_not_slow_the_api(devstack: DevStack, user
                                                    "webhook_retry_seconds": 0}) as api:
         hook = await api.call("POST", "/api/email/webhooks", json_body={
             "url": receiver.url("/slow"), "events": ["draft.created"]})
-        took = []
-        for i in range(3):
-            started = time.perf_counter()
-            assert (await api.call("POST", "/api/email/drafts",
-                                   json_body={"subject": f"Fast {i}"})).status == 201
-            took.append(time.perf_counter() - started)
+        took = await three_creates(api)
         assert max(took) < 0.4, took  # a delivery waits 0.5 s for its answer, the API does not
         await asyncio.sleep(1.0)
         log = await api.call("GET", f"/api/email/webhooks/{hook.body['id']}/deliveries")
@@ -199,14 +194,20 @@ async def test_a_dead_receiver_does_not_slow_the_api(api: Api) -> None:
         port = closed.getsockname()[1]  # closed again before it is used: refused
     hook = await api.call("POST", "/api/email/webhooks", json_body={
         "url": f"http://127.0.0.1:{port}/gone", "events": ["draft.created"]})
-    took = []
-    for i in range(3):
-        started = time.perf_counter()
-        assert (await api.call("POST", "/api/email/drafts",
-                               json_body={"subject": f"Unheard {i}"})).status == 201
-        took.append(time.perf_counter() - started)
+    took = await three_creates(api)
     assert max(took) < 0.4, took
     await asyncio.sleep(0.5)
     log = await api.call("GET", f"/api/email/webhooks/{hook.body['id']}/deliveries")
     assert [(a["status"], a["outcome"]) for a in log.body["items"]] == [(None, "retrying")] * 3
     assert all("ClientConnectorError" in a["error"] for a in log.body["items"])
+
+
+async def three_creates(api: Api) -> list[float]:
+    """How long each of three draft creates took, in seconds (each emits draft.created)."""
+    took = []
+    for i in range(3):
+        started = time.perf_counter()
+        assert (await api.call("POST", "/api/email/drafts",
+                               json_body={"subject": f"Timed {i}"})).status == 201
+        took.append(time.perf_counter() - started)
+    return took

@@ -345,3 +345,28 @@ async def test_a_mailbox_event_answered_500_comes_again(pair: tuple[Api, Api],
             for api in (first, second)]
     attempts = [(a["attempt"], a["status"], a["outcome"]) for log in logs for a in log["items"]]
     assert attempts == [(2, 204, "delivered"), (1, 500, "retrying")]
+
+
+async def test_scheduled_and_failed_through_either_instance(pair: tuple[Api, Api],
+                                                            receiver: Receiver) -> None:
+    """draft.scheduled and draft.failed, from the API: once each, as the API's; the failed
+    draft's rewrite is no mail client's draft.updated."""
+    first, second = pair
+    await subscribe(first, receiver)
+    started = Since(receiver)
+    made = await second.call("POST", "/api/email/drafts", json_body={
+        "to": ["pat@elsewhere.test"], "subject": "Later", "body_text": "x",
+        "planned_send_at": "2031-06-02T07:00:00Z"})
+    assert made.status == 201
+    events = await expect(receiver, "/d2", ["draft.created", "draft.scheduled"], since=started)
+    assert {e["data"]["draft"]["status"] for e in events} == {"scheduled"}
+
+    started = Since(receiver)
+    first.devstack.smtp.fail_next.append((554, "5.7.1 Rejected on purpose"))
+    failed = await first.call("POST", f"/api/email/drafts/{made.body['uid']}/send")
+    assert failed.status == 502, failed.body
+    event, = await expect(receiver, "/d2", ["draft.failed"], since=started)
+    assert event["data"]["origin"] == "api"
+    assert "5.7.1 Rejected on purpose" in event["data"]["draft"]["last_error"]
+    assert not [e for e in receiver.events("/d2")[started.had["/d2"]:]
+                if e["data"]["origin"] == "mailbox"]
