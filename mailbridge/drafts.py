@@ -270,12 +270,23 @@ class DraftService:
         ``own_headers`` sets (str) or removes (None) mailbridge's X-Mailbridge-* bookkeeping
         headers. Returns the new version.
         """
-        account = current.account
         if has_flag(current.flags, KEYWORD_REPLACED):
             current = await self.store.unreplace(conn, current)
         state = DraftState(id=current.id, created_at=current.created_at, updated_at=utcnow(),
                            last_error=last_error)
-        message_id = current.parsed.message_id or make_message_id(account.email.rpartition("@")[2])
+        raw = self.version_raw(current, content, state, own_headers)
+        return await self.store.write(conn, current, raw, content, state, strict=strict,
+                                 add_flags=add_flags, drop_flags=drop_flags)
+
+    def version_raw(self, current: StoredMessage, content: DraftContent, state: DraftState,
+                    own_headers: Mapping[str, str | None]) -> bytes:
+        """The message of a new version of ``current`` with ``content`` and ``state`` (see
+        :meth:`write_version`). One content always gives the same bytes, but for the
+        X-Mailbridge-* fields and Date: what a send delivers is what a preview showed."""
+        account = current.account
+        # a draft without Message-ID (neomutt's) gets one made from its stable id
+        message_id = current.parsed.message_id \
+            or f"{current.id.hex}@{account.email.rpartition('@')[2]}"
         own = {n: v for n, v in current.kept_headers if n.lower().startswith("x-mailbridge-")}
         own.pop(HEADER_REPLACES, None)
         own.pop(HEADER_WRITE, None)
@@ -289,8 +300,7 @@ class DraftService:
                                            if not h[0].lower().startswith("x-mailbridge-")])
         for name, value in own.items():
             raw = set_header(raw, name, value)
-        return await self.store.write(conn, current, raw, content, state, strict=strict,
-                                 add_flags=add_flags, drop_flags=drop_flags)
+        return raw
 
     async def adopt(self, conn: ImapConnection, account: AccountConfig, folder: str,
                     uid: int) -> StoredMessage | None:

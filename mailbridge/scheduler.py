@@ -336,7 +336,7 @@ class Scheduler:
     async def _file_stale(self, account: AccountConfig, stale: list[StoredMessage]) -> None:
         for taken in stale:
             log.warning("filing draft %s, delivered before its sender stopped", taken.id)
-            await self.sending._file(account, taken, self.sending._wire(taken))
+            await self.sending._file(account, taken, self.sending._wire(taken.raw))
 
     async def send_due(self, due: DueDraft) -> None:
         """Sends one due draft; losing the claim to another instance is normal and quiet."""

@@ -67,7 +67,7 @@ from mailbridge.mime import (
     set_header,
     strip_for_sending,
 )
-from mailbridge.model import DraftContent, Status
+from mailbridge.model import DraftContent, DraftState, Status
 from mailbridge.reading import fetch_whole, whole
 from mailbridge.replies import FORWARDED_MESSAGE_ID
 from mailbridge.smtp import Sender, smtp_endpoint
@@ -113,6 +113,15 @@ async def _checkpoint(name: str) -> None:
         await asyncio.Event().wait()
 
 
+@dataclasses.dataclass(frozen=True)
+class Preview:
+    """A message as a send would hand it to SMTP: its bytes and its envelope."""
+
+    message: bytes
+    mail_from: str
+    recipients: list[str]
+
+
 class SendService:
     """Sends drafts now (the API) or when due (the scheduler), each exactly once."""
 
@@ -138,6 +147,22 @@ class SendService:
         async with self._locks.hold((account.id, str(ref))):
             return await self._send(account, ref, expected=expected, key=idempotency_key,
                                     scheduled=False)
+
+    async def preview(self, account: AccountConfig, ref: UUID | int) -> Preview:
+        """What a send of the draft ``ref`` would hand to the SMTP server now: the message
+        (no Bcc, no X-Mailbridge-* header, Date of now) and its envelope. NotFound when there is
+        no such draft in Drafts (a sent one is in Sent: nothing more would be sent);
+        InvalidInput (422) for a draft without valid recipients, as a send answers."""
+        pool = self.drafts.accounts.pool(account)
+        async with pool.connection() as conn:
+            current = await self.drafts.store.load(conn, account, ref)
+        recipients = self._recipients(current)
+        # the version a send writes before it delivers (its X-Mailbridge-* fields and Date
+        # are not delivered)
+        state = DraftState(id=current.id, created_at=current.created_at, updated_at=utcnow(),
+                           last_error=None)
+        raw = self.drafts.version_raw(current, current.content, state, {})
+        return Preview(self._wire(raw), account.email, recipients)
 
     # ------------------------------------------------------------- the flow
 
@@ -275,13 +300,14 @@ class SendService:
                                        field=f"{field}[{i}]") from None
         return list(dict.fromkeys(a.email for a in addresses))
 
-    def _wire(self, draft: StoredMessage) -> bytes:
+    @staticmethod
+    def _wire(raw: bytes) -> bytes:
         """What goes to the SMTP server: no Bcc, no X-Mailbridge-*, Date of now."""
-        return set_header(strip_for_sending(draft.raw), "Date", format_datetime(datetime.now(UTC)))
+        return set_header(strip_for_sending(raw), "Date", format_datetime(datetime.now(UTC)))
 
     async def _deliver_and_file(self, account: AccountConfig, claimed: StoredMessage,
                                 recipients: list[str], *, scheduled: bool) -> StoredMessage:
-        wire = self._wire(claimed)
+        wire = self._wire(claimed.raw)
         try:
             await self.sender.send(smtp_endpoint(account), wire, mail_from=account.email,
                                    recipients=recipients)

@@ -15,8 +15,8 @@ import pytest
 from api_helpers import FULL_TOKEN, Api, running_api
 
 from conftest import MailUser
-from mailbridge.api.jasni import accepts_json
 from mailbridge.api.keys import ACCOUNTS, CONFIG
+from mailbridge.api.params import accepts_json
 from mailbridge.attachments import AttachmentPart, TransferDecoder, list_parts, read
 from mailbridge.config import AccountConfig
 from mailbridge.devstack.stack import DevStack

@@ -7,6 +7,7 @@ whichever account of the token holds it; ``?from_account_id=`` narrows the searc
 
 from __future__ import annotations
 
+from urllib.parse import quote
 from uuid import UUID
 
 from aiohttp import web
@@ -51,6 +52,7 @@ from mailbridge.drafts import DraftService
 from mailbridge.errors import InvalidInput, NotFound, Unprocessable
 from mailbridge.model import Status
 from mailbridge.replies import answer_content
+from mailbridge.sending import Preview
 from mailbridge.views import DraftQuery, StoredMessage
 
 PREFIX = "/api/email"
@@ -229,7 +231,32 @@ async def send_draft(request: web.Request) -> web.Response:
         _holders(principal, query_text(request, "from_account_id")), ref, send))
 
 
-__all__ = ["PREFIX", "find_draft", "render_draft"]
+async def preview_draft(request: web.Request) -> web.Response:
+    """GET /api/email/drafts/{uid}/preview -> message/rfc822: what a send would hand to SMTP
+    now (no Bcc, no X-Mailbridge-* header), its envelope in X-Envelope-From/-To."""
+    principal = authorize(request, "read")
+    ref = _path_ref(request)
+
+    async def preview(account: AccountConfig) -> Preview:
+        return await request.app[SENDING].preview(account, ref)
+
+    return rfc822(await request.app[DRAFTS].in_holder(
+        _holders(principal, query_text(request, "from_account_id")), ref, preview))
+
+
+def rfc822(preview: Preview) -> web.Response:
+    """A preview as the answer of both dialects: the message's bytes as they are, and its
+    envelope in headers (addresses percent-encoded where they are not ASCII)."""
+    def header(address: str) -> str:
+        return quote(address, safe="@!#$&'*+-/=?^_`{|}~.%")
+
+    return web.Response(body=preview.message, content_type="message/rfc822", headers={
+        "X-Envelope-From": header(preview.mail_from),
+        "X-Envelope-To": ", ".join(header(r) for r in preview.recipients),
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+
+__all__ = ["PREFIX", "find_draft", "render_draft", "rfc822"]
 
 
 # ----------------------------------------------------------------------------- webhooks

@@ -164,3 +164,17 @@ def parse_uid(text: str, field: str = "uid") -> int:
     if text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_UID:
         return int(text)
     raise InvalidInput(f"{field} must be an IMAP UID (1..{MAX_UID})", field=field)
+
+
+def accepts_json(accept: str | None) -> bool:
+    """Whether an Accept header (RFC 9110 section 12.5.1) allows ``application/json``: absent,
+    or naming it, ``application/*`` or ``*/*`` with a quality above 0."""
+    if accept is None or not accept.strip():
+        return True
+    for item in accept.split(","):
+        kind, *params = (p.strip() for p in item.split(";"))
+        zero = any(p.replace(" ", "").lower() in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+                   for p in params)
+        if kind.lower() in ("application/json", "application/*", "*/*") and not zero:
+            return True
+    return False

@@ -61,6 +61,7 @@ from mailbridge.api.schemas import (
     JasniLabelsAssigned,
     JasniLabelsRemoved,
     JasniOk,
+    JasniPreview,
     JasniRaw,
     JasniReplied,
     JasniReplyRequest,
@@ -267,6 +268,18 @@ ROUTES: tuple[Route, ...] = (
         "The whole draft, with its `ETag`.",
         "read", JasniOk[JasniDraftData], params=(JASNI_DRAFT_UID, ACCOUNT),
         errors=(400, 401, 403, 404, 502, 503), etag=True),
+    Route(
+        "GET", f"{jasni.PREFIX}/emails/drafts/{{uid}}/preview", jasni.preview_draft,
+        "jasniPreviewDraft", TAG_JASNI, "Preview what a send would deliver",
+        "Exactly the message that a send of the draft would hand to the SMTP server now: "
+        "without Bcc and without mailbridge's own `X-Mailbridge-*` headers, its `Date` the time "
+        "of the request; `envelopeFrom` and `envelopeTo` are the SMTP envelope. As JSON (`raw` "
+        "as text) unless the `Accept` header leaves JSON out: then the message itself "
+        "(`message/rfc822`) with the envelope in `X-Envelope-From` and `X-Envelope-To`, as "
+        "dialect 2 answers. A draft that a send would refuse (no valid recipient) answers as "
+        "the send does.",
+        "read", JasniOk[JasniPreview], alt_media={"message/rfc822": {"type": "string"}},
+        params=(JASNI_DRAFT_UID, ACCOUNT), errors=(400, 401, 403, 404, 422, 502, 503)),
     Route(
         "PUT", f"{jasni.PREFIX}/emails/drafts/{{uid}}", jasni.update_draft,
         "jasniUpdateDraft", TAG_JASNI, "Update a draft",
@@ -643,6 +656,16 @@ ROUTES: tuple[Route, ...] = (
         "looked for in every account the token may use unless `from_account_id` names one.",
         "read", ExanteDraft, params=(EXANTE_UID, FROM_ACCOUNT_HINT),
         errors=(400, 401, 403, 404, 502, 503), etag=True),
+    Route(
+        "GET", f"{exante.PREFIX}/drafts/{{uid}}/preview", exante.preview_draft,
+        "exantePreviewDraft", TAG_EXANTE, "Preview what a send would deliver",
+        "Exactly the message (`message/rfc822`) that a send of the draft would hand to the SMTP "
+        "server now: without Bcc and without mailbridge's own `X-Mailbridge-*` headers, its `Date` "
+        "the time of the request. The envelope is in the response headers `X-Envelope-From` and "
+        "`X-Envelope-To` (comma-separated; an address that is not ASCII percent-encoded). A draft "
+        "that a send would refuse (no valid recipient) answers as the send does.",
+        "read", {"type": "string"}, media_type="message/rfc822",
+        params=(EXANTE_UID, FROM_ACCOUNT_HINT), errors=(400, 401, 403, 404, 422, 502, 503)),
     Route(
         "DELETE", f"{exante.PREFIX}/drafts/{{uid}}", exante.delete_draft,
         "exanteDeleteDraft", TAG_EXANTE, "Delete a draft",

@@ -391,6 +391,18 @@ class JasniEmailDeleted(_CamelResponse):
     message: str
 
 
+class JasniPreview(_CamelResponse):
+    """data of GET /api/v1/emails/drafts/{uid}/preview: what a send would hand to SMTP now."""
+
+    raw: str
+    """The message (RFC 5322) as text: no Bcc, no X-Mailbridge-* header."""
+    envelope_from: str
+    """MAIL FROM."""
+    envelope_to: list[str]
+    """RCPT TO, in order: To, Cc and Bcc."""
+    account: str
+
+
 class JasniRaw(_CamelResponse):
     """data of GET /api/v1/emails/{uid}/raw: the message's RFC 5322 source as text (UTF-8; a
     byte that is not UTF-8 reads as U+FFFD)."""

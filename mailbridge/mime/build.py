@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import re
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -364,14 +364,18 @@ def _literal_bodies(node: _Leaf | _Multipart) -> list[bytes]:
     return [body for part in node.parts for body in _literal_bodies(part)]
 
 
-def _new_boundary(literal: list[bytes]) -> str:
+def _new_boundary(literal: list[bytes], where: str) -> str:
     """A boundary no part contains: QP and base64 never produce "=_", and the parts written as
     they are (7bit text, message/rfc822) are checked. All have the same length, so none is a
-    prefix of another."""
+    prefix of another. Made from the parts themselves and ``where`` the multipart is in the tree
+    (nested ones differ), so that one content is always built into the same bytes (a preview of
+    a send is what the send delivers)."""
+    seed = hashlib.sha256(where.encode() + b"\0" + b"\0".join(literal))
     while True:
-        boundary = f"=_mailbridge_{secrets.token_hex(12)}"
+        boundary = f"=_mailbridge_{seed.hexdigest()[:24]}"
         if not any(boundary.encode("ascii") in body for body in literal):
             return boundary
+        seed.update(b"again")
 
 
 def _write_base64(out: io.BytesIO, data: bytes) -> None:
@@ -380,8 +384,10 @@ def _write_base64(out: io.BytesIO, data: bytes) -> None:
         out.write(base64.encodebytes(data[start:start + block]).replace(b"\n", _CRLF))
 
 
-def _write_entity(out: io.BytesIO, node: _Leaf | _Multipart, literal: list[bytes]) -> None:
-    """Writes the part's MIME headers, the blank line and its body."""
+def _write_entity(out: io.BytesIO, node: _Leaf | _Multipart, literal: list[bytes],
+                  where: str = "") -> None:
+    """Writes the part's MIME headers, the blank line and its body (``where``: the part's
+    place in the tree, e.g. ``.0.1``)."""
     if isinstance(node, _Leaf):
         for line in node.raw_headers:
             out.write(line)
@@ -393,14 +399,14 @@ def _write_entity(out: io.BytesIO, node: _Leaf | _Multipart, literal: list[bytes
         else:
             out.write(node.body)
         return
-    boundary = _new_boundary(literal)
+    boundary = _new_boundary(literal, where)
     out.write(_fold("Content-Type", f'multipart/{node.subtype}; boundary="{boundary}"{node.params}')
               .encode("ascii") + _CRLF)
     out.write(_CRLF)
     delimiter = b"--" + boundary.encode("ascii")
     for i, part in enumerate(node.parts):
         out.write(delimiter + _CRLF if i == 0 else _CRLF + delimiter + _CRLF)
-        _write_entity(out, part, literal)
+        _write_entity(out, part, literal, f"{where}.{i}")
     out.write(_CRLF + delimiter + b"--" + _CRLF)
 
 

@@ -23,6 +23,7 @@ from mailbridge.api.jasni.drafts import (
     delete_draft,
     get_draft,
     list_drafts,
+    preview_draft,
     send_draft,
     update_draft,
 )
@@ -36,7 +37,6 @@ from mailbridge.api.jasni.labels import (
 )
 from mailbridge.api.jasni.mail import (
     THREAD_LIMIT,
-    accepts_json,
     change_email,
     delete_email,
     get_attachment,
@@ -64,12 +64,13 @@ from mailbridge.api.jasni.webhooks import (
 )
 
 __all__ = [
-    "PREFIX", "THREAD_LIMIT", "accepts_json", "assign_email_labels", "change_accounts",
+    "PREFIX", "THREAD_LIMIT", "assign_email_labels", "change_accounts",
     "change_email", "create_draft", "create_label", "create_webhook", "delete_draft",
     "delete_email", "delete_label", "delete_webhook", "forward_draft", "forward_email",
     "get_attachment", "get_draft", "get_email", "get_raw", "get_thread", "get_webhook",
     "list_accounts", "list_attachments", "list_drafts", "list_email_labels", "list_emails",
-    "list_labels", "list_threads", "list_webhooks", "ok", "remove_email_labels", "reply_draft",
+    "list_labels", "list_threads", "list_webhooks", "ok", "preview_draft",
+    "remove_email_labels", "reply_draft",
     "reply_email", "send_draft", "send_email", "update_draft", "update_webhook",
     "webhook_deliveries",
 ]

@@ -13,6 +13,7 @@ from mailbridge.api.conversion import (
     draft_content,
     draft_input,
 )
+from mailbridge.api.exante import rfc822
 from mailbridge.api.jasni.common import (
     account_of,
     ok,
@@ -22,6 +23,7 @@ from mailbridge.api.jasni.common import (
 )
 from mailbridge.api.keys import DRAFTS, SENDING
 from mailbridge.api.params import (
+    accepts_json,
     idempotency_key,
     if_match,
     parse_ref,
@@ -36,6 +38,7 @@ from mailbridge.api.schemas import (
     JasniDraftList,
     JasniDraftSaved,
     JasniDraftUpdate,
+    JasniPreview,
     JasniSendRequest,
 )
 from mailbridge.errors import (
@@ -79,6 +82,20 @@ async def get_draft(request: web.Request) -> web.Response:
     ref = parse_ref(request.match_info["uid"], integers=True)
     draft = await request.app[DRAFTS].get(account, ref)
     return with_etag(ok(JasniDraftData(draft=render_draft(draft))), draft)
+
+
+async def preview_draft(request: web.Request) -> web.Response:
+    """GET /api/v1/emails/drafts/{uid}/preview?account= -> {raw, envelopeFrom, envelopeTo,
+    account}; message/rfc822 as dialect 2's when the Accept header leaves JSON out."""
+    principal = authorize(request, "read")
+    account = account_of(principal, query_text(request, "account"))
+    ref = parse_ref(request.match_info["uid"], integers=True)
+    preview = await request.app[SENDING].preview(account, ref)
+    if not accepts_json(request.headers.get("Accept")):
+        return rfc822(preview)
+    return ok(JasniPreview(raw=preview.message.decode("utf-8", "replace"),
+                           envelope_from=preview.mail_from, envelope_to=preview.recipients,
+                           account=account.email))
 
 
 def _draft_ref(request: web.Request, given: int | UUID | None = None) -> int | UUID:

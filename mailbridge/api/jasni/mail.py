@@ -22,6 +22,7 @@ from mailbridge.api.jasni.common import (
 )
 from mailbridge.api.keys import ACCOUNTS, MESSAGES
 from mailbridge.api.params import (
+    accepts_json,
     parse_uid,
     query_limit,
 )
@@ -179,20 +180,6 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
         return response
     await response.write_eof()
     return response
-
-
-def accepts_json(accept: str | None) -> bool:
-    """Whether an Accept header (RFC 9110 section 12.5.1) allows ``application/json``: absent,
-    or naming it, ``application/*`` or ``*/*`` with a quality above 0."""
-    if accept is None or not accept.strip():
-        return True
-    for item in accept.split(","):
-        kind, *params = (p.strip() for p in item.split(";"))
-        zero = any(p.replace(" ", "").lower() in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-                   for p in params)
-        if kind.lower() in ("application/json", "application/*", "*/*") and not zero:
-            return True
-    return False
 
 
 _TOKEN = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,64}")  # RFC 6838 section 4.2 names
