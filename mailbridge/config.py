@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 Security = Literal["tls", "starttls", "none"]
-Scope = Literal["read", "write", "send", "metrics"]
+Scope = Literal["read", "write", "send", "approve", "metrics"]
 SentCopy = Literal["auto", "append", "none"]
 DeleteMode = Literal["permanent", "trash"]
 
@@ -317,6 +317,9 @@ class AccountConfig(_Model):
     created_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
     """When the account was added (RFC 3339 with an offset), as the accounts list shows it;
     without it, when this configuration was read."""
+    require_approval: bool = False
+    """Every send of this account, the scheduler's included, waits for a token with the
+    ``approve`` scope to approve the draft (mailbridge.approvals)."""
 
 
 class TokenConfig(_Model):

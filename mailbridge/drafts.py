@@ -42,6 +42,10 @@ from mailbridge.reading import fetch_whole
 from mailbridge.store import DraftStore
 from mailbridge.versions import HEADER_REPLACES, HEADER_WRITE, KEYWORD_REPLACED
 from mailbridge.views import (
+    HEADER_APPROVAL,
+    HEADER_APPROVED_DIGEST,
+    HEADER_DECIDED_AT,
+    HEADER_DECIDED_BY,
     HEADER_SEND_STATE,
     DraftQuery,
     Page,
@@ -274,6 +278,11 @@ class DraftService:
             current = await self.store.unreplace(conn, current)
         state = DraftState(id=current.id, created_at=current.created_at, updated_at=utcnow(),
                            last_error=last_error)
+        if content != current.content and current.header(HEADER_APPROVAL) == "approved" \
+                and HEADER_APPROVAL not in own_headers:
+            # an approval approves one message: a changed one goes back to review
+            own_headers = {**own_headers, HEADER_APPROVAL: "requested", HEADER_DECIDED_BY: None,
+                           HEADER_DECIDED_AT: None, HEADER_APPROVED_DIGEST: None}
         raw = self.version_raw(current, content, state, own_headers)
         return await self.store.write(conn, current, raw, content, state, strict=strict,
                                  add_flags=add_flags, drop_flags=drop_flags)

@@ -9,6 +9,8 @@ They never carry a secret.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MailbridgeError(Exception):
     """Root of every error mailbridge raises on purpose."""
@@ -143,6 +145,21 @@ class Conflict(RequestError):
     """The draft changed meanwhile (another update won) or is being sent; retry with fresh data."""
 
     code = "conflict"
+
+
+class NotApproved(Conflict):
+    """The draft may not be sent before a token with the ``approve`` scope approves it (it
+    awaits approval, was rejected, changed since it was approved, or its account requires
+    approval)."""
+
+    code = "approval_required"
+
+    def __init__(self, message: str, *, field: str | None = None, unrequested: bool = False):
+        super().__init__(message, field=field)
+        self.unrequested = unrequested
+        """Nobody has asked for the approval yet (an account that requires it)."""
+        self.awaiting: Any = None
+        """The draft as it now awaits approval, when the send put it up for approval."""
 
 
 class PreconditionFailed(RequestError):

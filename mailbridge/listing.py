@@ -19,6 +19,7 @@ from mailbridge.reading import fetch_summaries, select_named
 from mailbridge.store import DraftStore, search_string
 from mailbridge.versions import HEADER_REPLACES, KEYWORD_PENDING, KEYWORD_REPLACED, replaces_header
 from mailbridge.views import (
+    HEADER_APPROVAL,
     HEADER_SEND_STATE,
     DraftQuery,
     Page,
@@ -26,6 +27,10 @@ from mailbridge.views import (
     StoredMessage,
     has_flag,
 )
+
+APPROVAL_STATES = {Status.AWAITING_APPROVAL: '"requested"', Status.APPROVED: '"approved"',
+                   Status.REJECTED: '"rejected"'}
+"""The statuses an approval gives, by the X-Mailbridge-Approval value (as a SEARCH string)."""
 
 
 def needs_utf8(criteria: Sequence[str]) -> bool:
@@ -61,6 +66,9 @@ async def list_drafts(store: DraftStore, account: AccountConfig, query: DraftQue
             "HEADER", HEADER_PLANNED_SEND_AT, '""']
     elif status in (Status.SENDING, Status.FAILED):
         filters += ["HEADER", HEADER_SEND_STATE, search_string(status.value)]
+    elif status in APPROVAL_STATES:
+        filters += ["NOT", "HEADER", HEADER_SEND_STATE, '""',
+                    "HEADER", HEADER_APPROVAL, APPROVAL_STATES[status]]
     elif status is Status.SENT:  # sent drafts live in Sent, still carrying their id
         folder = await store.folder(account, "sent")
         base = ["UNDELETED", "HEADER", HEADER_ID, '""']
@@ -70,10 +78,11 @@ async def list_drafts(store: DraftStore, account: AccountConfig, query: DraftQue
                        versions=versions)
 
     def exact(m: StoredMessage) -> bool:  # HEADER search matches substrings; held is no
-        c = m.content                       # SEARCH key (it compares two dates)
+        c = m.content                       # SEARCH key (it compares two dates), nor is an
+        # approval's bearing on the status
         return ((query.context_type is None or c.context_type == query.context_type)
                 and (query.context_id is None or c.context_id == query.context_id)
-                and (status not in (Status.SCHEDULED, Status.HELD) or m.status is status))
+                and (status is None or status is Status.SENT or m.status is status))
 
     return Page(items=[m for m in found.items if exact(m)], total=found.total, next=found.next)
 

@@ -16,11 +16,17 @@ class Status(StrEnum):
     """A draft's life: draft -> scheduled -> sending -> sent | failed.
 
     ``held``: scheduled, but saved by a mail client after its planned time (a person edited it
-    while it was due): not sent until a new planned time or a send call releases it."""
+    while it was due): not sent until a new planned time or a send call releases it.
+    ``awaiting_approval``: its send was asked for by a token that may not send, or in an
+    account that requires approval; ``approved`` (briefly, while it is being sent, unless it
+    is scheduled); ``rejected`` (kept, with the reason). See mailbridge.approvals."""
 
     DRAFT = "draft"
     SCHEDULED = "scheduled"
     HELD = "held"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"
+    REJECTED = "rejected"
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"

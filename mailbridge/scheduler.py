@@ -42,7 +42,7 @@ from mailbridge.sending import (
 )
 from mailbridge.store import CURRENT_ONLY, KEYWORD_DELIVERED, header_fields
 from mailbridge.versions import HEADER_WRITE, KEYWORD_PENDING, KEYWORD_REPLACED, Copy
-from mailbridge.views import HEADER_SEND_STATE, StoredMessage, is_held, utcnow
+from mailbridge.views import HEADER_APPROVAL, HEADER_SEND_STATE, StoredMessage, is_held, utcnow
 
 log = logging.getLogger("mailbridge.scheduler")
 
@@ -184,7 +184,10 @@ class Scheduler:
         await conn.select(folder, sync=False)  # no command: it is (see _folder_state)
         found = await conn.uid_search("UNDELETED", *CURRENT_ONLY,
                                       "HEADER", HEADER_PLANNED_SEND_AT, '""',
-                                      "NOT", "HEADER", HEADER_SEND_STATE, '""')
+                                      "NOT", "HEADER", HEADER_SEND_STATE, '""',
+                                      # awaiting a person's decision: not the scheduler's
+                                      "NOT", "HEADER", HEADER_APPROVAL, '"requested"',
+                                      "NOT", "HEADER", HEADER_APPROVAL, '"rejected"')
         if not found.uids:
             return ()
         fields = (f"HEADER.FIELDS ({HEADER_ID} {HEADER_PLANNED_SEND_AT} {HEADER_RETRY_AT} "

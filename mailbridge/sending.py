@@ -32,6 +32,7 @@ from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
 
+from mailbridge.approvals import ApprovalService, check_approved
 from mailbridge.config import AccountConfig, Config, SchedulerConfig
 from mailbridge.drafts import (
     HEADER_ATTEMPTS,
@@ -49,6 +50,7 @@ from mailbridge.errors import (
     Conflict,
     InvalidInput,
     MailbridgeError,
+    NotApproved,
     NotFound,
     NotSendable,
     SmtpError,
@@ -75,7 +77,13 @@ from mailbridge.store import CURRENT_ONLY, KEYWORD_DELIVERED, search_string
 from mailbridge.versions import (
     HEADER_REPLACES,
 )
-from mailbridge.views import HEADER_SEND_STATE, StoredMessage, utcnow
+from mailbridge.views import (
+    APPROVAL_HEADERS,
+    HEADER_REQUESTED_BY,
+    HEADER_SEND_STATE,
+    StoredMessage,
+    utcnow,
+)
 
 log = logging.getLogger("mailbridge.sending")
 
@@ -135,7 +143,8 @@ class SendService:
     # ---------------------------------------------------------------- public
 
     async def send(self, account: AccountConfig, ref: UUID | int, *, expected: Expected | None = None,
-                   idempotency_key: str | None = None) -> StoredMessage:
+                   idempotency_key: str | None = None,
+                   requester: str | None = None) -> StoredMessage:
         """Sends the draft ``ref`` now. Returns the sent message (status sent).
 
         A draft already sent returns its Sent copy (a retried request delivers nothing more).
@@ -146,7 +155,24 @@ class SendService:
         """
         async with self._locks.hold((account.id, str(ref))):
             return await self._send(account, ref, expected=expected, key=idempotency_key,
-                                    scheduled=False)
+                                    scheduled=False, requester=requester)
+
+    async def _check_approved(self, account: AccountConfig, current: StoredMessage,
+                              requester: str | None) -> None:
+        """NotApproved unless ``current`` may be sent (mailbridge.approvals). A draft whose
+        approval is missing (an account that requires one) or stale (changed since) is put up
+        for approval at once: it then awaits approval, as a request would have made it."""
+        def raw() -> bytes:
+            state = DraftState(id=current.id, created_at=current.created_at,
+                               updated_at=utcnow(), last_error=None)
+            return self.drafts.version_raw(current, current.content, state, {})
+        try:
+            check_approved(current, account, raw)
+        except NotApproved as exc:
+            if exc.unrequested:
+                by = requester or current.header(HEADER_REQUESTED_BY) or "mailbridge"
+                exc.awaiting = await ApprovalService(self).request(account, current.id, by=by)
+            raise
 
     async def preview(self, account: AccountConfig, ref: UUID | int) -> Preview:
         """What a send of the draft ``ref`` would hand to the SMTP server now: the message
@@ -156,7 +182,7 @@ class SendService:
         pool = self.drafts.accounts.pool(account)
         async with pool.connection() as conn:
             current = await self.drafts.store.load(conn, account, ref)
-        recipients = self._recipients(current)
+        recipients = self.recipients(current)
         # the version a send writes before it delivers (its X-Mailbridge-* fields and Date
         # are not delivered)
         state = DraftState(id=current.id, created_at=current.created_at, updated_at=utcnow(),
@@ -167,7 +193,8 @@ class SendService:
     # ------------------------------------------------------------- the flow
 
     async def _send(self, account: AccountConfig, ref: UUID | int, *, expected: Expected | None,
-                    key: str | None, scheduled: bool) -> StoredMessage:
+                    key: str | None, scheduled: bool,
+                    requester: str | None = None) -> StoredMessage:
         pool = self.drafts.accounts.pool(account)
         async with pool.connection() as conn:
             try:
@@ -195,7 +222,9 @@ class SendService:
                 raise SendFailed(SmtpRejected(current.last_error or "the earlier send failed"),
                                  current)
             try:
-                recipients = self._recipients(current)
+                await self._check_approved(
+                    account, current, requester or ("scheduler" if scheduled else None))
+                recipients = self.recipients(current)
             except InvalidInput as exc:
                 if scheduled:  # no caller to answer: record it, once, and stop trying
                     await self.drafts.write_version(
@@ -278,7 +307,8 @@ class SendService:
         if any(uid != current.uid for uid in found.uids):
             raise IdempotencyKeyReused()
 
-    def _recipients(self, draft: StoredMessage) -> list[str]:
+    def recipients(self, draft: StoredMessage) -> list[str]:
+        """The envelope recipients of the draft (see :meth:`_recipients_of`)."""
         return self._recipients_of(draft.content)
 
     def _recipients_of(self, c: DraftContent) -> list[str]:
@@ -445,6 +475,10 @@ class SendService:
         for name in ("X-Mailbridge-Context-Type", "X-Mailbridge-Context-Id"):
             value = getattr(claimed.content, "context_type" if name.endswith("Type")
                             else "context_id")
+            if value:
+                copy = set_header(copy, name, value)
+        for name in APPROVAL_HEADERS:  # who asked, who approved: the audit trail stays
+            value = claimed.header(name)
             if value:
                 copy = set_header(copy, name, value)
         return copy

@@ -40,7 +40,8 @@ KIND = "webhook"
 Scheme = Literal["jasni", "standard"]
 
 EVENTS = ("draft.created", "draft.updated", "draft.deleted", "draft.scheduled", "draft.sent",
-          "draft.failed", "email.received", "email.sent", "email.deleted", "email.bounced")
+          "draft.failed", "draft.approval_requested", "draft.approved", "draft.rejected",
+          "email.received", "email.sent", "email.deleted", "email.bounced")
 """The events mailbridge emits."""
 JASNI_EVENTS = ("email.received", "email.sent", "email.delivered", "email.bounced", "email.spam",
                 "email.rejected", "email.deleted", "domain.verified")

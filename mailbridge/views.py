@@ -35,6 +35,18 @@ __all__ = [
 
 HEADER_SEND_STATE = "X-Mailbridge-Send-State"
 """``sending`` (claimed by a sender, see HEADER_LEASE), ``failed``, or ``sent`` (in Sent)."""
+HEADER_APPROVAL = "X-Mailbridge-Approval"
+"""``requested``, ``approved`` or ``rejected`` (mailbridge.approvals)."""
+HEADER_REQUESTED_BY = "X-Mailbridge-Approval-Requested-By"
+HEADER_REQUESTED_AT = "X-Mailbridge-Approval-Requested-At"
+HEADER_DECIDED_BY = "X-Mailbridge-Approval-Decided-By"
+HEADER_DECIDED_AT = "X-Mailbridge-Approval-Decided-At"
+HEADER_REJECTION = "X-Mailbridge-Approval-Reason"
+HEADER_APPROVED_DIGEST = "X-Mailbridge-Approved-Digest"
+"""SHA-256 of the message an approval approved, as it would be delivered (Date aside): a send
+of anything else waits for a new approval."""
+APPROVAL_HEADERS = (HEADER_APPROVAL, HEADER_REQUESTED_BY, HEADER_REQUESTED_AT, HEADER_DECIDED_BY,
+                    HEADER_DECIDED_AT, HEADER_REJECTION, HEADER_APPROVED_DIGEST)
 
 ID_NAMESPACE = UUID("6d61696c-6272-6964-6765-000000000001")
 """uuid5 namespace of the stable ids given to drafts that other mail clients wrote."""
@@ -144,7 +156,14 @@ class StoredMessage:
             return Status.FAILED
         if send_state == "sent":
             return Status.SENT
+        approval = self.header(HEADER_APPROVAL)
+        if approval == "requested":
+            return Status.AWAITING_APPROVAL
+        if approval == "rejected":
+            return Status.REJECTED
         planned = self.content.planned_send_at
+        if approval == "approved" and planned is None:
+            return Status.APPROVED
         if planned is not None:
             state = self.parsed.state
             if state is not None and is_held(planned, state.updated_at, self.internaldate):

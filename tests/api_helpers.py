@@ -34,6 +34,8 @@ WRITE_TOKEN = "test-write-token-" + "z" * 16
 OTHER_TOKEN = "test-other-token-" + "w" * 16
 BOTH_TOKEN = "test-both-token-" + "v" * 16
 METRICS_TOKEN = "test-metrics-token-" + "m" * 16
+APPROVE_TOKEN = "jsk_test-approve-token-" + "x" * 16
+"""read and approve on the user's account: a reviewer (tests of mailbridge.approvals)."""
 
 
 def token_entry(name: str, token: str, accounts: list[str], scopes: list[str]) -> dict[str, Any]:
@@ -158,16 +160,18 @@ def thunderbird_draft(sender: str) -> bytes:
 async def start_api(devstack: DevStack, user: MailUser, other: MailUser,
                     limits: Mapping[str, int] | None = None,
                     server: Mapping[str, Any] | None = None,
-                    webhooks: Sequence[Mapping[str, Any]] = ()) -> Api:
+                    webhooks: Sequence[Mapping[str, Any]] = (),
+                    accounts: Mapping[str, Any] | None = None) -> Api:
     data = devstack.config_data(
-        accounts=[devstack.account_entry(user.id, user.email, "Test User"),
+        accounts=[{**devstack.account_entry(user.id, user.email, "Test User"), **(accounts or {})},
                   devstack.account_entry(other.id, other.email, "Other User")],
         tokens=[token_entry("full", FULL_TOKEN, [str(user.id)], ["read", "write", "send"]),
                 token_entry("read", READ_TOKEN, [user.email], ["read"]),
                 token_entry("write", WRITE_TOKEN, [str(user.id)], ["read", "write"]),
                 token_entry("other", OTHER_TOKEN, [other.email], ["read", "write", "send"]),
                 token_entry("both", BOTH_TOKEN, ["*"], ["read", "write", "send"]),
-                token_entry("metrics", METRICS_TOKEN, ["*"], ["metrics"])],
+                token_entry("metrics", METRICS_TOKEN, ["*"], ["metrics"]),
+                token_entry("approver", APPROVE_TOKEN, [str(user.id)], ["read", "approve"])],
     )
     if limits:
         data["server"]["limits"] = dict(limits)
@@ -195,11 +199,12 @@ def new_user(devstack: DevStack) -> MailUser:
 async def running_api(devstack: DevStack, user: MailUser,
                       limits: Mapping[str, int] | None = None,
                       server: Mapping[str, Any] | None = None,
-                      webhooks: Sequence[Mapping[str, Any]] = ()) -> AsyncIterator[Api]:
+                      webhooks: Sequence[Mapping[str, Any]] = (),
+                      accounts: Mapping[str, Any] | None = None) -> AsyncIterator[Api]:
     """The app for a fresh ``user`` (FULL_TOKEN, READ_TOKEN, WRITE_TOKEN) and a fresh other user
     (OTHER_TOKEN); BOTH_TOKEN may use both accounts. Use it in a fixture of the test module."""
     running = await start_api(devstack, user, new_user(devstack), limits=limits, server=server,
-                              webhooks=webhooks)
+                              webhooks=webhooks, accounts=accounts)
     try:
         yield running
     finally:

@@ -81,12 +81,16 @@ async def test_scopes(api: Api) -> None:
         assert reply.status == 403, (method, path, reply.body)
         code = reply.body["code"] if path.startswith("/api/v1") else reply.body["error"]["code"]
         assert code == "forbidden"
-    # write but not send
+    # write but not send: a send call asks for approval, so it is checked as a send would be
+    # (this draft has no recipient: 422), and nothing is sent
     assert (await api.call("POST", f"/api/v1/emails/drafts/{uid}/send", token=WRITE_TOKEN,
-                           json_body={})).status == 403
+                           json_body={})).status == 422
     assert (await api.call("POST", f"/api/email/drafts/{draft_id}/send",
-                           token=WRITE_TOKEN)).status == 403
+                           token=WRITE_TOKEN)).status == 422
     assert len(api.messages("Drafts")) == 1
+    # approve: only with the scope
+    for path in (f"/api/v1/emails/drafts/{uid}/approve", f"/api/email/drafts/{draft_id}/approve"):
+        assert (await api.call("POST", path, token=WRITE_TOKEN)).status == 403
     # with send: past the scope check
     sent = await api.call("POST", f"/api/email/drafts/{draft_id}/send")
     assert sent.status not in (401, 403), sent.body

@@ -76,10 +76,12 @@ CASES = [
     Case("j-read-only-update", "PUT", f"{J}/{{uid}}", 403, token=READ_TOKEN,
          body={"subject": "x"}, code="forbidden"),
     Case("e-read-only-delete", "DELETE", f"{E}/{{id}}", 403, token=READ_TOKEN, code="forbidden"),
-    Case("j-send-without-send-scope", "POST", f"{J}/{{uid}}/send", 403, token=WRITE_TOKEN,
-         body={}, code="forbidden"),
-    Case("e-send-without-send-scope", "POST", f"{E}/{{id}}/send", 403, token=WRITE_TOKEN,
-         code="forbidden"),
+    # a send without the send scope asks for approval (202, test_approval); approving needs
+    # the approve scope
+    Case("j-approve-without-approve-scope", "POST", f"{J}/{{uid}}/approve", 403,
+         token=WRITE_TOKEN, body={}, code="forbidden"),
+    Case("e-approve-without-approve-scope", "POST", f"{E}/{{id}}/approve", 403,
+         token=FULL_TOKEN, code="forbidden"),
     Case("j-unknown-account", "GET", J, 404, "account", "not_found",
          params={"account": "nobody@example.test"}),
     Case("e-unknown-account", "POST", E, 404, "from_account_id", "not_found",

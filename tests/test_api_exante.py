@@ -26,7 +26,7 @@ DOC_BYTES = bytes(range(256)) * 3
 
 RECORD_FIELDS = {"uid", "from_account_id", "from_email", "to", "cc", "bcc", "subject", "body_text",
                  "body_html", "attachments", "context_type", "context_id", "planned_send_at",
-                 "status", "last_error", "message_id", "created_at", "updated_at"}
+                 "status", "last_error", "message_id", "created_at", "updated_at", "approval"}
 
 
 def draft_body(api: Api, **extra: Any) -> dict[str, Any]:

@@ -371,8 +371,8 @@ def test_bad_scope() -> None:
     data = two_accounts()
     data["tokens"] = [{"name": "ci", "sha256": SHA, "scopes": ["read", "admin"]}]
     assert error_of(data) == (
-        "config.toml: [[tokens]] #1 (ci) scopes #2: Input should be 'read', 'write', 'send' or "
-        "'metrics'"
+        "config.toml: [[tokens]] #1 (ci) scopes #2: Input should be 'read', 'write', 'send', "
+        "'approve' or 'metrics'"
     )
 
 

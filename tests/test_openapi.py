@@ -170,7 +170,8 @@ def test_security(document: dict[str, Any]) -> None:
             assert path.startswith("/api/") or path in ("/openapi.json", "/metrics")
             (requirement,) = op["security"]
             assert list(requirement) == ["bearerAuth"]
-            assert requirement["bearerAuth"] in (["read"], ["write"], ["send"], ["metrics"])
+            assert requirement["bearerAuth"] in (["read"], ["write"], ["send"], ["approve"],
+                                                 ["metrics"])
             assert (requirement["bearerAuth"] == ["metrics"]) == (path == "/metrics")
             assert "401" in op["responses"] and "403" in op["responses"]
             assert "WWW-Authenticate" in op["responses"]["401"]["headers"]
@@ -214,11 +215,16 @@ def test_headers(document: dict[str, Any]) -> None:
             ("GET", "/api/email/drafts/{uid}"), ("POST", "/api/email/drafts/{uid}/send"),
             ("POST", "/api/v1/emails/{uid}/reply/draft"),
             ("POST", "/api/v1/emails/{uid}/forward/draft"),
-            ("POST", "/api/email/drafts/reply"), ("POST", "/api/email/drafts/forward")}
+            ("POST", "/api/email/drafts/reply"), ("POST", "/api/email/drafts/forward"),
+            ("POST", "/api/email/drafts/{uid}/approve"), ("POST", "/api/email/drafts/{uid}/reject")}
     if_match = {("PUT", "/api/v1/emails/drafts/{uid}"), ("DELETE", "/api/v1/emails/drafts/{uid}"),
                 ("PUT", "/api/v1/emails/drafts"), ("DELETE", "/api/v1/emails/drafts"),
                 ("POST", "/api/v1/emails/drafts/{uid}/send"), ("POST", "/api/email/drafts"),
-                ("DELETE", "/api/email/drafts/{uid}"), ("POST", "/api/email/drafts/{uid}/send")}
+                ("DELETE", "/api/email/drafts/{uid}"), ("POST", "/api/email/drafts/{uid}/send"),
+                ("POST", "/api/v1/emails/drafts/{uid}/approve"),
+                ("POST", "/api/v1/emails/drafts/{uid}/reject"),
+                ("POST", "/api/email/drafts/{uid}/approve"),
+                ("POST", "/api/email/drafts/{uid}/reject")}
     idempotency = {("POST", "/api/v1/emails/drafts"), ("POST", "/api/v1/emails/drafts/{uid}/send"),
                    ("POST", "/api/v1/emails/send"), ("POST", "/api/v1/emails/{uid}/reply"),
                    ("POST", "/api/v1/emails/{uid}/forward"),
@@ -251,7 +257,8 @@ def test_schemas_are_the_models(document: dict[str, Any]) -> None:
     assert "from" in draft["properties"] and "messageId" in draft["properties"]
     record = schemas["ExanteDraft"]
     assert set(record["required"]) == set(ExanteDraft.model_fields)
-    assert schemas["Status"]["enum"] == ["draft", "scheduled", "held", "sending", "sent", "failed"]
+    assert schemas["Status"]["enum"] == ["draft", "scheduled", "held", "awaiting_approval",
+                                         "approved", "rejected", "sending", "sent", "failed"]
 
 
 def test_the_document_names_the_challenge_the_app_sends(document: dict[str, Any]) -> None:

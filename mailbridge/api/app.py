@@ -16,6 +16,7 @@ from mailbridge.api import jasni, routes
 from mailbridge.api.events import payload
 from mailbridge.api.keys import (
     ACCOUNTS,
+    APPROVALS,
     AUTH,
     CONFIG,
     DELIVERY,
@@ -29,6 +30,7 @@ from mailbridge.api.keys import (
 )
 from mailbridge.api.schemas import ExanteError, ExanteErrorBody, JasniError
 from mailbridge.api.statuses import WWW_AUTHENTICATE, status_of
+from mailbridge.approvals import ApprovalService
 from mailbridge.auth import Authenticator
 from mailbridge.config import Config
 from mailbridge.delivery import Dispatcher
@@ -202,6 +204,7 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     app[WEBHOOKS].on_change = dispatcher.forget
     sender = Sender(observe=app[METRICS].smtp_submission)
     app[SENDING] = SendService(app[DRAFTS], sender, config)
+    app[APPROVALS] = ApprovalService(app[SENDING])
 
     async def close_pools(app: web.Application) -> AsyncIterator[None]:
         yield

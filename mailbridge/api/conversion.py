@@ -15,17 +15,27 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from mailbridge.api.schemas import Webhook, WebhookAttempt
+from mailbridge.api.schemas import Approval, Webhook, WebhookAttempt
 from mailbridge.config import Limits
 from mailbridge.delivery import Attempt
 from mailbridge.errors import InvalidInput, PayloadTooLarge, Unprocessable
 from mailbridge.mime import check_header_value, parse_address_list
+from mailbridge.mime.headers import parse_header_time
 from mailbridge.model import Address, Attachment, DraftContent
 from mailbridge.subscriptions import Subscription
+from mailbridge.views import (
+    HEADER_APPROVAL,
+    HEADER_DECIDED_AT,
+    HEADER_DECIDED_BY,
+    HEADER_REJECTION,
+    HEADER_REQUESTED_AT,
+    HEADER_REQUESTED_BY,
+    StoredMessage,
+)
 
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 _MESSAGE_ID = re.compile(r"[\x21-\x3b\x3d\x3f-\x7e]+")  # printable ASCII without < and >
@@ -295,3 +305,16 @@ def attempt_view(a: Attempt) -> WebhookAttempt:
     return WebhookAttempt(event_id=a.event_id, type=a.type, attempt=a.attempt, at=a.at,
                           status=a.status, latency_ms=a.latency_ms, outcome=a.outcome,
                           error=a.error)
+
+
+def render_approval(m: StoredMessage) -> Approval | None:
+    """The approval record a draft carries in its headers (mailbridge.approvals), if any."""
+    status = m.header(HEADER_APPROVAL)
+    if status not in ("requested", "approved", "rejected"):
+        return None
+    return Approval(status=typing.cast(Literal["requested", "approved", "rejected"], status),
+                    requested_by=m.header(HEADER_REQUESTED_BY),
+                    requested_at=parse_header_time(m.header(HEADER_REQUESTED_AT)),
+                    decided_by=m.header(HEADER_DECIDED_BY),
+                    decided_at=parse_header_time(m.header(HEADER_DECIDED_AT)),
+                    reason=m.header(HEADER_REJECTION))

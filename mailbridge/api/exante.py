@@ -20,10 +20,12 @@ from mailbridge.api.conversion import (
     draft_content,
     draft_input,
     format_address,
+    header_safe,
     message_id,
+    render_approval,
     webhook_view,
 )
-from mailbridge.api.keys import DELIVERY, DRAFTS, MESSAGES, SENDING, WEBHOOKS
+from mailbridge.api.keys import APPROVALS, DELIVERY, DRAFTS, MESSAGES, SENDING, WEBHOOKS
 from mailbridge.api.params import (
     encode_cursor,
     idempotency_key,
@@ -43,13 +45,14 @@ from mailbridge.api.schemas import (
     ExanteReplyDraft,
     ExanteWebhookDeliveries,
     ExanteWebhookList,
+    RejectRequest,
     WebhookCreate,
     WebhookUpdate,
 )
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
 from mailbridge.drafts import DraftService
-from mailbridge.errors import InvalidInput, NotFound, Unprocessable
+from mailbridge.errors import InvalidInput, NotApproved, NotFound, Unprocessable
 from mailbridge.model import Status
 from mailbridge.replies import answer_content
 from mailbridge.sending import Preview
@@ -71,7 +74,7 @@ def render_draft(m: StoredMessage) -> ExanteDraft:
         context_type=c.context_type, context_id=c.context_id,
         planned_send_at=c.planned_send_at, status=m.status, last_error=m.last_error,
         message_id=message_id(m.parsed.message_id), created_at=m.created_at,
-        updated_at=m.updated_at,
+        updated_at=m.updated_at, approval=render_approval(m),
     )
 
 
@@ -219,16 +222,67 @@ async def send_draft(request: web.Request) -> web.Response:
     draft is in flight; 422 for a draft without valid recipients; 502 when the SMTP server
     refused it (the draft is kept, status failed, last_error = the server's reply); 503 when
     it could not be reached (the draft is kept unchanged)."""
-    principal = authorize(request, "send")
+    principal = authorize(request, "write")
     ref = _path_ref(request)
     key = idempotency_key(request, principal)
 
-    async def send(account: AccountConfig) -> StoredMessage:
-        return await request.app[SENDING].send(account, ref, expected=if_match(request),
-                                               idempotency_key=key)
+    async def send(account: AccountConfig) -> tuple[StoredMessage, bool]:
+        return await send_or_request(request, principal, account, ref, key)
+
+    draft, sent = await request.app[DRAFTS].in_holder(
+        _holders(principal, query_text(request, "from_account_id")), ref, send)
+    return record(draft, 200 if sent else 202)
+
+
+async def send_or_request(request: web.Request, principal: Principal, account: AccountConfig,
+                          ref: UUID | int, key: str | None) -> tuple[StoredMessage, bool]:
+    """A send call of either dialect: sends the draft when the token may send and no approval
+    is needed, else puts it up for approval (mailbridge.approvals). Returns the draft and
+    whether it was sent (False: it awaits approval)."""
+    expected = if_match(request)
+    if "send" not in principal.token.scopes:
+        return await request.app[APPROVALS].request(account, ref, by=principal.name,
+                                                    expected=expected), False
+    try:
+        return await request.app[SENDING].send(account, ref, expected=expected,
+                                               idempotency_key=key,
+                                               requester=principal.name), True
+    except NotApproved as exc:
+        if exc.awaiting is not None:  # put up for approval by this very call
+            return exc.awaiting, False
+        draft = await request.app[DRAFTS].get(account, ref)
+        if draft.status is not Status.AWAITING_APPROVAL:
+            raise
+        return draft, False
+
+
+async def approve_draft(request: web.Request) -> web.Response:
+    """POST /api/email/drafts/{uid}/approve -> the record: sent now (status sent), or scheduled
+    for its planned time. Needs the approve scope."""
+    principal = authorize(request, "approve")
+    ref = _path_ref(request)
+
+    async def approve(account: AccountConfig) -> StoredMessage:
+        return await request.app[APPROVALS].approve(account, ref, by=principal.name,
+                                                    expected=if_match(request))
 
     return record(await request.app[DRAFTS].in_holder(
-        _holders(principal, query_text(request, "from_account_id")), ref, send))
+        _holders(principal, query_text(request, "from_account_id")), ref, approve))
+
+
+async def reject_draft(request: web.Request) -> web.Response:
+    """POST /api/email/drafts/{uid}/reject {reason} -> the record, status rejected."""
+    principal = authorize(request, "approve")
+    ref = _path_ref(request)
+    body = validate_body(RejectRequest, await read_json_object(request))
+    reason = header_safe("reason", body.reason)
+
+    async def reject(account: AccountConfig) -> StoredMessage:
+        return await request.app[APPROVALS].reject(account, ref, by=principal.name,
+                                                   reason=reason, expected=if_match(request))
+
+    return record(await request.app[DRAFTS].in_holder(
+        _holders(principal, query_text(request, "from_account_id")), ref, reject))
 
 
 async def preview_draft(request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from mailbridge.accounts import Accounts
 from mailbridge.api.routing import Route
+from mailbridge.approvals import ApprovalService
 from mailbridge.auth import Authenticator
 from mailbridge.config import Config
 from mailbridge.delivery import Dispatcher
@@ -25,6 +26,8 @@ ACCOUNTS = web.AppKey("accounts", Accounts)
 DRAFTS = web.AppKey("drafts", DraftService)
 """The one DraftService of the application (its location cache is shared by both dialects)."""
 SENDING = web.AppKey("sending", SendService)
+APPROVALS = web.AppKey("approvals", ApprovalService)
+"""Requests, approvals and rejections of sends (mailbridge.approvals)."""
 MESSAGES = web.AppKey("messages", MessageService)
 """Any message of any folder (dialect 1's /emails calls)."""
 LABELS = web.AppKey("labels", LabelService)

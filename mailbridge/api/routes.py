@@ -37,6 +37,7 @@ from mailbridge.api.schemas import (
     ExanteWebhookList,
     HealthStatus,
     JasniAccountList,
+    JasniApprovalAnswer,
     JasniAttachmentList,
     JasniAttachmentOne,
     JasniDraftCreate,
@@ -76,6 +77,7 @@ from mailbridge.api.schemas import (
     JasniWebhookList,
     JasniWebhookUpdate,
     Readiness,
+    RejectRequest,
     Webhook,
     WebhookCreate,
     WebhookUpdate,
@@ -166,6 +168,13 @@ _SEND_OUTCOMES = (
     "Sends exactly once: a retry, or a send of a draft already sent, returns the same result and "
     "delivers nothing again. The recipients get the message without Bcc; the Sent folder gets a "
     "copy with Bcc.")
+
+_APPROVAL = (
+    "A token without the `send` scope (an agent's: `write` only), or any token on an account "
+    "with `require_approval = true`, does not send: the draft then awaits approval (status "
+    "`awaiting_approval`, who asked in its `approval`), answered with 202, and is sent when a "
+    "token with the `approve` scope approves it. A draft that awaits approval, was rejected, or "
+    "changed since it was approved is never sent without a new approval.")
 
 _SEND_NOTES = {
     409: "Another send of this draft is in flight (`conflict`).",
@@ -320,12 +329,32 @@ ROUTES: tuple[Route, ...] = (
         "jasniSendDraft", TAG_JASNI, "Send a draft",
         f"{_SEND_OUTCOMES} The body is optional (`account` may also come as `?account=`). The "
         "answer's `uid` is the message's UID in Sent, or null when the account keeps no Sent "
-        "copy (e.g. Gmail, whose submission files its own).",
-        "send", JasniOk[JasniSent], body=JasniSendRequest, body_required=False,
+        "copy (e.g. Gmail, whose submission files its own). "
+        f"{_APPROVAL} The 202 answer's data is `{{uid, id, account, status, message}}`.",
+        "write", JasniOk[JasniSent], body=JasniSendRequest, body_required=False,
         examples={"send": ("Naming the account", {"account": EXAMPLE_ACCOUNT})},
         params=(JASNI_DRAFT_UID, ACCOUNT, IF_MATCH, IDEMPOTENCY_KEY),
         errors=(400, 401, 403, 404, 409, 412, 415, 422, 502, 503), error_notes=_SEND_NOTES,
         if_match=True, idempotency=True),
+    Route(
+        "POST", f"{jasni.PREFIX}/emails/drafts/{{uid}}/approve", jasni.approve_draft,
+        "jasniApproveDraft", TAG_JASNI, "Approve a draft's send",
+        "Approves the draft as it is now (recorded in it: who, when) and sends it, answering as "
+        "a send does; a draft with a planned time is left to the scheduler instead (`status` "
+        "`scheduled`). Needs the `approve` scope. Any later change sends it back to review.",
+        "approve", JasniOk[JasniSent], body=JasniSendRequest, body_required=False,
+        params=(JASNI_DRAFT_UID, ACCOUNT, IF_MATCH),
+        errors=(400, 401, 403, 404, 409, 412, 415, 422, 502, 503), error_notes=_SEND_NOTES,
+        if_match=True),
+    Route(
+        "POST", f"{jasni.PREFIX}/emails/drafts/{{uid}}/reject", jasni.reject_draft,
+        "jasniRejectDraft", TAG_JASNI, "Reject a draft's send",
+        "Keeps the draft, status `rejected`, with the `reason` (one line, kept in the draft) and "
+        "who rejected it. Needs the `approve` scope. A new send request puts it up again.",
+        "approve", JasniOk[JasniApprovalAnswer], body=RejectRequest,
+        examples={"reject": ("Why", {"reason": "Wrong invoice amount"})},
+        params=(JASNI_DRAFT_UID, ACCOUNT, IF_MATCH),
+        errors=(400, 401, 403, 404, 409, 412, 415, 502, 503), if_match=True),
     Route(
         "GET", f"{jasni.PREFIX}/emails", jasni.list_emails,
         "jasniListEmails", TAG_JASNI, "List the messages of a folder",
@@ -717,10 +746,30 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST", f"{exante.PREFIX}/drafts/{{uid}}/send", exante.send_draft,
         "exanteSendDraft", TAG_EXANTE, "Send a draft",
-        f"{_SEND_OUTCOMES} No request body. The answer is the draft record with status `sent`.",
-        "send", ExanteDraft, params=(EXANTE_UID, FROM_ACCOUNT_HINT, IF_MATCH, IDEMPOTENCY_KEY),
+        f"{_SEND_OUTCOMES} No request body. The answer is the draft record with status `sent`. "
+        f"{_APPROVAL}",
+        "write", ExanteDraft, params=(EXANTE_UID, FROM_ACCOUNT_HINT, IF_MATCH, IDEMPOTENCY_KEY),
+        also={202: "Not sent: the draft awaits approval (its record)."},
         errors=(400, 401, 403, 404, 409, 412, 415, 422, 502, 503), error_notes=_SEND_NOTES, etag=True,
         if_match=True, idempotency=True),
+    Route(
+        "POST", f"{exante.PREFIX}/drafts/{{uid}}/approve", exante.approve_draft,
+        "exanteApproveDraft", TAG_EXANTE, "Approve a draft's send",
+        "Approves the draft as it is now (recorded in it: who, when) and sends it: the record "
+        "with status `sent`; a draft with a planned time is left to the scheduler (`scheduled`). "
+        "No request body. Needs the `approve` scope. Any later change sends it back to review.",
+        "approve", ExanteDraft, params=(EXANTE_UID, FROM_ACCOUNT_HINT, IF_MATCH),
+        errors=(400, 401, 403, 404, 409, 412, 415, 422, 502, 503), error_notes=_SEND_NOTES,
+        etag=True, if_match=True),
+    Route(
+        "POST", f"{exante.PREFIX}/drafts/{{uid}}/reject", exante.reject_draft,
+        "exanteRejectDraft", TAG_EXANTE, "Reject a draft's send",
+        "Keeps the draft, status `rejected`, with the `reason` and who rejected it in its "
+        "`approval`. Needs the `approve` scope. A new send request puts it up again.",
+        "approve", ExanteDraft, body=RejectRequest,
+        examples={"reject": ("Why", {"reason": "Wrong invoice amount"})},
+        params=(EXANTE_UID, FROM_ACCOUNT_HINT, IF_MATCH),
+        errors=(400, 401, 403, 404, 409, 412, 415, 502, 503), etag=True, if_match=True),
     # ------------------------------------------------------------------ health and docs
     Route(
         "GET", "/healthz", health.healthz,

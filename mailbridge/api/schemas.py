@@ -292,6 +292,21 @@ class JasniEmail(JasniEmailSummary):
     """Space-separated Message-IDs, as in the header."""
 
 
+class Approval(BaseModel):
+    """Who asked for a draft's send to be approved, and who decided, when, and why."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+    status: Literal["requested", "approved", "rejected"]
+    requested_by: str | None
+    """The name of the token that asked (``[[tokens]] name``)."""
+    requested_at: Timestamp | None
+    decided_by: str | None
+    """The name of the token that approved or rejected it."""
+    decided_at: Timestamp | None
+    reason: str | None
+    """Why it was rejected."""
+
+
 class _JasniDraftExtra(_CamelResponse):
     id: UUID
     """The draft's stable id: never changes while the draft lives (the uid does)."""
@@ -299,6 +314,8 @@ class _JasniDraftExtra(_CamelResponse):
     context_type: str | None
     context_id: str | None
     planned_send_at: Timestamp | None
+    approval: Approval | None = Field(default=None, alias="approval")
+    """The approval of its send, once one was asked for (snake_case inside, as dialect 2's)."""
 
 
 class JasniDraftSummary(JasniEmailSummary, _JasniDraftExtra):
@@ -401,6 +418,24 @@ class JasniPreview(_CamelResponse):
     envelope_to: list[str]
     """RCPT TO, in order: To, Cc and Bcc."""
     account: str
+
+
+class RejectRequest(BaseModel):
+    """Body of a reject: why."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=1000)
+    """Why the draft may not be sent as it is (one line; kept in the draft)."""
+
+
+class JasniApprovalAnswer(_CamelResponse):
+    """data of a send that now awaits approval (202), an approval or a rejection."""
+
+    uid: int
+    id: UUID
+    account: str
+    status: Status
+    message: str
 
 
 class JasniRaw(_CamelResponse):
@@ -860,6 +895,8 @@ class ExanteDraft(_Response):
     message_id: str | None
     created_at: Timestamp
     updated_at: Timestamp
+    approval: Approval | None = None
+    """The approval of its send, once one was asked for."""
 
 
 class ExanteDraftList(_Response):

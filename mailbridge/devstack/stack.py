@@ -6,7 +6,8 @@ contract (README documents it; tests and examples rely on it):
 - users alice@example.test / alice-dev-pass, bob@example.test / bob-dev-pass, and the catch-all
   catchall@example.test / catchall-dev-pass; alice and bob are mailbridge accounts with the fixed
   ids below, the catch-all is only a mailbox;
-- API token ``dev-token`` with read, write and send on alice and bob;
+- API token ``dev-token`` with read, write, send, approve and metrics on alice and bob, and
+  ``agent-token`` with read and write on them (its sends await approval);
 - ports on 127.0.0.1: API 8025, IMAP 1143, SMTP 1587, LMTP 1124; environment variables
   MAILBRIDGE_API_PORT, MAILBRIDGE_IMAP_PORT, MAILBRIDGE_SMTP_PORT, MAILBRIDGE_LMTP_PORT override
   them (MAILBRIDGE_IMAPS_PORT opens an implicit-TLS IMAP port, off by default); the state folder
@@ -30,6 +31,9 @@ from mailbridge.devstack.smtp import DevSmtpServer
 ALICE_ID = UUID("a11ce000-0000-4000-8000-000000000001")
 BOB_ID = UUID("b0b00000-0000-4000-8000-000000000002")
 DEV_TOKEN = "dev-token"
+AGENT_TOKEN = "agent-token"
+"""An AI agent's token on the dev stack: read and write on alice and bob, no send: its sends
+await approval (dev-token approves)."""
 CATCHALL = "catchall@example.test"
 DEV_USERS: dict[str, str] = {
     "alice@example.test": "alice-dev-pass",
@@ -158,11 +162,18 @@ class DevStack:
     def config_data(self, accounts: list[dict[str, Any]] | None = None,
                     tokens: list[Mapping[str, Any]] | None = None) -> dict[str, Any]:
         """The config as TOML-shaped data: alice and bob and the dev token unless given."""
+        dev_accounts = accounts is None
         if accounts is None:
             accounts = [self.account_entry(i, e, n) for i, e, n in DEV_ACCOUNTS]
         if tokens is None:
             tokens = [{"name": "dev", "sha256": hashlib.sha256(DEV_TOKEN.encode()).hexdigest(),
-                       "accounts": ["*"], "scopes": ["read", "write", "send", "metrics"]}]
+                       "accounts": ["*"],
+                       "scopes": ["read", "write", "send", "approve", "metrics"]}]
+            if dev_accounts:  # alice's and bob's agent
+                tokens.append({"name": "agent",
+                               "sha256": hashlib.sha256(AGENT_TOKEN.encode()).hexdigest(),
+                               "accounts": [e for _, e, _ in DEV_ACCOUNTS],
+                               "scopes": ["read", "write"]})
         return {"server": {"host": "127.0.0.1", "port": self.ports.api,
                            "allow_private_webhooks": True},  # receivers on this machine
                 "accounts": accounts, "tokens": list(tokens)}

@@ -19,11 +19,13 @@ from __future__ import annotations
 from mailbridge.api.jasni.accounts import change_accounts, list_accounts
 from mailbridge.api.jasni.common import PREFIX, ok
 from mailbridge.api.jasni.drafts import (
+    approve_draft,
     create_draft,
     delete_draft,
     get_draft,
     list_drafts,
     preview_draft,
+    reject_draft,
     send_draft,
     update_draft,
 )
@@ -64,12 +66,12 @@ from mailbridge.api.jasni.webhooks import (
 )
 
 __all__ = [
-    "PREFIX", "THREAD_LIMIT", "assign_email_labels", "change_accounts",
+    "PREFIX", "THREAD_LIMIT", "approve_draft", "assign_email_labels", "change_accounts",
     "change_email", "create_draft", "create_label", "create_webhook", "delete_draft",
     "delete_email", "delete_label", "delete_webhook", "forward_draft", "forward_email",
     "get_attachment", "get_draft", "get_email", "get_raw", "get_thread", "get_webhook",
     "list_accounts", "list_attachments", "list_drafts", "list_email_labels", "list_emails",
-    "list_labels", "list_threads", "list_webhooks", "ok", "preview_draft",
+    "list_labels", "list_threads", "list_webhooks", "ok", "preview_draft", "reject_draft",
     "remove_email_labels", "reply_draft",
     "reply_email", "send_draft", "send_email", "update_draft", "update_webhook",
     "webhook_deliveries",

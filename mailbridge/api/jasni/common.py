@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from mailbridge.api.access import authorize, resolve_account
 from mailbridge.api.conversion import (
     message_id,
+    render_approval,
 )
 from mailbridge.api.keys import ACCOUNTS, MESSAGES
 from mailbridge.api.params import (
@@ -78,7 +79,8 @@ def full(m: StoredMessage, *, with_bcc: bool) -> dict[str, Any]:
 def draft_extra(m: StoredMessage) -> dict[str, Any]:
     c = m.content
     return {"id": m.id, "status": m.status, "context_type": c.context_type,
-            "context_id": c.context_id, "planned_send_at": c.planned_send_at}
+            "context_id": c.context_id, "planned_send_at": c.planned_send_at,
+            "approval": render_approval(m)}
 
 
 def render_draft_summary(m: StoredMessage) -> JasniDraftSummary:

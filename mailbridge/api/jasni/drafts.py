@@ -12,8 +12,9 @@ from mailbridge.api.conversion import (
     draft_changes,
     draft_content,
     draft_input,
+    header_safe,
 )
-from mailbridge.api.exante import rfc822
+from mailbridge.api.exante import rfc822, send_or_request
 from mailbridge.api.jasni.common import (
     account_of,
     ok,
@@ -21,7 +22,7 @@ from mailbridge.api.jasni.common import (
     render_draft_summary,
     sent_answer,
 )
-from mailbridge.api.keys import DRAFTS, SENDING
+from mailbridge.api.keys import APPROVALS, DRAFTS, SENDING
 from mailbridge.api.params import (
     accepts_json,
     idempotency_key,
@@ -32,6 +33,7 @@ from mailbridge.api.params import (
     with_etag,
 )
 from mailbridge.api.schemas import (
+    JasniApprovalAnswer,
     JasniDraftCreate,
     JasniDraftData,
     JasniDraftDeleted,
@@ -40,11 +42,14 @@ from mailbridge.api.schemas import (
     JasniDraftUpdate,
     JasniPreview,
     JasniSendRequest,
+    RejectRequest,
 )
+from mailbridge.config import AccountConfig
 from mailbridge.errors import (
     Unprocessable,
 )
-from mailbridge.views import DraftQuery
+from mailbridge.model import Status
+from mailbridge.views import DraftQuery, StoredMessage
 
 
 async def create_draft(request: web.Request) -> web.Response:
@@ -146,12 +151,50 @@ async def send_draft(request: web.Request) -> web.Response:
     result and delivers nothing. If-Match and Idempotency-Key honoured; 409 while another send
     of the draft is in flight; 422 for a draft without valid recipients; 502 when the SMTP
     server refused it (the draft is kept, status failed); 503 when it could not be reached
-    (the draft is kept unchanged)."""
-    principal = authorize(request, "send")
+    (the draft is kept unchanged). A token that may write but not send, or an account that
+    requires approval, gets 202 {uid, id, account, status: awaiting_approval} instead: the draft
+    waits for a token with the approve scope."""
+    principal = authorize(request, "write")
     data = await read_json_object(request) if request.can_read_body else {}
     body = validate_body(JasniSendRequest, data)
     account = account_of(principal, body.account or query_text(request, "account"))
     ref = parse_ref(request.match_info["uid"], integers=True)
-    sent = await request.app[SENDING].send(account, ref, expected=if_match(request),
-                                          idempotency_key=idempotency_key(request, principal))
-    return ok(sent_answer(account, sent))
+    draft, sent = await send_or_request(request, principal, account, ref,
+                                        idempotency_key(request, principal))
+    if not sent:
+        return ok(_decided(account, draft, "Awaiting approval"), status=202)
+    return ok(sent_answer(account, draft))
+
+
+async def approve_draft(request: web.Request) -> web.Response:
+    """POST /api/v1/emails/drafts/{uid}/approve {account} -> as a send answers (sent now), or
+    {uid, id, account, status: scheduled} when it has a planned time. Needs approve."""
+    principal = authorize(request, "approve")
+    data = await read_json_object(request) if request.can_read_body else {}
+    body = validate_body(JasniSendRequest, data)
+    account = account_of(principal, body.account or query_text(request, "account"))
+    ref = parse_ref(request.match_info["uid"], integers=True)
+    draft = await request.app[APPROVALS].approve(account, ref, by=principal.name,
+                                                 expected=if_match(request))
+    if draft.status is Status.SENT:
+        return ok(sent_answer(account, draft))
+    return ok(_decided(account, draft, "Approved"))
+
+
+async def reject_draft(request: web.Request) -> web.Response:
+    """POST /api/v1/emails/drafts/{uid}/reject {account, reason} -> {uid, id, account, status:
+    rejected}. Needs approve."""
+    principal = authorize(request, "approve")
+    data = await read_json_object(request)
+    account = account_of(principal, data.pop("account", None) or query_text(request, "account"))
+    body = validate_body(RejectRequest, data)
+    ref = parse_ref(request.match_info["uid"], integers=True)
+    draft = await request.app[APPROVALS].reject(account, ref, by=principal.name,
+                                                reason=header_safe("reason", body.reason),
+                                                expected=if_match(request))
+    return ok(_decided(account, draft, "Rejected"))
+
+
+def _decided(account: AccountConfig, draft: StoredMessage, message: str) -> JasniApprovalAnswer:
+    return JasniApprovalAnswer(uid=draft.uid, id=draft.id, account=account.email,
+                               status=draft.status, message=message)
