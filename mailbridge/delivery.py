@@ -13,15 +13,18 @@ A delivery that times out, cannot connect or gets a 5xx (or 429) is tried again 
 4... seconds (at most 5 minutes apart) until ``[server] webhook_retry_seconds`` have passed
 since the first attempt; any other answer ends it, and so does a name that resolves to a
 private address while those are not allowed. Deliveries run in tasks of their own: a
-slow or dead receiver never delays an API call. Each attempt (status, latency) is kept for
-:meth:`Dispatcher.attempts` and counted in ``mailbridge_webhook_deliveries_total``.
+slow or dead receiver never delays an API call. Each attempt (status, latency) is counted in
+``mailbridge_webhook_deliveries_total`` and kept as a record in the event's account
+(mailbridge.records, kind ``delivery-attempt``, for 7 days), so :meth:`Dispatcher.attempts`
+shows every instance's.
 
 aiohttp's server is the API's (:mod:`mailbridge.api`); its client is used here only.
 
 Which instance delivers an event: the one that made the change through the API, or, for a
 change a watcher saw (:mod:`mailbridge.watching`), the one whose claim came first
-(:mod:`mailbridge.ledger`). Deliveries under way live in that instance's memory: one that dies
-with a delivery still being retried does not retry it further.
+(:mod:`mailbridge.ledger`). A delivery being retried lives in that instance's memory: one that
+dies with a delivery still being retried does not retry it further (its attempts so far stay
+recorded).
 """
 
 from __future__ import annotations
@@ -66,7 +69,13 @@ __all__ = ["Attempt", "Dispatcher", "signature_headers"]
 log = logging.getLogger("mailbridge.delivery")
 
 KEEP_ATTEMPTS = 100
-"""Attempts remembered per subscription."""
+"""Attempts shown (and remembered in memory) per subscription."""
+ATTEMPT = "delivery-attempt"
+"""The kind of the records that keep delivery attempts (mailbridge.records)."""
+KEEP_DAYS = 7
+"""How long attempt records are kept."""
+PRUNE_EVERY = 3600.0
+"""How often an instance prunes an account's old attempt records (seconds)."""
 MAX_DELAY = 300.0
 CLOSE_SECONDS = 5.0
 """How long closing waits for the events in hand to find their subscriptions."""
@@ -130,6 +139,7 @@ class Dispatcher:
         self._cache: tuple[float, list[Subscription]] | None = None
         self.static = static_subscriptions(config)
         self._reading = asyncio.Lock()
+        self._pruned: dict[UUID, float] = {}
 
     # ------------------------------------------------------------------ the sink
 
@@ -172,9 +182,27 @@ class Dispatcher:
         """Reads the subscriptions again for the next event (one was made or changed)."""
         self._cache = None
 
-    def attempts(self, sub_id: UUID) -> list[Attempt]:
-        """The latest attempts of a subscription's deliveries by this instance, newest first."""
-        return list(reversed(self._attempts.get(sub_id, ())))
+    async def attempts(self, sub_id: UUID,
+                       accounts: Sequence[AccountConfig]) -> list[Attempt]:
+        """The latest attempts of a subscription's deliveries, by every instance, newest first:
+        the records of ``accounts`` (those the owner may read), and this instance's own that
+        are not recorded yet."""
+        found: dict[tuple[str, int], Attempt] = {}
+        for account in accounts:
+            try:
+                records = await self.subscriptions.records.read(account, ATTEMPT,
+                                                                prefix=f"{sub_id}/")
+            except ImapError as exc:
+                log.warning("%s: delivery attempts not read: %s", account.email, exc)
+                continue
+            for record in records:
+                attempt = _attempt_of(record.data)
+                if attempt is not None:
+                    found[(attempt.event_id, attempt.attempt)] = attempt
+        for attempt in self._attempts.get(sub_id, ()):
+            found.setdefault((attempt.event_id, attempt.attempt), attempt)
+        newest = sorted(found.values(), key=lambda a: (a.at, a.attempt), reverse=True)
+        return newest[:KEEP_ATTEMPTS]
 
     async def close(self) -> None:
         """Lets the events in hand find their subscriptions (an IMAP read cut short leaves the
@@ -240,8 +268,9 @@ class Dispatcher:
                 and time.monotonic() + delay <= deadline
             outcome: Literal["delivered", "retrying", "failed"] = \
                 "delivered" if delivered else "retrying" if again else "failed"
-            self._record(sub, Attempt(event.id, event.type, attempt, utcnow(), status,
-                                      round(took * 1000, 1), outcome, error))
+            await self._record(sub, event, Attempt(event.id, event.type, attempt, utcnow(),
+                                                   status, round(took * 1000, 1), outcome,
+                                                   error))
             if not again:
                 if outcome == "failed":
                     log.warning("webhook %s: %s %s not delivered after %d attempt(s): %s",
@@ -291,6 +320,38 @@ class Dispatcher:
             self._session = aiohttp.ClientSession()
         return self._session
 
-    def _record(self, sub: Subscription, attempt: Attempt) -> None:
+    async def _record(self, sub: Subscription, event: Event, attempt: Attempt) -> None:
+        """Keeps the attempt in memory and as a record in the event's account, where every
+        instance reads it (GET .../deliveries); records older than KEEP_DAYS are pruned."""
         self._attempts.setdefault(sub.id, deque(maxlen=KEEP_ATTEMPTS)).append(attempt)
         self.metrics.webhook_deliveries.labels(attempt.outcome).inc()
+        account = event.account
+        records = self.subscriptions.records
+        try:
+            await records.add(account, ATTEMPT, f"{sub.id}/{event.id}/{attempt.attempt}", {
+                "event_id": attempt.event_id, "type": attempt.type, "attempt": attempt.attempt,
+                "at": attempt.at.isoformat(), "status": attempt.status,
+                "latency_ms": attempt.latency_ms, "outcome": attempt.outcome,
+                "error": attempt.error})
+            if time.monotonic() - self._pruned.get(account.id, 0.0) > PRUNE_EVERY:
+                self._pruned[account.id] = time.monotonic()
+                await records.prune(account, ATTEMPT, KEEP_DAYS * 86400)
+        except ImapError as exc:
+            log.warning("%s: delivery attempt of %s not recorded: %s", account.email,
+                        event.id, exc)
+
+
+def _attempt_of(data: Mapping[str, Any]) -> Attempt | None:
+    """The attempt an attempt record holds; None for one that cannot be read."""
+    try:
+        outcome = data["outcome"]
+        if outcome not in ("delivered", "retrying", "failed"):
+            return None
+        status = data.get("status")
+        return Attempt(str(data["event_id"]), str(data["type"]), int(data["attempt"]),
+                       datetime.fromisoformat(str(data["at"])),
+                       int(status) if status is not None else None,
+                       float(data["latency_ms"]), outcome,
+                       str(data["error"]) if data.get("error") is not None else None)
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -74,22 +74,25 @@ class RecordBox:
             name = self._names[account.email] = decode_mailbox(prefix) + FOLDER
         return name
 
-    async def read(self, account: AccountConfig, kind: str) -> list[Record]:
-        """Every record of ``kind``, one per key (the newest), in the order the keys were first
-        added."""
+    async def read(self, account: AccountConfig, kind: str, *,
+                   prefix: str | None = None) -> list[Record]:
+        """Every record of ``kind`` (whose key starts with ``prefix``, if given), one per key
+        (the newest), in the order the keys were first added."""
         async with self.store.pool(account).connection() as conn:
             folder = await self.folder(conn, account)
             try:
                 await conn.select(folder)
             except ImapNotFound:
                 return []
+            narrow = ("HEADER", HEADER_RECORD_KEY, quote_astring(prefix)) if prefix else ()
             uids = (await conn.uid_search("UNDELETED", "HEADER", HEADER_RECORD,
-                                          quote_astring(kind))).uids
+                                          quote_astring(kind), *narrow)).uids
             items = await conn.uid_fetch(uids, "(UID FLAGS BODY.PEEK[])") if uids else []
         records: dict[str, Record] = {}
         for item in items:  # in UID order: a later record of a key replaces an earlier one
             record = _parse(item.uid or 0, item.sections.get("", b""))
             if record is not None and record.kind == kind \
+                    and record.key.startswith(prefix or "") \
                     and "\\deleted" not in {f.lower() for f in item.flags or ()}:
                 records[record.key] = record
         return list(records.values())

@@ -340,11 +340,12 @@ async def test_a_mailbox_event_answered_500_comes_again(pair: tuple[Api, Api],
     await receiver.wait_for("/flaky", 2, seconds=WITHIN)
     failed, delivered = receiver.events("/flaky")
     assert failed == delivered and delivered["data"]["origin"] == "mailbox"
-    # the attempts are in the log of whichever instance claimed the change
-    logs = [(await api.call("GET", f"/api/email/webhooks/{hook.body['id']}/deliveries")).body
-            for api in (first, second)]
-    attempts = [(a["attempt"], a["status"], a["outcome"]) for log in logs for a in log["items"]]
-    assert attempts == [(2, 204, "delivered"), (1, 500, "retrying")]
+    # whichever instance claimed the change, both show its attempts (kept in the mail server)
+    await asyncio.sleep(0.2)
+    for api in (first, second):
+        log = (await api.call("GET", f"/api/email/webhooks/{hook.body['id']}/deliveries")).body
+        assert [(a["attempt"], a["status"], a["outcome"]) for a in log["items"]] == [
+            (2, 204, "delivered"), (1, 500, "retrying")]
 
 
 async def test_scheduled_and_failed_through_either_instance(pair: tuple[Api, Api],
@@ -370,3 +371,24 @@ async def test_scheduled_and_failed_through_either_instance(pair: tuple[Api, Api
     assert "5.7.1 Rejected on purpose" in event["data"]["draft"]["last_error"]
     assert not [e for e in receiver.events("/d2")[started.had["/d2"]:]
                 if e["data"]["origin"] == "mailbox"]
+
+
+async def test_every_instance_shows_every_instances_attempts(pair: tuple[Api, Api],
+                                                             receiver: Receiver) -> None:
+    """GET .../deliveries reads the attempts from the mail server: one instance shows what
+    the other delivered."""
+    first, second = pair
+    hook = await first.call("POST", "/api/email/webhooks", json_body={
+        "url": receiver.url("/log"), "events": ["draft.created"]})
+    made = await second.call("POST", "/api/email/drafts", json_body={"subject": "Logged"})
+    assert made.status == 201
+    await receiver.wait_for("/log", 1, seconds=WITHIN)
+    [delivered] = receiver.events("/log")
+    for api in (first, second):
+        log = await api.call("GET", f"/api/email/webhooks/{hook.body['id']}/deliveries")
+        assert [(a["event_id"], a["attempt"], a["status"], a["outcome"])
+                for a in log.body["items"]] == [
+            (delivered["data"]["event_id"], 1, 204, "delivered")]
+    one = await first.call("GET", f"/api/v1/webhooks/{hook.body['id']}/deliveries")
+    assert [a["event_id"] for a in one.body["data"]["deliveries"]] == [
+        delivered["data"]["event_id"]]

@@ -369,6 +369,6 @@ async def webhook_deliveries(request: web.Request) -> web.Response:
     """GET /api/email/webhooks/{id}/deliveries -> {items}: the latest attempts, newest first."""
     principal = authorize(request, "read")
     sub = await request.app[WEBHOOKS].get(principal, _webhook_ref(request))
-    attempts = request.app[DELIVERY].attempts(sub.id)
+    attempts = await request.app[DELIVERY].attempts(sub.id, principal.accounts)
     return web.json_response(ExanteWebhookDeliveries(items=[attempt_view(a) for a in attempts])
                              .model_dump(mode="json"))

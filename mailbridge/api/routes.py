@@ -231,7 +231,8 @@ _DELIVERIES = (
     "Deliveries are POSTs of JSON, signed, with a stable event id (`eventId` / `webhook-id`) "
     "that a receiver can drop repeats by. A timeout, a lost connection or a 5xx (or 429) is "
     "retried after 1, 2, 4... seconds for `[server] webhook_retry_seconds`. These attempts are "
-    "the ones this instance made (the last 100 per subscription, in its memory).")
+    "every instance's (the last 100 per subscription, kept 7 days as records in the mail "
+    "server).")
 _WEBHOOK_ID = Param("id", "path", _UUID, "The subscription's id.", required=True)
 
 ROUTES: tuple[Route, ...] = (

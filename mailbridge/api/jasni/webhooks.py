@@ -95,5 +95,5 @@ async def webhook_deliveries(request: web.Request) -> web.Response:
     """GET /api/v1/webhooks/{id}/deliveries -> {deliveries}: the latest attempts, newest first."""
     principal = authorize(request, "read")
     sub = await request.app[WEBHOOKS].get(principal, _webhook_id(request.match_info["id"]))
-    attempts = request.app[DELIVERY].attempts(sub.id)
+    attempts = await request.app[DELIVERY].attempts(sub.id, principal.accounts)
     return ok(JasniWebhookDeliveries(deliveries=[attempt_view(a) for a in attempts]))
