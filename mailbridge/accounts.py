@@ -11,6 +11,9 @@ from mailbridge.errors import ImapError
 from mailbridge.imap import ImapEndpoint, ImapPool
 from mailbridge.metrics import Metrics
 
+RECORD_POOL_SIZE = 2
+"""Connections per account to mailbridge's own mailbox (opened when first needed)."""
+
 
 @dataclass(frozen=True)
 class AccountHealth:
@@ -43,12 +46,15 @@ class Accounts:
     def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
         self.config = config
         self._pools: dict[str, ImapPool] = {}
+        self._record_pools: dict[str, ImapPool] = {}
         for account in config.accounts:
             observe = metrics.imap_command(account.email) if metrics is not None else None
-            self._pools[str(account.id)] = ImapPool(
-                imap_endpoint(account, observe), size=account.pool_size,
-                folder_overrides=account.folders.model_dump(),
-            )
+            endpoint = imap_endpoint(account, observe)
+            overrides = account.folders.model_dump()
+            self._pools[str(account.id)] = ImapPool(endpoint, size=account.pool_size,
+                                                    folder_overrides=overrides)
+            self._record_pools[str(account.id)] = ImapPool(endpoint, size=RECORD_POOL_SIZE,
+                                                           folder_overrides=overrides)
         if metrics is not None:
             metrics.watch_pools((a.email, self.pool(a)) for a in config.accounts)
 
@@ -61,6 +67,12 @@ class Accounts:
 
     def pool(self, account: AccountConfig) -> ImapPool:
         return self._pools[str(account.id)]
+
+    def record_pool(self, account: AccountConfig) -> ImapPool:
+        """The connections of mailbridge's own mailbox (mailbridge.records), apart from the
+        account's pool: a claim made while a caller holds a connection of that pool (a delete
+        claims its removal before it expunges) never waits for that very connection."""
+        return self._record_pools[str(account.id)]
 
     async def check(self, account: AccountConfig) -> AccountHealth:
         """Logs in to the account's IMAP server (or reuses a live connection) and says NOOP."""
@@ -75,4 +87,5 @@ class Accounts:
         return list(await asyncio.gather(*(self.check(a) for a in self.config.accounts)))
 
     async def close(self) -> None:
-        await asyncio.gather(*(p.close() for p in self._pools.values()))
+        await asyncio.gather(*(p.close() for p in (*self._pools.values(),
+                                                   *self._record_pools.values())))

@@ -78,7 +78,7 @@ class RecordBox:
                    prefix: str | None = None) -> list[Record]:
         """Every record of ``kind`` (whose key starts with ``prefix``, if given), one per key
         (the newest), in the order the keys were first added."""
-        async with self.store.pool(account).connection() as conn:
+        async with self.store.accounts.record_pool(account).connection() as conn:
             folder = await self.folder(conn, account)
             try:
                 await conn.select(folder)
@@ -111,7 +111,7 @@ class RecordBox:
         record is kept (see :meth:`prune`)."""
         token = uuid.uuid4().hex
         await self.add(account, kind, key, data, token=token)
-        async with self.store.pool(account).connection() as conn:
+        async with self.store.accounts.record_pool(account).connection() as conn:
             await conn.select(await self.folder(conn, account))
             uids = (await conn.uid_search("HEADER", HEADER_RECORD_KEY, quote_astring(key))).uids
             items = await conn.uid_fetch(uids, f"(UID BODY.PEEK[{_CLAIM_FIELDS}])") if uids else []
@@ -125,7 +125,7 @@ class RecordBox:
         """Removes the records of ``kind`` stored more than ``older_than`` seconds ago;
         returns how many. Uses WITHIN's OLDER (RFC 5032) where offered, else the records'
         INTERNALDATE."""
-        async with self.store.pool(account).connection() as conn:
+        async with self.store.accounts.record_pool(account).connection() as conn:
             try:
                 await conn.select(await self.folder(conn, account))
             except ImapNotFound:
@@ -158,7 +158,7 @@ class RecordBox:
         message.set_content(json.dumps(dict(data), ensure_ascii=False, sort_keys=True) + "\n",
                             subtype="json", charset="utf-8", cte="base64")
         raw = message.as_bytes()
-        async with self.store.pool(account).connection() as conn:
+        async with self.store.accounts.record_pool(account).connection() as conn:
             folder = await self.folder(conn, account)
             try:
                 await conn.append(folder, raw, ("\\Seen",))
@@ -171,7 +171,7 @@ class RecordBox:
                      keep_newest: bool = False) -> int:
         """Removes every record of ``kind`` and ``key`` (with ``keep_newest``, all but the one
         with the highest UID); returns how many it removed."""
-        async with self.store.pool(account).connection() as conn:
+        async with self.store.accounts.record_pool(account).connection() as conn:
             folder = await self.folder(conn, account)
             try:
                 await conn.select(folder)

@@ -211,3 +211,25 @@ async def three_creates(api: Api) -> list[float]:
                                json_body={"subject": f"Timed {i}"})).status == 201
         took.append(time.perf_counter() - started)
     return took
+
+
+async def test_one_connection_per_account_is_enough(devstack: DevStack, user: MailUser,
+                                                    receiver: Receiver) -> None:
+    """pool_size = 1 with a subscription to removals: a delete and a send claim their removal
+    (mailbridge.ledger) while they hold the account's one connection; the claim goes through
+    the connections of mailbridge's own mailbox, so neither waits for itself."""
+    async with running_api(devstack, user, accounts={"pool_size": 1}) as api:
+        hook = await api.call("POST", "/api/email/webhooks", json_body={
+            "url": receiver.url("/one"), "events": ["draft.deleted", "draft.sent"]})
+        assert hook.status == 201
+        async with asyncio.timeout(15):
+            doomed = await api.call("POST", "/api/email/drafts", json_body={"subject": "Gone"})
+            assert (await api.call("DELETE", f"/api/email/drafts/{doomed.body['uid']}")).status \
+                == 204
+            sent = await api.call("POST", "/api/email/drafts", json_body={
+                "to": ["bob@example.test"], "subject": "Sent", "body_text": "x"})
+            assert (await api.call("POST", f"/api/email/drafts/{sent.body['uid']}/send")).status \
+                == 200
+            await receiver.wait_for("/one", 2)
+        assert sorted(e["type"] for e in receiver.events("/one")) == ["draft.deleted",
+                                                                      "draft.sent"]
