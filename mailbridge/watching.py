@@ -49,7 +49,7 @@ from mailbridge.config import AccountConfig
 from mailbridge.delivery import Dispatcher
 from mailbridge.errors import ImapError, ImapNotFound, ImapProtocolError
 from mailbridge.events import Event
-from mailbridge.imap import ImapConnection, SelectInfo
+from mailbridge.imap import ImapConnection, SelectInfo, uid_set
 from mailbridge.ledger import Change, Ledger, change_key, event_id
 from mailbridge.reading import fetch_headlines, fetch_summaries, fetch_whole, lasting_flags
 from mailbridge.store import KEYWORD_DELIVERED, KEYWORD_WRITTEN, search_string
@@ -309,7 +309,7 @@ class _FolderWatch:
     async def _bounces(self, conn: ImapConnection, uids: list[int]) -> None:
         if not await self.watcher.dispatcher.wants(self.account, ("email.bounced",)):
             return
-        reports = (await conn.uid_search("UID", ",".join(map(str, uids)), "HEADER",
+        reports = (await conn.uid_search("UID", uid_set(uids), "HEADER",
                                          "Content-Type", search_string("report"))).uids
         for uid in reports:
             dsn = await fetch_whole(conn, self.account, self.folder, uid)
