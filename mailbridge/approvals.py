@@ -146,6 +146,25 @@ class ApprovalService:
         self.drafts.events.emit(Event("draft.rejected", account, rejected))
         return rejected
 
+    async def send_or_request(self, account: AccountConfig, ref: UUID | int, *, by: str,
+                              may_send: bool, expected: Expected | None = None,
+                              idempotency_key: str | None = None) -> tuple[StoredMessage, bool]:
+        """A caller's send: sends the draft when the caller ``may_send`` (its token has the send
+        scope) and no approval is needed, else puts it up for approval. Returns the draft and
+        whether it was sent (False: it awaits approval)."""
+        if not may_send:
+            return await self.request(account, ref, by=by, expected=expected), False
+        try:
+            return await self.sending.send(account, ref, expected=expected,
+                                           idempotency_key=idempotency_key, requester=by), True
+        except NotApproved as exc:
+            if exc.awaiting is not None:  # put up for approval by this very call
+                return exc.awaiting, False
+            draft = await self.drafts.get(account, ref)
+            if draft.status is not Status.AWAITING_APPROVAL:
+                raise
+            return draft, False
+
     @staticmethod
     def _check_state(current: StoredMessage, action: str) -> None:
         if current.status not in REVIEWABLE:

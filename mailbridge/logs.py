@@ -64,3 +64,5 @@ def setup(level: str = "info", fmt: LogFormat = "text") -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # aiosmtpd (the dev SMTP server) logs every connection and command at INFO
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # the MCP SDK logs each tool call's failure and its session manager's start at INFO
+    logging.getLogger("mcp").setLevel(logging.WARNING)

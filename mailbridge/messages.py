@@ -46,6 +46,18 @@ class MessageService:
                 return await self.store.pool(account).folder(name.lower())
         return name
 
+    async def holds_own_mail(self, account: AccountConfig, folder: str) -> bool:
+        """True for the account's Drafts and Sent folders, where Bcc is the sender's own data
+        (shown there, never elsewhere)."""
+        pool = self.store.pool(account)
+        for role in ("drafts", "sent"):
+            try:
+                if await pool.folder(role) == folder:
+                    return True
+            except ImapNotFound:
+                continue
+        return False
+
     async def answer_draft(self, account: AccountConfig, folder: str, uid: int,
                            make: Callable[[StoredMessage], DraftContent], *,
                            forward: bool, idempotency_key: str | None = None

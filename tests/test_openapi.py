@@ -167,7 +167,7 @@ def test_security(document: dict[str, Any]) -> None:
             assert op["security"] == [], f"{method} {path} must need no token"
             assert "401" not in op["responses"]
         else:
-            assert path.startswith("/api/") or path in ("/openapi.json", "/metrics")
+            assert path.startswith("/api/") or path in ("/openapi.json", "/metrics", "/mcp")
             (requirement,) = op["security"]
             assert list(requirement) == ["bearerAuth"]
             assert requirement["bearerAuth"] in (["read"], ["write"], ["send"], ["approve"],

@@ -28,6 +28,7 @@ from mailbridge.api.keys import (
     WATCHER,
     WEBHOOKS,
 )
+from mailbridge.api.mcp_tools import ENDPOINT, McpEndpoint
 from mailbridge.api.schemas import ExanteError, ExanteErrorBody, JasniError
 from mailbridge.api.statuses import WWW_AUTHENTICATE, status_of
 from mailbridge.approvals import ApprovalService
@@ -213,6 +214,8 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
         await app[ACCOUNTS].close()
 
     app.cleanup_ctx.append(close_pools)
+    app[ENDPOINT] = McpEndpoint(app)
+    app.cleanup_ctx.append(app[ENDPOINT].run)
     if config.server.watch_mailboxes:
         app[WATCHER] = Watcher(app[ACCOUNTS], dispatcher, ledger,
                                poll_seconds=config.server.watch_poll_seconds)

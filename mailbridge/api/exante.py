@@ -31,6 +31,7 @@ from mailbridge.api.params import (
     idempotency_key,
     if_match,
     parse_draft_id,
+    parse_status,
     query_cursor,
     query_limit,
     query_text,
@@ -50,10 +51,10 @@ from mailbridge.api.schemas import (
     WebhookUpdate,
 )
 from mailbridge.auth import Principal
-from mailbridge.config import AccountConfig
+from mailbridge.config import AccountConfig, Limits
 from mailbridge.drafts import DraftService
-from mailbridge.errors import InvalidInput, NotApproved, NotFound, Unprocessable
-from mailbridge.model import Status
+from mailbridge.errors import InvalidInput, NotFound, Unprocessable
+from mailbridge.messages import MessageService
 from mailbridge.replies import answer_content
 from mailbridge.sending import Preview
 from mailbridge.views import DraftQuery, StoredMessage
@@ -152,9 +153,19 @@ async def _answer_draft(request: web.Request, *, forward: bool) -> web.Response:
         validate_body(ExanteForwardDraft, data) if forward
         else validate_body(ExanteReplyDraft, data))
     account = resolve_account(principal, body.from_account_id, "from_account_id")
-    given = draft_changes(draft_input(body), limits_of(request))
+    draft = await answer_draft(request.app[MESSAGES], account, body, limits_of(request),
+                               idempotency_key(request, principal))
+    return record(draft, status=201)
+
+
+async def answer_draft(messages: MessageService, account: AccountConfig,
+                       body: ExanteReplyDraft | ExanteForwardDraft, limits: Limits,
+                       key: str | None = None) -> StoredMessage:
+    """The reply (or forward) draft ``body`` asks for, of the message ``body.message_uid`` in
+    ``body.folder`` (a message not found is named ``message_uid``)."""
+    forward = isinstance(body, ExanteForwardDraft)
+    given = draft_changes(draft_input(body), limits)
     reply_all = isinstance(body, ExanteReplyDraft) and body.reply_all
-    messages = request.app[MESSAGES]
     folder = await messages.folder_named(account, body.folder)
     try:
         draft, _created = await messages.answer_draft(
@@ -162,12 +173,12 @@ async def _answer_draft(request: web.Request, *, forward: bool) -> web.Response:
             lambda original: answer_content(original, account, given, forward=forward,
                                             reply_all=reply_all,
                                             include_original=body.include_original),
-            forward=forward, idempotency_key=idempotency_key(request, principal))
+            forward=forward, idempotency_key=key)
     except NotFound as exc:  # the message: named message_uid in this dialect
         if exc.field != "uid":
             raise
         raise NotFound(exc.message, field="message_uid") from None
-    return record(draft, status=201)
+    return draft
 
 
 async def get_draft(request: web.Request) -> web.Response:
@@ -185,12 +196,7 @@ async def list_drafts(request: web.Request) -> web.Response:
     principal = authorize(request, "read")
     account = resolve_account(principal, query_text(request, "from_account_id"),
                               "from_account_id")
-    status_text = query_text(request, "status")
-    try:
-        status = Status(status_text) if status_text is not None else None
-    except ValueError:
-        raise InvalidInput(f"status must be one of: {', '.join(s.value for s in Status)}",
-                           field="status") from None
+    status = parse_status(query_text(request, "status"))
     query = DraftQuery(limit=query_limit(request), after=query_cursor(request),
                        context_type=query_text(request, "context_type"),
                        context_id=query_text(request, "context_id"), status=status)
@@ -227,33 +233,13 @@ async def send_draft(request: web.Request) -> web.Response:
     key = idempotency_key(request, principal)
 
     async def send(account: AccountConfig) -> tuple[StoredMessage, bool]:
-        return await send_or_request(request, principal, account, ref, key)
+        return await request.app[APPROVALS].send_or_request(
+            account, ref, by=principal.name, may_send="send" in principal.token.scopes,
+            expected=if_match(request), idempotency_key=key)
 
     draft, sent = await request.app[DRAFTS].in_holder(
         _holders(principal, query_text(request, "from_account_id")), ref, send)
     return record(draft, 200 if sent else 202)
-
-
-async def send_or_request(request: web.Request, principal: Principal, account: AccountConfig,
-                          ref: UUID | int, key: str | None) -> tuple[StoredMessage, bool]:
-    """A send call of either dialect: sends the draft when the token may send and no approval
-    is needed, else puts it up for approval (mailbridge.approvals). Returns the draft and
-    whether it was sent (False: it awaits approval)."""
-    expected = if_match(request)
-    if "send" not in principal.token.scopes:
-        return await request.app[APPROVALS].request(account, ref, by=principal.name,
-                                                    expected=expected), False
-    try:
-        return await request.app[SENDING].send(account, ref, expected=expected,
-                                               idempotency_key=key,
-                                               requester=principal.name), True
-    except NotApproved as exc:
-        if exc.awaiting is not None:  # put up for approval by this very call
-            return exc.awaiting, False
-        draft = await request.app[DRAFTS].get(account, ref)
-        if draft.status is not Status.AWAITING_APPROVAL:
-            raise
-        return draft, False
 
 
 async def approve_draft(request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from mailbridge.api.routing import (
     TAG_EXANTE,
     TAG_HEALTH,
     TAG_JASNI,
+    TAG_MCP,
     TAG_METRICS,
     Param,
     Route,
@@ -294,6 +295,8 @@ def build_document(routes: Sequence[Route], limits: Limits | None = None) -> dic
                                                  "`metrics` scope."},
             {"name": TAG_DOCS, "description": "This document and the page that renders it; no "
                                               "authentication."},
+            {"name": TAG_MCP, "description": "Tools for AI agents over the Model Context "
+                                             "Protocol (streamable HTTP), with the same tokens."},
         ],
         "security": [{"bearerAuth": []}],
         "paths": paths,

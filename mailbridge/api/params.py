@@ -17,6 +17,7 @@ from mailbridge.drafts import Expected
 from mailbridge.errors import InvalidInput
 from mailbridge.mime import LINE_BREAKS, check_header_value
 from mailbridge.mime.decoding import SURROGATE
+from mailbridge.model import Status
 from mailbridge.views import PagePosition, StoredMessage
 
 MAX_IDEMPOTENCY_KEY = 200
@@ -95,10 +96,25 @@ def query_limit(request: web.Request, name: str = "limit", default: int = DEFAUL
         return default
     if not raw.isascii() or not raw.strip().isdigit():
         raise InvalidInput(f"{name} must be an integer from 1 to {maximum}", field=name)
-    value = int(raw.strip())
+    return check_limit(int(raw.strip()), name, maximum)
+
+
+def check_limit(value: int, name: str = "limit", maximum: int = MAX_LIMIT) -> int:
+    """``value`` if it is a page size 1..``maximum``; InvalidInput (400) otherwise."""
     if not 1 <= value <= maximum:
         raise InvalidInput(f"{name} must be an integer from 1 to {maximum}", field=name)
     return value
+
+
+def parse_status(text: str | None, name: str = "status") -> Status | None:
+    """A draft status filter (None for none); InvalidInput (400) for an unknown one."""
+    if text is None:
+        return None
+    try:
+        return Status(text)
+    except ValueError:
+        raise InvalidInput(f"{name} must be one of: {', '.join(s.value for s in Status)}",
+                           field=name) from None
 
 
 def encode_cursor(position: PagePosition | None) -> str | None:
@@ -111,7 +127,11 @@ def encode_cursor(position: PagePosition | None) -> str | None:
 
 def query_cursor(request: web.Request, name: str = "cursor") -> PagePosition | None:
     """The paging cursor, one this service handed out (InvalidInput 400 for anything else)."""
-    value = request.query.get(name)
+    return decode_cursor(request.query.get(name), name)
+
+
+def decode_cursor(value: str | None, name: str = "cursor") -> PagePosition | None:
+    """A ``next_cursor`` this service handed out (None for none); InvalidInput otherwise."""
     if value is None or value == "":
         return None
     try:

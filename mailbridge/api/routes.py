@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from mailbridge.api import docs, exante, health, jasni
+from mailbridge.api import docs, exante, health, jasni, mcp_tools
 from mailbridge.api.keys import ROUTE_TABLE
 from mailbridge.api.params import DEFAULT_LIMIT, MAX_IDEMPOTENCY_KEY, MAX_LIMIT, MAX_UID
 from mailbridge.api.routing import (
@@ -23,6 +23,7 @@ from mailbridge.api.routing import (
     TAG_EXANTE,
     TAG_HEALTH,
     TAG_JASNI,
+    TAG_MCP,
     TAG_METRICS,
     Param,
     Route,
@@ -809,6 +810,21 @@ ROUTES: tuple[Route, ...] = (
         "no data of its own; it asks for a token, keeps it in the browser tab's sessionStorage "
         "and sends it with the request for `/openapi.json` and with every \"Try it out\" call.",
         None, {"type": "string"}, media_type="text/html", status_description="The page."),
+    # ------------------------------------------------------------------ MCP
+    Route(
+        "POST", mcp_tools.PATH, mcp_tools.serve,
+        "mcp", TAG_MCP, "MCP tools (Model Context Protocol)",
+        "The MCP endpoint for agents, on the streamable HTTP transport (stateless; JSON "
+        "answers): a JSON-RPC message in, its answer out, as the official `mcp` SDK's client "
+        "sends and reads them. Tools: `list_drafts`, `get_draft`, `create_draft`, "
+        "`update_draft`, `delete_draft`, `send_draft` (for a token without `send`, or in an "
+        "account that requires approval, it puts the draft up for approval), `reply_draft`, "
+        "`list_emails`, `get_email`; `tools/list` gives each one's schema. The token needs "
+        "`read`; the tools that change the mailbox need `write`, as the API's calls do. A "
+        "failure is a tool error (`isError`) with the API's message.",
+        "read", {"type": "object", "description": "A JSON-RPC response (or none: 202)."},
+        also={202: "A notification or a response was accepted (no body)."},
+        errors=(401, 403)),
 )
 """Every route of the app, in the order the document lists them."""
 

@@ -23,6 +23,7 @@ TAG_EXANTE = "Exante-style /api/email"
 TAG_HEALTH = "Health"
 TAG_METRICS = "Metrics"
 TAG_DOCS = "Documentation"
+TAG_MCP = "MCP"
 
 ParamIn = Literal["path", "query", "header"]
 

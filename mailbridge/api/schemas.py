@@ -939,3 +939,51 @@ class Readiness(BaseModel):
 
     status: Literal["ready", "unavailable"]
     accounts: list[AccountCheck]
+
+
+# ----------------------------------------------------------------------------- MCP tools
+# The results of the MCP tools at /mcp (mailbridge.api.mcp_tools): a draft is dialect 2's
+# record (ExanteDraft); a message of any folder is shown with the same snake_case names.
+
+class McpDraftDeleted(_Response):
+    """delete_draft: the draft is gone."""
+
+    uid: UUID
+    deleted: Literal[True]
+
+
+class McpEmailSummary(_Response):
+    """A message of a folder as list_emails shows it (``from``: "" when it has none)."""
+
+    uid: int
+    """Its IMAP UID in ``folder``: what get_email and reply_draft take."""
+    message_id: str | None
+    from_: str = Field(alias="from")
+    to: list[str]
+    subject: str
+    date: Timestamp
+    seen: bool
+    has_attachments: bool
+    snippet: str
+
+
+class McpEmail(McpEmailSummary):
+    """get_email: the whole message (``bcc`` only in Drafts and Sent)."""
+
+    folder: str
+    cc: list[str]
+    bcc: list[str] | None
+    body_text: str | None
+    body_html: str | None
+    attachments: list[ExanteAttachmentOut]
+    in_reply_to: str | None
+
+
+class McpEmailList(_Response):
+    """list_emails: the newest messages of a folder, newest first."""
+
+    account: str
+    folder: str
+    total: int
+    """How many messages the folder holds (not deleted)."""
+    emails: list[McpEmailSummary]

@@ -14,7 +14,7 @@ from mailbridge.api.conversion import (
     message_id,
     render_approval,
 )
-from mailbridge.api.keys import ACCOUNTS, MESSAGES
+from mailbridge.api.keys import MESSAGES
 from mailbridge.api.params import (
     query_folder,
     query_text,
@@ -30,9 +30,6 @@ from mailbridge.api.schemas import (
 )
 from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig, Scope
-from mailbridge.errors import (
-    ImapNotFound,
-)
 from mailbridge.model import Address
 from mailbridge.views import StoredMessage
 
@@ -118,18 +115,6 @@ async def folder_of(request: web.Request, account: AccountConfig) -> str:
     that role: :meth:`~mailbridge.messages.MessageService.folder_named`)."""
     return await request.app[MESSAGES].folder_named(account, query_folder(request))
 
-
-
-async def holds_own_mail(request: web.Request, account: AccountConfig, folder: str) -> bool:
-    """True for the account's Drafts and Sent folders, where Bcc is the sender's own data."""
-    pool = request.app[ACCOUNTS].pool(account)
-    for role in ("drafts", "sent"):
-        try:
-            if await pool.folder(role) == folder:
-                return True
-        except ImapNotFound:
-            continue
-    return False
 
 
 def sent_fields(account: AccountConfig, sent: StoredMessage,

@@ -14,7 +14,7 @@ from mailbridge.api.conversion import (
     draft_input,
     header_safe,
 )
-from mailbridge.api.exante import rfc822, send_or_request
+from mailbridge.api.exante import rfc822
 from mailbridge.api.jasni.common import (
     account_of,
     ok,
@@ -159,8 +159,9 @@ async def send_draft(request: web.Request) -> web.Response:
     body = validate_body(JasniSendRequest, data)
     account = account_of(principal, body.account or query_text(request, "account"))
     ref = parse_ref(request.match_info["uid"], integers=True)
-    draft, sent = await send_or_request(request, principal, account, ref,
-                                        idempotency_key(request, principal))
+    draft, sent = await request.app[APPROVALS].send_or_request(
+        account, ref, by=principal.name, may_send="send" in principal.token.scopes,
+        expected=if_match(request), idempotency_key=idempotency_key(request, principal))
     if not sent:
         return ok(_decided(account, draft, "Awaiting approval"), status=202)
     return ok(sent_answer(account, draft))

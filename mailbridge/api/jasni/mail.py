@@ -13,7 +13,6 @@ from mailbridge.api.bodies import read_json_object, validate_body
 from mailbridge.api.jasni.common import (
     address,
     folder_in,
-    holds_own_mail,
     log,
     ok,
     render_email,
@@ -84,7 +83,7 @@ async def get_thread(request: web.Request) -> web.Response:
     """GET /api/v1/emails/threads/{threadId}?account=&folder=INBOX -> the thread's messages."""
     account, folder = await folder_in(request, "read")
     thread = await request.app[MESSAGES].thread(account, folder, request.match_info["thread_id"])
-    with_bcc = await holds_own_mail(request, account, folder)
+    with_bcc = await request.app[MESSAGES].holds_own_mail(account, folder)
     return ok(JasniThread(
         thread_id=thread.id, subject=thread.messages[0].content.subject,
         participants=_participants(thread), message_count=len(thread.messages),
@@ -106,7 +105,7 @@ async def get_email(request: web.Request) -> web.Response:
     account, folder = await folder_in(request, "read")
     uid = parse_uid(request.match_info["uid"])
     message = await request.app[MESSAGES].get(account, folder, uid)
-    with_bcc = await holds_own_mail(request, account, folder)
+    with_bcc = await request.app[MESSAGES].holds_own_mail(account, folder)
     return ok(JasniEmailData(email=render_email(message, with_bcc=with_bcc)))
 
 
