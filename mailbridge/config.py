@@ -405,6 +405,24 @@ class DraftsConfig(_Model):
     any instance about this long after the write began (plus 1 s of grace for clocks)."""
 
 
+def _context_link(value: str) -> str:
+    if not value.startswith(("https://", "http://")) or "{id}" not in value \
+            or any(c in value for c in "\r\n\t \"'<>"):
+        raise ValueError("must be an http(s) URL with {id} in it (the draft's context_id)")
+    return value
+
+
+class ReviewConfig(_Model):
+    """``[review]``: the review page at ``/review``."""
+
+    context_links: dict[Annotated[str, Field(min_length=1, max_length=256)],
+                        Annotated[str, AfterValidator(_context_link)]] = Field(
+        default_factory=dict)
+    """Per ``context_type``, the URL of the entity a draft is about, ``{id}`` standing for its
+    ``context_id`` (URL-encoded): ``{ticket = "https://crm.example.com/tickets/{id}"}``. The
+    page then shows the context as a link; without an entry, as text."""
+
+
 class WebhookConfig(_Model):
     """``[[webhooks]]``: a subscription of the operator's, not managed over the API."""
 
@@ -426,6 +444,7 @@ class Config(_Model):
     drafts: DraftsConfig = Field(default_factory=DraftsConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
     accounts: list[AccountConfig] = Field(min_length=1)
     tokens: list[TokenConfig] = Field(default_factory=list)
     webhooks: list[WebhookConfig] = Field(default_factory=list)

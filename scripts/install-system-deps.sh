@@ -5,7 +5,8 @@
 # Courier-IMAP that do not conflict with Dovecot (the tests run their imapd from the cyrus-imapd
 # and courier-imap packages unpacked, never installed: installing either would remove
 # dovecot-imapd; see
-# tests/servers; only with --test, as `make test` asks). Does nothing when all is there.
+# tests/servers), and Chromium for the review page's browser tests; these two only with --test,
+# as `make test` asks. Does nothing when all is there.
 set -euo pipefail
 
 missing=()
@@ -20,6 +21,10 @@ if [ "${1:-}" = "--test" ]; then  # what only the test suite needs: the other IM
   [ -x /usr/sbin/couriertcpd ] || missing+=(courier-base)
   [ -x /usr/sbin/authdaemond ] || missing+=(courier-authdaemon courier-authlib)
   [ -x /usr/sbin/makeuserdb ] || missing+=(courier-authlib-userdb)
+  # the review page's tests run in Debian's Chromium (driven by Playwright over its DevTools
+  # protocol, so no chromedriver), with a font for its text and screenshot
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 fi
 command -v make >/dev/null || missing+=(make)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then missing+=(python3-venv); fi

@@ -125,6 +125,7 @@ def test_example_file_mentions_every_key() -> None:
         Endpoint,
         Folders,
         LoggingConfig,
+        ReviewConfig,
         SchedulerConfig,
         ServerConfig,
         TokenConfig,
@@ -132,9 +133,9 @@ def test_example_file_mentions_every_key() -> None:
     )
 
     sections = ("server", "scheduler", "accounts", "tokens", "limits", "imap", "smtp", "folders",
-                "logging", "drafts", "webhooks")
+                "logging", "drafts", "webhooks", "review")
     for model in (Config, ServerConfig, Limits, SchedulerConfig, Endpoint, Folders, AccountConfig,
-                  TokenConfig, LoggingConfig, DraftsConfig, WebhookConfig):
+                  TokenConfig, LoggingConfig, DraftsConfig, WebhookConfig, ReviewConfig):
         for key in model.model_fields:
             if key in sections:
                 assert f"[{key}]" in text or f"[accounts.{key}]" in text or \
@@ -216,7 +217,8 @@ def test_unknown_key_in_limits_and_top_level() -> None:
     msg = error_of(data)
     assert "config.toml: [server.limits] max_body: unknown key" in msg
     assert ("config.toml: sever: unknown key "
-            "(expected one of: server, drafts, scheduler, logging, accounts, tokens, webhooks)") in msg
+            "(expected one of: server, drafts, scheduler, logging, review, accounts, tokens, "
+            "webhooks)") in msg
 
 
 def test_unknown_key_in_account_subsection() -> None:

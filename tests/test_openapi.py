@@ -34,12 +34,13 @@ from api_helpers import (
 )
 
 from conftest import MailUser
-from mailbridge.api import create_app, docs, openapi, routes, routing, statuses
+from mailbridge.api import create_app, docs, openapi, review, routes, routing, statuses
 from mailbridge.config import Config, parse_config
 from mailbridge.devstack.stack import DevStack
 
-PUBLIC_PATHS = {"/healthz", "/readyz", "/docs"}
-"""/docs is Swagger UI holding no data; it asks for a token to fetch /openapi.json."""
+PUBLIC_PATHS = {"/healthz", "/readyz", "/docs", "/review"}
+"""/docs is Swagger UI holding no data; it asks for a token to fetch /openapi.json. /review is
+the review page, holding no data either; it asks for a token to fetch its fragments."""
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
@@ -167,7 +168,8 @@ def test_security(document: dict[str, Any]) -> None:
             assert op["security"] == [], f"{method} {path} must need no token"
             assert "401" not in op["responses"]
         else:
-            assert path.startswith("/api/") or path in ("/openapi.json", "/metrics", "/mcp")
+            assert path.startswith("/api/") or path in (
+                "/openapi.json", "/metrics", "/mcp", "/review/drafts", "/review/drafts/{uid}")
             (requirement,) = op["security"]
             assert list(requirement) == ["bearerAuth"]
             assert requirement["bearerAuth"] in (["read"], ["write"], ["send"], ["approve"],
@@ -216,7 +218,8 @@ def test_headers(document: dict[str, Any]) -> None:
             ("POST", "/api/v1/emails/{uid}/reply/draft"),
             ("POST", "/api/v1/emails/{uid}/forward/draft"),
             ("POST", "/api/email/drafts/reply"), ("POST", "/api/email/drafts/forward"),
-            ("POST", "/api/email/drafts/{uid}/approve"), ("POST", "/api/email/drafts/{uid}/reject")}
+            ("POST", "/api/email/drafts/{uid}/approve"), ("POST", "/api/email/drafts/{uid}/reject"),
+            ("GET", "/review/drafts/{uid}")}
     if_match = {("PUT", "/api/v1/emails/drafts/{uid}"), ("DELETE", "/api/v1/emails/drafts/{uid}"),
                 ("PUT", "/api/v1/emails/drafts"), ("DELETE", "/api/v1/emails/drafts"),
                 ("POST", "/api/v1/emails/drafts/{uid}/send"), ("POST", "/api/email/drafts"),
@@ -271,8 +274,9 @@ def test_the_document_names_the_challenge_the_app_sends(document: dict[str, Any]
 def test_the_document_covers_every_route_of_the_app(document: dict[str, Any]) -> None:
     app = build_app(offline_config())
     in_document = document_routes(document)
-    # the page's parts (its script, Swagger UI's files) are not operations
-    in_app = {r for r in app_routes(app) if not r[1].startswith(("/docs/", docs.ASSETS_PATH))}
+    # the pages' parts (their scripts and style sheets, Swagger UI's files) are not operations
+    in_app = {r for r in app_routes(app) if not r[1].startswith(
+        ("/docs/", docs.ASSETS_PATH, review.SCRIPT_PATH, review.STYLE_PATH))}
     api = {r for r in in_app if r[1].startswith("/api/")}
     assert api, "the app has no /api/ routes?"
     assert api <= in_document, f"routes missing from routes.ROUTES: {sorted(api - in_document)}"

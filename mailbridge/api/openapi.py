@@ -25,6 +25,7 @@ from mailbridge.api.routing import (
     TAG_JASNI,
     TAG_MCP,
     TAG_METRICS,
+    TAG_REVIEW,
     Param,
     Route,
 )
@@ -297,6 +298,8 @@ def build_document(routes: Sequence[Route], limits: Limits | None = None) -> dic
                                               "authentication."},
             {"name": TAG_MCP, "description": "Tools for AI agents over the Model Context "
                                              "Protocol (streamable HTTP), with the same tokens."},
+            {"name": TAG_REVIEW, "description": "The page where people approve or reject "
+                                                "drafts, and the HTML it is made of."},
         ],
         "security": [{"bearerAuth": []}],
         "paths": paths,

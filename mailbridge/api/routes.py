@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from mailbridge.api import docs, exante, health, jasni, mcp_tools
+from mailbridge.api import docs, exante, health, jasni, mcp_tools, review
 from mailbridge.api.keys import ROUTE_TABLE
 from mailbridge.api.params import DEFAULT_LIMIT, MAX_IDEMPOTENCY_KEY, MAX_LIMIT, MAX_UID
 from mailbridge.api.routing import (
@@ -25,6 +25,7 @@ from mailbridge.api.routing import (
     TAG_JASNI,
     TAG_MCP,
     TAG_METRICS,
+    TAG_REVIEW,
     Param,
     Route,
 )
@@ -810,6 +811,34 @@ ROUTES: tuple[Route, ...] = (
         "no data of its own; it asks for a token, keeps it in the browser tab's sessionStorage "
         "and sends it with the request for `/openapi.json` and with every \"Try it out\" call.",
         None, {"type": "string"}, media_type="text/html", status_description="The page."),
+    # ------------------------------------------------------------------ review page
+    Route(
+        "GET", review.PAGE_PATH, review.page,
+        "reviewPage", TAG_REVIEW, "The review page",
+        "Where people review what agents drafted: the drafts awaiting approval first, then the "
+        "others, across the token's accounts; a draft opens with its text, its HTML version "
+        "(sandboxed, nothing remote loaded), attachments and exact recipients, to edit "
+        "(Save), approve (Approve and send) or reject with a reason. The page holds no data: "
+        "it asks for a token, keeps it in the browser tab's sessionStorage, and fetches the "
+        "two fragments below with it; its actions are this API's update, approve and reject "
+        "calls, each with the draft's ETag in If-Match.",
+        None, {"type": "string"}, media_type="text/html", status_description="The page."),
+    Route(
+        "GET", review.LIST_PATH, review.drafts_fragment,
+        "reviewDrafts", TAG_REVIEW, "The review page's list",
+        "An HTML fragment: every draft of the token's accounts awaiting approval (oldest "
+        "request first), then each account's newest others, with subject, recipients, "
+        "account, status, age and context.",
+        "read", {"type": "string"}, media_type="text/html",
+        params=(Param("selected", "query", _UUID, "The draft shown as selected."),),
+        errors=(400, 401, 403, 502, 503)),
+    Route(
+        "GET", review.DRAFT_PATH, review.draft_fragment,
+        "reviewDraft", TAG_REVIEW, "The review page's draft",
+        "An HTML fragment: one draft, its form and its actions (those the token's scopes "
+        "allow), with its ETag.",
+        "read", {"type": "string"}, media_type="text/html", params=(EXANTE_UID,),
+        errors=(400, 401, 403, 404, 502, 503), etag=True),
     # ------------------------------------------------------------------ MCP
     Route(
         "POST", mcp_tools.PATH, mcp_tools.serve,
@@ -836,6 +865,7 @@ def add_routes(app: web.Application) -> None:
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     docs.add_assets(app)
+    review.add_assets(app)
 
 
 __all__ = ["ROUTES", "add_routes"]

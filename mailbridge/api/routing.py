@@ -24,6 +24,7 @@ TAG_HEALTH = "Health"
 TAG_METRICS = "Metrics"
 TAG_DOCS = "Documentation"
 TAG_MCP = "MCP"
+TAG_REVIEW = "Review page"
 
 ParamIn = Literal["path", "query", "header"]
 
