@@ -73,6 +73,7 @@ async def test_the_tools_are_listed_with_their_schemas(api: Api) -> None:
     assert set(tools) == TOOLS
     for tool in tools.values():
         assert tool.description and len(tool.description) > 40, tool.name
+        assert "\n" not in tool.description and "  " not in tool.description
         assert tool.input_schema["type"] == "object"
         assert tool.output_schema is not None, tool.name
         assert "ctx" not in tool.input_schema.get("properties", {})

@@ -145,6 +145,7 @@ def _answers_errors(tool: Callable[P, Awaitable[CallToolResult]]
             return await tool(*args, **kwargs)
         except MailbridgeError as exc:
             return _failure(exc)
+    run.__doc__ = " ".join((tool.__doc__ or "").split())  # the description: one paragraph
     return run
 
 
