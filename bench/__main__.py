@@ -241,6 +241,22 @@ def tables(results: dict[str, Any]) -> str:
         out.append("")
     elif w:
         out += [f"10. watching: {w}", ""]
+    a = results.get("agents", {})
+    if "get_per_s" in a:
+        out += [f"11. agents (issue 13) at {a['clients']} clients: MCP tools beside the API "
+                "calls they stand for (the SDK's own client), and the review page's list",
+                f"{'':26}| {'API':>9} | {'MCP/page':>9} | {'ratio':>6}"]
+        for label, key, unit in (("get a draft", "get_per_s", "/s"),
+                                 ("create a draft", "create_per_s", "/s")):
+            r = a[key]
+            out.append(f"{label + ' (' + unit + ')':<26}| {r['api']:>9} | {r['mcp']:>9} | "
+                       f"{_ratio(r['ratio']):>6}")
+        r = a["review_list_ms"]
+        out.append(f"{'list page (ms, median)':<26}| {r['api_list_median']:>9} | "
+                   f"{r['review_median']:>9} | {_ratio(r['ratio']):>6}")
+        out.append("")
+    elif a:
+        out += [f"11. agents: {a}", ""]
     return "\n".join(out)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 
 from bench import fastpaths
-from bench.api import Api, ApiError, create, session
+from bench.api import BODY_TEXT, Api, ApiError, create, session
 from bench.harness import (
     ACCOUNTS,
     ALICE,
@@ -950,6 +950,102 @@ async def phase_watching(ctx: Ctx, window: float = 20.0) -> dict[str, Any]:
     return out
 
 
+# ------------------------------------------------------------------------------ agents
+
+@contextlib.asynccontextmanager
+async def _mcp_client(ctx: Ctx) -> AsyncIterator[Any]:
+    """An MCP client (the official SDK's) of the service's /mcp, with the dev token."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"},
+                                  timeout=60) as http:
+        async with Client(streamable_http_client(f"{ctx.service.api}/mcp",
+                                                 http_client=http)) as client:
+            yield client
+
+
+async def _rate(calls: list[Callable[[], Any]], clients: int) -> float:
+    """Calls per second of ``calls`` spread over ``clients`` concurrent clients."""
+    slices = [calls[i::clients] for i in range(clients)]
+
+    async def run(mine: list[Callable[[], Any]]) -> None:
+        for call in mine:
+            await call()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(run(mine) for mine in slices))
+    return len(calls) / (time.perf_counter() - started)
+
+
+async def phase_agents(ctx: Ctx, clients: int = 8, per_client: int = 40,
+                       rounds: int = 20) -> dict[str, Any]:
+    """Issue 13's surfaces beside the API calls they stand for, in the same run: get_draft and
+    create_draft over MCP (the SDK's own client, one session per client) against GET and POST
+    /api/email/drafts at ``clients`` clients; the review page's list fragment (every draft
+    awaiting approval and the 50 newest of each of the token's two accounts, as HTML) against
+    the API's list page of one account (50)."""
+    await _ensure_d2(ctx, clients * per_client)
+    ids = ctx.d2_ids[-clients * per_client:]
+    creates = clients * per_client // 4
+    out: dict[str, Any] = {"clients": clients, "gets": len(ids), "creates": creates}
+
+    def api_get(i: str) -> Callable[[], Any]:
+        return lambda: ctx.api.call("GET", f"/api/email/drafts/{i}")
+
+    def api_create(n: int) -> Callable[[], Any]:
+        return lambda: create(ctx.api, 2, ALICE, f"agents-api-{n}")
+
+    api_get_rate = await _rate([api_get(i) for i in ids], clients)
+    api_create_rate = await _rate([api_create(n) for n in range(creates)], clients)
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [await stack.enter_async_context(_mcp_client(ctx)) for _ in range(clients)]
+        turn = itertools.count()
+
+        async def checked(tool: str, args: dict[str, Any]) -> None:
+            result = await sessions[next(turn) % clients].call_tool(tool, args)
+            if result.is_error:
+                raise RuntimeError(f"{tool}: {result.content}")
+
+        def mcp_get(i: str) -> Callable[[], Any]:
+            return lambda: checked("get_draft", {"draft_id": i})
+
+        def mcp_create(n: int) -> Callable[[], Any]:
+            return lambda: checked("create_draft", {
+                "account": ALICE, "to": ["Bob Example <bob@example.test>"],
+                "subject": f"Bench draft agents-mcp-{n}", "body_text": BODY_TEXT,
+                "context_type": "bench", "context_id": f"agents-mcp-{n}"})
+
+        mcp_get_rate = await _rate([mcp_get(i) for i in ids], clients)
+        mcp_create_rate = await _rate([mcp_create(n) for n in range(creates)], clients)
+    ctx.creates += 2 * creates
+    out["get_per_s"] = {"api": round(api_get_rate, 1), "mcp": round(mcp_get_rate, 1),
+                        "ratio": _ratio(mcp_get_rate, api_get_rate)}
+    out["create_per_s"] = {"api": round(api_create_rate, 1), "mcp": round(mcp_create_rate, 1),
+                           "ratio": _ratio(mcp_create_rate, api_create_rate)}
+
+    async def timed(path: str, params: dict[str, str] | None = None) -> float:
+        started = time.perf_counter()
+        async with ctx.http.get(ctx.service.api + path, params=params,
+                                headers=ctx.api.headers) as reply:
+            await reply.read()
+            if reply.status != 200:
+                raise ApiError("GET", path, reply.status, b"")
+        return (time.perf_counter() - started) * 1000
+
+    page, listed = [], []
+    for _ in range(rounds):
+        page.append(await timed("/review/drafts"))
+        listed.append(await timed("/api/email/drafts", {"from_account_id": ALICE,
+                                                        "limit": "50"}))
+    out["review_list_ms"] = {"api_list_median": round(statistics.median(listed), 1),
+                             "review_median": round(statistics.median(page), 1),
+                             "ratio": _ratio(statistics.median(page), statistics.median(listed))}
+    ctx.log(f"agents: {out}")
+    return out
+
+
 async def phase_fastpaths(ctx: Ctx) -> dict[str, Any]:
     """Each remaining hand-written fast path A/B against its twin, alone (bench.fastpaths)."""
     return await asyncio.to_thread(fastpaths.phase_fastpaths)
@@ -969,6 +1065,7 @@ PHASES: dict[str, Callable[[Ctx], Any]] = {
     "attachment": phase_attachment,
     "fastpaths": phase_fastpaths,
     "watching": phase_watching,
+    "agents": phase_agents,
 }
 
 

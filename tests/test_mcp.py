@@ -180,12 +180,23 @@ async def test_failures_are_tool_errors_with_the_api_texts(api: Api) -> None:
                              params={"status": "nope"})
         assert error_text(await call(agent, "list_drafts", status="nope")) \
             == odd.body["error"]["message"]
+        naive = {"to": ["bob@example.test"], "planned_send_at": "2030-01-01T10:00:00"}
+        api_naive = await api.call("POST", "/api/email/drafts", token=WRITE_TOKEN,
+                                   json_body=naive)
+        assert api_naive.status == 422, api_naive.body
+        assert error_text(await call(agent, "create_draft", **naive)) \
+            == api_naive.body["error"]["message"]
+        planned = data(await call(agent, "create_draft", to=["bob@example.test"],
+                                  planned_send_at="2030-01-01T10:00:00+01:00"))
+        assert (planned["status"], planned["planned_send_at"]) == ("scheduled",
+                                                                   "2030-01-01T10:00:00+01:00")
         injected = await call(agent, "create_draft", subject="Hi\r\nBcc: eve@example.test")
         assert injected.structured_content["error"]["code"] == "header_injection"  # type: ignore[index]
     async with mcp_client(api, READ_TOKEN) as reader:
         refused = await call(reader, "create_draft", to=["bob@example.test"])
         assert error_text(refused) == "this token lacks the 'write' scope"
-        assert data(await call(reader, "list_drafts"))["items"] == []
+        assert [d["uid"] for d in data(await call(reader, "list_drafts"))["items"]] \
+            == [planned["uid"]]
     async with mcp_client(api, APPROVE_TOKEN) as approver:  # read and approve only
         assert error_text(await call(approver, "send_draft", draft_id=str(uuid.uuid4()))) \
             == "this token lacks the 'write' scope"

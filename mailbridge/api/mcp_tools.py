@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, Any, ParamSpec
 from uuid import UUID
 
@@ -111,7 +110,8 @@ StatusFilter = Annotated[str | None, Field(
     description="Only drafts in this state.")]
 Recipients = Annotated[list[str] | None, Field(
     description='Addresses, each "a@example.com" or "Name <a@example.com>".')]
-Planned = Annotated[datetime | None, Field(
+Planned = Annotated[str | None, Field(
+    json_schema_extra={"format": "date-time"},
     description="When to send it (RFC 3339 with an offset); it is sent then, once approved "
                 "where approval is needed.")]
 Context_ = Annotated[str | None, Field(
