@@ -218,3 +218,30 @@ async def test_the_endpoint_needs_a_valid_token(api: Api) -> None:
     assert none.json()["error"]["code"] == "unauthorized"
     assert fine.status_code == 200, fine.text
     assert {t["name"] for t in fine.json()["result"]["tools"]} == TOOLS
+
+
+@pytest.mark.parametrize("version", ["2025-06-18", "2025-11-25", "2026-07-28", None])
+async def test_a_bare_json_rpc_call_of_each_protocol_era(api: Api, version: str | None) -> None:
+    """What clients other than the SDK's send: one POST per call, in the protocol versions
+    they speak (the SDK serves handshake-era and later versions on different paths)."""
+    url = str(api.client.make_url("/mcp"))
+    headers = {"Accept": "application/json, text/event-stream",
+               "Authorization": f"Bearer {WRITE_TOKEN}"}
+    if version is not None:
+        headers["MCP-Protocol-Version"] = version
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "create_draft", "arguments": {"to": ["bob@example.test"],
+                                                             "subject": "Bare JSON-RPC"}}}
+    if version == "2026-07-28":  # the stateless era: every request carries its envelope
+        headers.update({"Mcp-Method": "tools/call", "Mcp-Name": "create_draft"})
+        call["params"]["_meta"] = {"io.modelcontextprotocol/protocolVersion": version,  # type: ignore[index]
+                                   "io.modelcontextprotocol/clientCapabilities": {}}
+    async with httpx2.AsyncClient() as http:
+        answer = await http.post(url, json=call, headers=headers)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()["result"]
+    assert result.get("isError") in (None, False), result
+    made = result["structuredContent"]
+    assert (made["subject"], made["status"]) == ("Bare JSON-RPC", "draft")
+    record = await api.call("GET", f"/api/email/drafts/{made['uid']}", token=WRITE_TOKEN)
+    assert record.body["subject"] == "Bare JSON-RPC"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import hashlib
 import imaplib
 import json
 import os
@@ -54,6 +55,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync", "--disable-dev-shm-usage"]
 ALICE, BOB = "alice@example.test", "bob@example.test"
 CRM = "https://crm.example.test/tickets/{id}"
+REVIEWER_TOKEN = "reviewer-token"
+"""A person who approves and rejects but does not edit (read and approve, no write)."""
 
 
 @dataclass
@@ -95,6 +98,8 @@ async def dev(devstack: DevStack) -> AsyncIterator[Dev]:
     data = devstack.config_data()  # exactly the dev stack's accounts and tokens
     data["server"]["watch_mailboxes"] = False
     data["review"] = {"context_links": {"ticket": CRM}}
+    data["tokens"].append({"name": "reviewer", "accounts": ["*"], "scopes": ["read", "approve"],
+                           "sha256": hashlib.sha256(REVIEWER_TOKEN.encode()).hexdigest()})
     client = TestClient(TestServer(create_app(parse_config(data, source="test"),
                                               scheduler=False)))
     await client.start_server()
@@ -317,6 +322,14 @@ async def test_two_reviewers_a_reload_a_rejection_and_an_agent(dev: Dev, browser
     status, refused = await dev.call("POST", f"/api/email/drafts/{draft}/approve", AGENT_TOKEN)
     assert status == 403, refused
     assert dev.delivered(subject) == []
+
+    # a reviewer who may approve but not edit: the fields are read-only, no Save
+    reviewer = await signed_in(browser, dev, REVIEWER_TOKEN)
+    await open_by_keyboard(reviewer, subject)
+    await expect(reviewer.get_by_role("button", name="Save")).to_have_count(0)
+    await expect(reviewer.get_by_label("Text", exact=True)).not_to_be_editable()
+    await expect(reviewer.get_by_role("button", name="Approve and send")).to_have_count(1)
+    await expect(reviewer.get_by_label("Reason for rejecting", exact=True)).to_have_count(1)
 
 
 async def test_an_approved_draft_edited_on_the_page_goes_back_to_review(

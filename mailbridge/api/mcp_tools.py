@@ -65,7 +65,7 @@ from mailbridge.api.schemas import (
     McpEmailSummary,
 )
 from mailbridge.auth import Principal
-from mailbridge.config import AccountConfig, Scope
+from mailbridge.config import AccountConfig, Limits, Scope
 from mailbridge.errors import MailbridgeError, RequestError
 from mailbridge.model import Status
 from mailbridge.views import DraftQuery, StoredMessage
@@ -191,10 +191,13 @@ class McpEndpoint:
         limits = app[CONFIG].server.limits
         # Bearer tokens guard every call, so a page of another origin cannot use the endpoint
         # (DNS rebinding protection would only refuse the Host names a proxy puts in front).
-        self.manager = StreamableHTTPSessionManager(
-            app=self.server._lowlevel_server, json_response=True, stateless=True,
-            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        # The SDK's own app is not mounted (our route handler is); making it sets up the
+        # session manager that serves the transport, which is what we use.
+        self.server.streamable_http_app(
+            json_response=True, stateless_http=True,
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
             max_request_body_size=limits.max_request_bytes)
+        self.manager: StreamableHTTPSessionManager = self.server.session_manager
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """One HTTP request of the transport, from a caller with a valid token and ``read``."""
@@ -235,7 +238,7 @@ class McpEndpoint:
         writing = ToolAnnotations(read_only_hint=False, destructive_hint=False,
                                   idempotent_hint=False, open_world_hint=False)
 
-        def limits() -> Any:
+        def limits() -> Limits:
             return app[CONFIG].server.limits
 
         def account_of(principal: Principal, account: str | None) -> AccountConfig:
