@@ -131,6 +131,20 @@ async def test_a_token_that_may_send_sends_once(api: Api) -> None:
     assert len(delivered(api, "Sent over MCP")) == 1
 
 
+async def test_a_retried_create_with_its_key_makes_one_draft(api: Api) -> None:
+    async with mcp_client(api, WRITE_TOKEN) as agent:
+        args = {"to": ["bob@example.test"], "subject": "Retried", "idempotency_key": "k-1"}
+        first = data(await call(agent, "create_draft", **args))
+        again = data(await call(agent, "create_draft", **args))
+        assert again["uid"] == first["uid"]
+        other = await call(agent, "create_draft", **{**args, "subject": "Something else"})
+        assert other.structured_content["error"]["code"] == "idempotency_key_reused"  # type: ignore[index]
+        bad = await call(agent, "create_draft", **{**args, "idempotency_key": "é"})
+        assert error_text(bad) == "idempotency_key must be 1-200 printable ASCII characters"
+        listed = data(await call(agent, "list_drafts"))
+    assert [d["uid"] for d in listed["items"]] == [first["uid"]]
+
+
 async def test_a_reply_draft_answers_a_received_message(api: Api) -> None:
     mid = f"<{uuid.uuid4().hex}@example.test>"
     uid = api.append((f"From: Carol <carol@example.test>\r\nTo: {api.user.email}\r\n"
@@ -190,6 +204,9 @@ async def test_failures_are_tool_errors_with_the_api_texts(api: Api) -> None:
                                   planned_send_at="2030-01-01T10:00:00+01:00"))
         assert (planned["status"], planned["planned_send_at"]) == ("scheduled",
                                                                    "2030-01-01T10:00:00+01:00")
+        unplanned = data(await call(agent, "update_draft", draft_id=planned["uid"],
+                                    planned_send_at=""))
+        assert (unplanned["status"], unplanned["planned_send_at"]) == ("draft", None)
         injected = await call(agent, "create_draft", subject="Hi\r\nBcc: eve@example.test")
         assert injected.structured_content["error"]["code"] == "header_injection"  # type: ignore[index]
     async with mcp_client(api, READ_TOKEN) as reader:

@@ -409,3 +409,29 @@ async def test_the_fragments_need_a_token_and_the_page_none(dev: Dev) -> None:
                               headers={"Authorization": f"Bearer {AGENT_TOKEN}"}) as listed:
         assert listed.status == 200 and listed.content_type == "text/html"
         assert re.search(r"\d+ awaiting approval", await listed.text())
+
+
+async def test_an_account_that_cannot_be_read_does_not_hide_the_others(
+        devstack: DevStack) -> None:
+    data = devstack.config_data()
+    data["server"]["watch_mailboxes"] = False
+    broken = json.loads(json.dumps(data["accounts"][0]))  # alice's, elsewhere
+    broken.update({"id": str(uuid.uuid4()), "email": "gone@example.test"})
+    broken["imap"]["port"] = 1  # nothing listens there: the connection is refused
+    data["accounts"].append(broken)
+    subject = f"Still shown {uuid.uuid4().hex[:8]}"
+    client = TestClient(TestServer(create_app(parse_config(data, source="test"),
+                                              scheduler=False)))
+    await client.start_server()
+    try:
+        dev = Dev(client, devstack)
+        await dev.agent_asks(subject)
+        async with client.get("/review/drafts",
+                              headers={"Authorization": f"Bearer {DEV_TOKEN}"}) as listed:
+            assert listed.status == 200
+            page = await listed.text()
+    finally:
+        await client.close()
+    assert re.search(r'<p class="problem" role="alert">gone@example.test could not be read: '
+                     r"[^<]+</p>", page), page
+    assert subject in page

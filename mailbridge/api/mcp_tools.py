@@ -18,6 +18,8 @@ names. A failure is an MCP tool error (``isError``) whose text is the API's mess
 import asyncio
 import contextlib
 import functools
+import hashlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, ParamSpec
 from uuid import UUID
@@ -51,6 +53,7 @@ from mailbridge.api.params import (
     parse_draft_id,
     parse_status,
     parse_uid,
+    scoped_key,
 )
 from mailbridge.api.schemas import (
     ExanteAttachmentOut,
@@ -114,6 +117,10 @@ Planned = Annotated[str | None, Field(
     json_schema_extra={"format": "date-time"},
     description="When to send it (RFC 3339 with an offset); it is sent then, once approved "
                 "where approval is needed.")]
+IdempotencyKey = Annotated[str | None, Field(
+    description="A key of your choosing (1-200 printable ASCII characters). A retry of this "
+                "call with the same key and arguments returns the draft the first call made "
+                "instead of making a second one.")]
 Context_ = Annotated[str | None, Field(
     max_length=256, description="Links the draft to an entity of the caller (its kind and "
                                 "id, such as `ticket` and `T-1042`); list_drafts filters by it.")]
@@ -164,6 +171,15 @@ def _draft(text: str) -> UUID:
 
 def _uid(value: int, field: str) -> int:
     return parse_uid(str(value), field)
+
+
+def _key(principal: Principal, key: str | None, arguments: dict[str, Any]) -> str | None:
+    """The tool call's idempotency key as the services take it: scoped to the token, with a
+    digest of the call's other arguments (a reuse with other arguments is refused)."""
+    if key is None:
+        return None
+    digest = hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode())
+    return scoped_key(principal, key, digest.hexdigest()[:16], field="idempotency_key")
 
 
 def _given(**fields: Any) -> dict[str, Any]:
@@ -288,16 +304,19 @@ class McpEndpoint:
                                body_text: str | None = None, body_html: str | None = None,
                                context_type: Context_ = None, context_id: Context_ = None,
                                planned_send_at: Planned = None, account: Account = None,
+                               idempotency_key: IdempotencyKey = None,
                                ) -> Annotated[CallToolResult, ExanteDraft]:
             """Writes a new draft into the account's Drafts folder (nothing is sent): its
             record, with the `uid` that names it from now on."""
             principal = _caller(ctx, "write")
-            body = validate_body(ExanteDraftUpsert, _given(
-                to=to, cc=cc, bcc=bcc, subject=subject, body_text=body_text,
-                body_html=body_html, context_type=context_type, context_id=context_id,
-                planned_send_at=planned_send_at))
+            given = _given(to=to, cc=cc, bcc=bcc, subject=subject, body_text=body_text,
+                           body_html=body_html, context_type=context_type,
+                           context_id=context_id, planned_send_at=planned_send_at)
+            body = validate_body(ExanteDraftUpsert, given)
             content = draft_content(draft_input(body), limits())
-            draft, _created = await app[DRAFTS].create(account_of(principal, account), content)
+            held = account_of(principal, account)
+            key = _key(principal, idempotency_key, {**given, "account": str(held.id)})
+            draft, _created = await app[DRAFTS].create(held, content, idempotency_key=key)
             return _result(render_draft(draft))
 
         @server.tool(annotations=writing)
@@ -310,13 +329,16 @@ class McpEndpoint:
                                account: Account = None,
                                ) -> Annotated[CallToolResult, ExanteDraft]:
             """Changes the fields given; the others are kept (an empty list empties a
-            recipient field). A draft awaiting approval, or approved, goes back to review:
-            a person approves what is sent."""
+            recipient field, an empty string a text field; planned_send_at "" unschedules
+            it). A draft awaiting approval, or approved, goes back to review: a person
+            approves what is sent."""
             principal = _caller(ctx, "write")
-            body = validate_body(ExanteDraftUpsert, _given(
-                to=to, cc=cc, bcc=bcc, subject=subject, body_text=body_text,
-                body_html=body_html, context_type=context_type, context_id=context_id,
-                planned_send_at=planned_send_at))
+            given = _given(to=to, cc=cc, bcc=bcc, subject=subject, body_text=body_text,
+                           body_html=body_html, context_type=context_type,
+                           context_id=context_id, planned_send_at=planned_send_at)
+            if planned_send_at == "":
+                given["planned_send_at"] = None  # a null clears it (no more planned time)
+            body = validate_body(ExanteDraftUpsert, given)
             changes = draft_changes(draft_input(body), limits())
 
             ref = _draft(draft_id)
@@ -376,18 +398,20 @@ class McpEndpoint:
                                   description="Quote the original below.")] = True,
                               context_type: Context_ = None, context_id: Context_ = None,
                               planned_send_at: Planned = None, account: Account = None,
+                              idempotency_key: IdempotencyKey = None,
                               ) -> Annotated[CallToolResult, ExanteDraft]:
             """A draft answering a received message (found with list_emails): addressed to its
             sender (and its other recipients with reply_all), `Re:` subject, threaded. It is
             a draft like any other: review, update_draft, send_draft."""
             principal = _caller(ctx, "write")
-            body = validate_body(ExanteReplyDraft, _given(
-                message_uid=_uid(message_uid, "message_uid"), folder=folder, body_text=body_text,
-                body_html=body_html, reply_all=reply_all, include_original=include_original,
-                context_type=context_type, context_id=context_id,
-                planned_send_at=planned_send_at))
-            draft = await answer_draft(app[MESSAGES], account_of(principal, account), body,
-                                       limits())
+            given = _given(message_uid=_uid(message_uid, "message_uid"), folder=folder,
+                           body_text=body_text, body_html=body_html, reply_all=reply_all,
+                           include_original=include_original, context_type=context_type,
+                           context_id=context_id, planned_send_at=planned_send_at)
+            body = validate_body(ExanteReplyDraft, given)
+            held = account_of(principal, account)
+            draft = await answer_draft(app[MESSAGES], held, body, limits(), _key(
+                principal, idempotency_key, {**given, "account": str(held.id)}))
             return _result(render_draft(draft))
 
         @server.tool(annotations=reading)

@@ -41,11 +41,18 @@ def idempotency_key(request: web.Request, principal: Principal) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
+    return scoped_key(principal, key, request.get(BODY_DIGEST, EMPTY_DIGEST))
+
+
+def scoped_key(principal: Principal, key: str, digest: str,
+               field: str = "Idempotency-Key") -> str:
+    """An idempotency key ``key`` (named ``field``) of a request whose digest is ``digest``,
+    as the services take it (see :func:`idempotency_key`)."""
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not all(" " <= c <= "~" for c in key):
-        raise InvalidInput(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII "
-                           "characters", field="Idempotency-Key")
+        raise InvalidInput(f"{field} must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII "
+                           "characters", field=field)
     scoped = hashlib.sha256(f"{principal.name}:{key}".encode()).hexdigest()[:32]
-    return f"{scoped} {request.get(BODY_DIGEST, EMPTY_DIGEST)}"
+    return f"{scoped} {digest}"
 
 
 def if_match(request: web.Request) -> Expected | None:

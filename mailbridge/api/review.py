@@ -7,7 +7,8 @@ with it, rendered here from the same draft records as dialect 2's:
 
 - ``GET /review/drafts``: the drafts of every account of the token, those awaiting approval
   first (oldest request first), then the others (newest first), with subject, recipients,
-  account, status, age and context (a link where ``[review] context_links`` has one);
+  account, status, age and context (a link where ``[review] context_links`` has one); an
+  account that cannot be read is named with the reason, the others are shown;
 - ``GET /review/drafts/{uid}``: one draft with its ETag, its text in a form, its HTML version
   in a sandboxed frame that loads nothing remote, its attachments and the exact envelope
   recipients (Bcc included).
@@ -132,11 +133,16 @@ async def drafts_fragment(request: web.Request) -> web.Response:
     drafts = request.app[DRAFTS]
 
     async def of(account: AccountConfig) -> tuple[list[StoredMessage], list[StoredMessage]]:
-        waiting, newest = await asyncio.gather(
-            drafts.list(account, DraftQuery(limit=MAX_LIMIT, status=Status.AWAITING_APPROVAL)),
-            drafts.list(account, DraftQuery(limit=PER_ACCOUNT)))
+        try:
+            waiting = await drafts.list(account, DraftQuery(limit=MAX_LIMIT,
+                                                            status=Status.AWAITING_APPROVAL))
+            newest = await drafts.list(account, DraftQuery(limit=PER_ACCOUNT))
+        except MailbridgeError as exc:  # the other accounts are still shown
+            problems.append(f"{account.email} could not be read: {exc.message}")
+            return [], []
         return waiting.items, newest.items
 
+    problems: list[str] = []
     found = await asyncio.gather(*(of(a) for a in principal.accounts))
     now = utcnow()
     waiting = [_row(request, m, now) for items, _ in found for m in items]
@@ -145,6 +151,7 @@ async def drafts_fragment(request: web.Request) -> web.Response:
     others = [_row(request, m, now) for _, items in found for m in items if m.id not in shown]
     others.sort(key=lambda r: r.draft.updated_at, reverse=True)
     return _html("review_list.html", rows=[*waiting, *others], awaiting=len(waiting),
+                 problems=sorted(problems),
                  accounts=[a.email for a in principal.accounts],
                  selected=query_text(request, "selected") or "",
                  truncated=any(len(items) >= PER_ACCOUNT for _, items in found),
