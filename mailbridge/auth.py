@@ -27,9 +27,13 @@ class Principal:
     def name(self) -> str:
         return self.token.name
 
+    def may(self, scope: Scope) -> bool:
+        """Whether the token has ``scope``."""
+        return scope in self.token.scopes
+
     def require(self, scope: Scope) -> None:
         """Raises Forbidden unless the token has ``scope``."""
-        if scope not in self.token.scopes:
+        if not self.may(scope):
             raise Forbidden(f"this token lacks the {scope!r} scope")
 
     def account(self, ref: str | None, *, field: str = "account") -> AccountConfig:

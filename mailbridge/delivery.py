@@ -250,7 +250,7 @@ class Dispatcher:
         if sub.static_accounts is not None:
             return account.id in sub.static_accounts
         owner = self.auth.named(sub.owner)
-        return owner is not None and "read" in owner.token.scopes \
+        return owner is not None and owner.may("read") \
             and any(a.id == account.id for a in owner.accounts)
 
     async def _deliver(self, sub: Subscription, event: Event) -> None:

@@ -284,6 +284,7 @@ async def test_two_reviewers_a_reload_a_rejection_and_an_agent(dev: Dev, browser
     assert (record["subject"], record["body_text"]) == (subject, "The second reviewer's words")
     await expect(alert.get_by_role("button")).to_be_focused()
     await first.keyboard.press("Enter")  # show the current version
+    await expect(first.locator("#status")).to_have_text("This is the current version.")
     await expect(first.get_by_label("Text", exact=True)).to_have_value("The second reviewer's words")
 
     # a reload keeps the token (the tab's session) and the open draft
@@ -300,6 +301,8 @@ async def test_two_reviewers_a_reload_a_rejection_and_an_agent(dev: Dev, browser
         "Not approved: the draft changed since you opened it.")
     assert dev.delivered(subject) == []
     await first.get_by_role("alert").get_by_role("button").press("Enter")
+    await expect(first.locator("#status")).to_have_text("This is the current version.")
+    await expect(first.get_by_role("alert")).to_have_count(0)
 
     # a rejection keeps the draft with its reason
     await first.get_by_label("Reason for rejecting", exact=True).fill("The price is wrong")

@@ -234,7 +234,7 @@ async def send_draft(request: web.Request) -> web.Response:
 
     async def send(account: AccountConfig) -> tuple[StoredMessage, bool]:
         return await request.app[APPROVALS].send_or_request(
-            account, ref, by=principal.name, may_send="send" in principal.token.scopes,
+            account, ref, by=principal.name, may_send=principal.may("send"),
             expected=if_match(request), idempotency_key=key)
 
     draft, sent = await request.app[DRAFTS].in_holder(

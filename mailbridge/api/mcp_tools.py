@@ -381,7 +381,7 @@ class McpEndpoint:
 
             async def send(held: AccountConfig) -> tuple[StoredMessage, bool]:
                 return await app[APPROVALS].send_or_request(
-                    held, ref, by=principal.name, may_send="send" in principal.token.scopes)
+                    held, ref, by=principal.name, may_send=principal.may("send"))
 
             draft, _sent = await app[DRAFTS].in_holder(holders(principal, account), ref, send)
             return _result(render_draft(draft))

@@ -35,7 +35,6 @@ from mailbridge.api.keys import CONFIG, DRAFTS, SENDING
 from mailbridge.api.params import MAX_LIMIT, parse_draft_id, query_text
 from mailbridge.api.schemas import ExanteDraft
 from mailbridge.approvals import REVIEWABLE
-from mailbridge.auth import Principal
 from mailbridge.config import AccountConfig
 from mailbridge.errors import MailbridgeError
 from mailbridge.model import Status
@@ -175,15 +174,11 @@ async def draft_fragment(request: web.Request) -> web.Response:
     response = _html(
         "review_draft.html", d=d, etag=m.etag, envelope=envelope,
         envelope_problem=envelope_problem, context=context, context_url=context_url,
-        html_doc=html_doc, editable=_may(principal, "write") and m.status in REVIEWABLE,
-        approvable=_may(principal, "approve") and m.status in REVIEWABLE,
+        html_doc=html_doc, editable=principal.may("write") and m.status in REVIEWABLE,
+        approvable=principal.may("approve") and m.status in REVIEWABLE,
         max_header=request.app[CONFIG].server.limits.max_header_chars)
     response.headers["ETag"] = m.etag
     return response
-
-
-def _may(principal: Principal, scope: str) -> bool:
-    return scope in principal.token.scopes
 
 
 async def _script(request: web.Request) -> web.FileResponse:

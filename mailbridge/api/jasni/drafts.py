@@ -160,7 +160,7 @@ async def send_draft(request: web.Request) -> web.Response:
     account = account_of(principal, body.account or query_text(request, "account"))
     ref = parse_ref(request.match_info["uid"], integers=True)
     draft, sent = await request.app[APPROVALS].send_or_request(
-        account, ref, by=principal.name, may_send="send" in principal.token.scopes,
+        account, ref, by=principal.name, may_send=principal.may("send"),
         expected=if_match(request), idempotency_key=idempotency_key(request, principal))
     if not sent:
         return ok(_decided(account, draft, "Awaiting approval"), status=202)
