@@ -21,6 +21,7 @@ import functools
 import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec
 from uuid import UUID
 
@@ -73,11 +74,11 @@ from mailbridge.errors import MailbridgeError, RequestError
 from mailbridge.model import Status
 from mailbridge.views import DraftQuery, StoredMessage
 
-__all__ = ["ENDPOINT", "PATH", "McpEndpoint", "serve"]
+__all__ = ["ENDPOINT", "PATH", "McpEndpoint", "mcp_server", "serve"]
 
 PATH = "/mcp"
-_PRINCIPAL = "mailbridge.principal"
-"""The ASGI scope key under which the route handler hands the caller to the tools."""
+_CALL = "mailbridge.call"
+"""The ASGI scope key under which the route handler hands the caller (a _Call) to the tools."""
 
 INSTRUCTIONS = """\
 mailbridge keeps email drafts in the user's own mailbox (its Drafts folder), where people \
@@ -156,13 +157,33 @@ def _answers_errors(tool: Callable[P, Awaitable[CallToolResult]]
     return run
 
 
-def _caller(ctx: Context, scope: Scope) -> Principal:
-    """The caller of this tool call (authenticated by the route handler), if it has ``scope``
-    (Forbidden otherwise)."""
+@dataclass(frozen=True)
+class _Call:
+    """Who calls a tool, and the app it calls: put in the request by the route handler."""
+
+    principal: Principal
+    app: web.Application
+
+    @property
+    def limits(self) -> Limits:
+        return self.app[CONFIG].server.limits
+
+    def account(self, ref: str | None) -> AccountConfig:
+        """The account ``ref`` (id or email) of the caller's; its only one when left out."""
+        return resolve_account(self.principal, ref, "account")
+
+    def holders(self, ref: str | None) -> list[AccountConfig]:
+        """Where a draft named by id may be: the account ``ref``, else every one of the
+        caller's."""
+        return [self.account(ref)] if ref is not None else list(self.principal.accounts)
+
+
+def _caller(ctx: Context, scope: Scope) -> _Call:
+    """This tool call's caller and app, if the caller has ``scope`` (Forbidden otherwise)."""
     request = ctx.request_context.request
-    principal: Principal = request.scope[_PRINCIPAL]  # type: ignore[union-attr]
-    principal.require(scope)
-    return principal
+    call: _Call = request.scope[_CALL]  # type: ignore[union-attr]
+    call.principal.require(scope)
+    return call
 
 
 def _draft(text: str) -> UUID:
@@ -197,30 +218,28 @@ def _email_summary(m: StoredMessage) -> dict[str, Any]:
 
 
 class McpEndpoint:
-    """The MCP server of one app: its tools, and the SDK's session manager that serves them."""
+    """The MCP endpoint of one app: a session manager of the SDK's, serving the process's
+    MCP server (mcp_server) from startup to shutdown."""
 
     def __init__(self, app: web.Application) -> None:
-        self.app = app
-        self.server: MCPServer = MCPServer("mailbridge", version=__version__,
-                                           instructions=INSTRUCTIONS)
-        self._add_tools()
         limits = app[CONFIG].server.limits
-        # Bearer tokens guard every call, so a page of another origin cannot use the endpoint
-        # (DNS rebinding protection would only refuse the Host names a proxy puts in front).
-        # The SDK's own app is not mounted (our route handler is); making it sets up the
-        # session manager that serves the transport, which is what we use.
-        self.server.streamable_http_app(
+        server = mcp_server()
+        # The SDK's own app is not mounted (our route handler is); making it gives a session
+        # manager of this app's own, which serves the transport. Bearer tokens guard every
+        # call, so a page of another origin cannot use the endpoint (DNS rebinding protection
+        # would only refuse the Host names a proxy puts in front).
+        server.streamable_http_app(
             json_response=True, stateless_http=True,
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
             max_request_body_size=limits.max_request_bytes)
-        self.manager: StreamableHTTPSessionManager = self.server.session_manager
+        self.manager: StreamableHTTPSessionManager = server.session_manager
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """One HTTP request of the transport, from a caller with a valid token and ``read``."""
-        principal = authorize(request, "read")
+        call = _Call(authorize(request, "read"), request.app)
 
         async def app(scope: Any, receive: Any, send: Any) -> None:
-            scope[_PRINCIPAL] = principal
+            scope[_CALL] = call
             await self.manager.handle_request(scope, receive, send)
 
         return await ASGIContext(app, request, "").get_response()
@@ -248,208 +267,208 @@ class McpEndpoint:
 
     # ------------------------------------------------------------------------------ tools
 
-    def _add_tools(self) -> None:
-        app, server = self.app, self.server
-        reading = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-        writing = ToolAnnotations(read_only_hint=False, destructive_hint=False,
-                                  idempotent_hint=False, open_world_hint=False)
+def _add_tools(server: MCPServer) -> None:
+    """Registers the tools on ``server``: any app's, since each call finds its app (and its
+    caller) in the request (see _caller)."""
+    reading = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+    writing = ToolAnnotations(read_only_hint=False, destructive_hint=False,
+                              idempotent_hint=False, open_world_hint=False)
 
-        def limits() -> Limits:
-            return app[CONFIG].server.limits
+    @server.tool(annotations=reading)
+    @_answers_errors
+    async def list_drafts(ctx: Context, account: Account = None,
+                          status: StatusFilter = None,
+                          context_type: Context_ = None, context_id: Context_ = None,
+                          limit: Limit = 20,
+                          cursor: Annotated[str | None, Field(
+                              description="`next_cursor` of the previous page.")] = None,
+                          ) -> Annotated[CallToolResult, ExanteDraftList]:
+        """The account's drafts, newest first, a page at a time (`next_cursor` is null on
+        the last page). Each record has the draft's `uid`, recipients, subject, text,
+        `status` (draft, scheduled, awaiting_approval, rejected, sent...) and `approval`."""
+        call = _caller(ctx, "read")
+        query = DraftQuery(limit=check_limit(limit), after=decode_cursor(cursor),
+                           context_type=context_type, context_id=context_id,
+                           status=parse_status(status))
+        page = await call.app[DRAFTS].list(call.account(account), query)
+        return _result(ExanteDraftList(items=[render_draft(m) for m in page.items],
+                                       next_cursor=encode_cursor(page.next)))
 
-        def account_of(principal: Principal, account: str | None) -> AccountConfig:
-            return resolve_account(principal, account, "account")
+    @server.tool(annotations=reading)
+    @_answers_errors
+    async def get_draft(ctx: Context, draft_id: DraftId, account: Account = None
+                        ) -> Annotated[CallToolResult, ExanteDraft]:
+        """One draft's record, as it is now (also after a person edited it in a mail
+        client)."""
+        call = _caller(ctx, "read")
+        principal = call.principal
+        return _result(render_draft(await find_draft(call.app[DRAFTS], principal, _draft(draft_id), account)))
 
-        async def draft_of(principal: Principal, draft_id: UUID,
-                           account: str | None) -> StoredMessage:
-            return await find_draft(app[DRAFTS], principal, draft_id, account)
+    @server.tool(annotations=writing)
+    @_answers_errors
+    async def create_draft(ctx: Context, to: Recipients = None, cc: Recipients = None,
+                           bcc: Recipients = None, subject: str | None = None,
+                           body_text: str | None = None, body_html: str | None = None,
+                           context_type: Context_ = None, context_id: Context_ = None,
+                           planned_send_at: Planned = None, account: Account = None,
+                           idempotency_key: IdempotencyKey = None,
+                           ) -> Annotated[CallToolResult, ExanteDraft]:
+        """Writes a new draft into the account's Drafts folder (nothing is sent): its
+        record, with the `uid` that names it from now on."""
+        call = _caller(ctx, "write")
+        principal = call.principal
+        given = _given(to=to, cc=cc, bcc=bcc, subject=subject, body_text=body_text,
+                       body_html=body_html, context_type=context_type,
+                       context_id=context_id, planned_send_at=planned_send_at)
+        body = validate_body(ExanteDraftUpsert, given)
+        content = draft_content(draft_input(body), call.limits)
+        held = call.account(account)
+        key = _key(principal, idempotency_key, {**given, "account": str(held.id)})
+        draft, _created = await call.app[DRAFTS].create(held, content, idempotency_key=key)
+        return _result(render_draft(draft))
 
-        def holders(principal: Principal, account: str | None) -> list[AccountConfig]:
-            return [account_of(principal, account)] if account is not None \
-                else list(principal.accounts)
+    @server.tool(annotations=writing)
+    @_answers_errors
+    async def update_draft(ctx: Context, draft_id: DraftId, to: Recipients = None,
+                           cc: Recipients = None, bcc: Recipients = None,
+                           subject: str | None = None, body_text: str | None = None,
+                           body_html: str | None = None, context_type: Context_ = None,
+                           context_id: Context_ = None, planned_send_at: Planned = None,
+                           account: Account = None,
+                           ) -> Annotated[CallToolResult, ExanteDraft]:
+        """Changes the fields given; the others are kept (an empty list empties a
+        recipient field, an empty string a text field; planned_send_at "" unschedules
+        it). A draft awaiting approval, or approved, goes back to review: a person
+        approves what is sent."""
+        call = _caller(ctx, "write")
+        given = _given(to=to, cc=cc, bcc=bcc, subject=subject, body_text=body_text,
+                       body_html=body_html, context_type=context_type,
+                       context_id=context_id, planned_send_at=planned_send_at)
+        if planned_send_at == "":
+            given["planned_send_at"] = None  # a null clears it (no more planned time)
+        body = validate_body(ExanteDraftUpsert, given)
+        changes = draft_changes(draft_input(body), call.limits)
 
-        @server.tool(annotations=reading)
-        @_answers_errors
-        async def list_drafts(ctx: Context, account: Account = None,
-                              status: StatusFilter = None,
-                              context_type: Context_ = None, context_id: Context_ = None,
-                              limit: Limit = 20,
-                              cursor: Annotated[str | None, Field(
-                                  description="`next_cursor` of the previous page.")] = None,
-                              ) -> Annotated[CallToolResult, ExanteDraftList]:
-            """The account's drafts, newest first, a page at a time (`next_cursor` is null on
-            the last page). Each record has the draft's `uid`, recipients, subject, text,
-            `status` (draft, scheduled, awaiting_approval, rejected, sent...) and `approval`."""
-            principal = _caller(ctx, "read")
-            query = DraftQuery(limit=check_limit(limit), after=decode_cursor(cursor),
-                               context_type=context_type, context_id=context_id,
-                               status=parse_status(status))
-            page = await app[DRAFTS].list(account_of(principal, account), query)
-            return _result(ExanteDraftList(items=[render_draft(m) for m in page.items],
-                                           next_cursor=encode_cursor(page.next)))
+        ref = _draft(draft_id)
 
-        @server.tool(annotations=reading)
-        @_answers_errors
-        async def get_draft(ctx: Context, draft_id: DraftId, account: Account = None
-                            ) -> Annotated[CallToolResult, ExanteDraft]:
-            """One draft's record, as it is now (also after a person edited it in a mail
-            client)."""
-            principal = _caller(ctx, "read")
-            return _result(render_draft(await draft_of(principal, _draft(draft_id), account)))
+        async def update(held: AccountConfig) -> StoredMessage:
+            return await call.app[DRAFTS].replace(held, ref, changes)
 
-        @server.tool(annotations=writing)
-        @_answers_errors
-        async def create_draft(ctx: Context, to: Recipients = None, cc: Recipients = None,
-                               bcc: Recipients = None, subject: str | None = None,
-                               body_text: str | None = None, body_html: str | None = None,
-                               context_type: Context_ = None, context_id: Context_ = None,
-                               planned_send_at: Planned = None, account: Account = None,
-                               idempotency_key: IdempotencyKey = None,
-                               ) -> Annotated[CallToolResult, ExanteDraft]:
-            """Writes a new draft into the account's Drafts folder (nothing is sent): its
-            record, with the `uid` that names it from now on."""
-            principal = _caller(ctx, "write")
-            given = _given(to=to, cc=cc, bcc=bcc, subject=subject, body_text=body_text,
-                           body_html=body_html, context_type=context_type,
-                           context_id=context_id, planned_send_at=planned_send_at)
-            body = validate_body(ExanteDraftUpsert, given)
-            content = draft_content(draft_input(body), limits())
-            held = account_of(principal, account)
-            key = _key(principal, idempotency_key, {**given, "account": str(held.id)})
-            draft, _created = await app[DRAFTS].create(held, content, idempotency_key=key)
-            return _result(render_draft(draft))
+        return _result(render_draft(await call.app[DRAFTS].in_holder(
+            call.holders(account), ref, update)))
 
-        @server.tool(annotations=writing)
-        @_answers_errors
-        async def update_draft(ctx: Context, draft_id: DraftId, to: Recipients = None,
-                               cc: Recipients = None, bcc: Recipients = None,
-                               subject: str | None = None, body_text: str | None = None,
-                               body_html: str | None = None, context_type: Context_ = None,
-                               context_id: Context_ = None, planned_send_at: Planned = None,
-                               account: Account = None,
-                               ) -> Annotated[CallToolResult, ExanteDraft]:
-            """Changes the fields given; the others are kept (an empty list empties a
-            recipient field, an empty string a text field; planned_send_at "" unschedules
-            it). A draft awaiting approval, or approved, goes back to review: a person
-            approves what is sent."""
-            principal = _caller(ctx, "write")
-            given = _given(to=to, cc=cc, bcc=bcc, subject=subject, body_text=body_text,
-                           body_html=body_html, context_type=context_type,
-                           context_id=context_id, planned_send_at=planned_send_at)
-            if planned_send_at == "":
-                given["planned_send_at"] = None  # a null clears it (no more planned time)
-            body = validate_body(ExanteDraftUpsert, given)
-            changes = draft_changes(draft_input(body), limits())
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True,
+                                             idempotent_hint=False, open_world_hint=False))
+    @_answers_errors
+    async def delete_draft(ctx: Context, draft_id: DraftId, account: Account = None
+                           ) -> Annotated[CallToolResult, McpDraftDeleted]:
+        """Removes the draft from the Drafts folder. A draft being sent cannot be deleted."""
+        call = _caller(ctx, "write")
 
-            ref = _draft(draft_id)
+        ref = _draft(draft_id)
 
-            async def update(held: AccountConfig) -> StoredMessage:
-                return await app[DRAFTS].replace(held, ref, changes)
+        async def delete(held: AccountConfig) -> StoredMessage:
+            return await call.app[DRAFTS].delete(held, ref)
 
-            return _result(render_draft(await app[DRAFTS].in_holder(
-                holders(principal, account), ref, update)))
+        await call.app[DRAFTS].in_holder(call.holders(account), ref, delete)
+        return _result(McpDraftDeleted(uid=ref, deleted=True))
 
-        @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True,
-                                                 idempotent_hint=False, open_world_hint=False))
-        @_answers_errors
-        async def delete_draft(ctx: Context, draft_id: DraftId, account: Account = None
-                               ) -> Annotated[CallToolResult, McpDraftDeleted]:
-            """Removes the draft from the Drafts folder. A draft being sent cannot be deleted."""
-            principal = _caller(ctx, "write")
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
+                                             idempotent_hint=True, open_world_hint=True))
+    @_answers_errors
+    async def send_draft(ctx: Context, draft_id: DraftId, account: Account = None
+                         ) -> Annotated[CallToolResult, ExanteDraft]:
+        """Asks for the draft to be sent. With a token that may not send, or in an account
+        that requires approval, this puts it up for a person's approval: the record comes
+        back with status `awaiting_approval` and nothing is delivered until they approve
+        it (then `sent`, or `scheduled` with a planned time). Otherwise it is sent now,
+        exactly once (status `sent`). A later update sends it back to review."""
+        call = _caller(ctx, "write")
+        principal = call.principal
 
-            ref = _draft(draft_id)
+        ref = _draft(draft_id)
 
-            async def delete(held: AccountConfig) -> StoredMessage:
-                return await app[DRAFTS].delete(held, ref)
+        async def send(held: AccountConfig) -> tuple[StoredMessage, bool]:
+            return await call.app[APPROVALS].send_or_request(
+                held, ref, by=principal.name, may_send=principal.may("send"))
 
-            await app[DRAFTS].in_holder(holders(principal, account), ref, delete)
-            return _result(McpDraftDeleted(uid=ref, deleted=True))
+        draft, _sent = await call.app[DRAFTS].in_holder(call.holders(account), ref, send)
+        return _result(render_draft(draft))
 
-        @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
-                                                 idempotent_hint=True, open_world_hint=True))
-        @_answers_errors
-        async def send_draft(ctx: Context, draft_id: DraftId, account: Account = None
-                             ) -> Annotated[CallToolResult, ExanteDraft]:
-            """Asks for the draft to be sent. With a token that may not send, or in an account
-            that requires approval, this puts it up for a person's approval: the record comes
-            back with status `awaiting_approval` and nothing is delivered until they approve
-            it (then `sent`, or `scheduled` with a planned time). Otherwise it is sent now,
-            exactly once (status `sent`). A later update sends it back to review."""
-            principal = _caller(ctx, "write")
+    @server.tool(annotations=writing)
+    @_answers_errors
+    async def reply_draft(ctx: Context, message_uid: MessageUid, folder: Folder = "INBOX",
+                          body_text: Annotated[str | None, Field(
+                              description="Your answer, above the quoted original.")] = None,
+                          body_html: str | None = None,
+                          reply_all: Annotated[bool, Field(
+                              description="Also to everybody the original went to.")] = False,
+                          include_original: Annotated[bool, Field(
+                              description="Quote the original below.")] = True,
+                          context_type: Context_ = None, context_id: Context_ = None,
+                          planned_send_at: Planned = None, account: Account = None,
+                          idempotency_key: IdempotencyKey = None,
+                          ) -> Annotated[CallToolResult, ExanteDraft]:
+        """A draft answering a received message (found with list_emails): addressed to its
+        sender (and its other recipients with reply_all), `Re:` subject, threaded. It is
+        a draft like any other: review, update_draft, send_draft."""
+        call = _caller(ctx, "write")
+        principal = call.principal
+        given = _given(message_uid=_uid(message_uid, "message_uid"), folder=folder,
+                       body_text=body_text, body_html=body_html, reply_all=reply_all,
+                       include_original=include_original, context_type=context_type,
+                       context_id=context_id, planned_send_at=planned_send_at)
+        body = validate_body(ExanteReplyDraft, given)
+        held = call.account(account)
+        draft = await answer_draft(call.app[MESSAGES], held, body, call.limits, _key(
+            principal, idempotency_key, {**given, "account": str(held.id)}))
+        return _result(render_draft(draft))
 
-            ref = _draft(draft_id)
+    @server.tool(annotations=reading)
+    @_answers_errors
+    async def list_emails(ctx: Context, folder: Folder = "INBOX", limit: Limit = 20,
+                          account: Account = None
+                          ) -> Annotated[CallToolResult, McpEmailList]:
+        """The newest messages of a folder (INBOX by default), newest first: sender,
+        subject, date, whether read, and a snippet. get_email reads one whole."""
+        call = _caller(ctx, "read")
+        held = call.account(account)
+        messages = call.app[MESSAGES]
+        name = await messages.folder_named(held, folder)
+        page = await messages.list_folder(held, name, check_limit(limit))
+        return _result(McpEmailList(
+            account=held.email, folder=name, total=page.total,
+            emails=[McpEmailSummary.model_validate(_email_summary(m)) for m in page.items]))
 
-            async def send(held: AccountConfig) -> tuple[StoredMessage, bool]:
-                return await app[APPROVALS].send_or_request(
-                    held, ref, by=principal.name, may_send=principal.may("send"))
+    @server.tool(annotations=reading)
+    @_answers_errors
+    async def get_email(ctx: Context, uid: MessageUid, folder: Folder = "INBOX",
+                        account: Account = None) -> Annotated[CallToolResult, McpEmail]:
+        """One message, whole: its text and html, recipients (Bcc only in Drafts and
+        Sent) and attachments (names, types, sizes)."""
+        call = _caller(ctx, "read")
+        held = call.account(account)
+        messages = call.app[MESSAGES]
+        name = await messages.folder_named(held, folder)
+        m = await messages.get(held, name, _uid(uid, "uid"))
+        c = m.content
+        with_bcc = await messages.holds_own_mail(held, name)
+        return _result(McpEmail.model_validate({
+            **_email_summary(m), "folder": name, "cc": [format_address(a) for a in c.cc],
+            "bcc": [format_address(a) for a in c.bcc] if with_bcc else None,
+            "body_text": c.text, "body_html": c.html, "in_reply_to": message_id(c.in_reply_to),
+            "attachments": [ExanteAttachmentOut(filename=a.filename,
+                                                content_type=a.content_type, size=a.size)
+                            for a in m.attachments]}))
 
-            draft, _sent = await app[DRAFTS].in_holder(holders(principal, account), ref, send)
-            return _result(render_draft(draft))
 
-        @server.tool(annotations=writing)
-        @_answers_errors
-        async def reply_draft(ctx: Context, message_uid: MessageUid, folder: Folder = "INBOX",
-                              body_text: Annotated[str | None, Field(
-                                  description="Your answer, above the quoted original.")] = None,
-                              body_html: str | None = None,
-                              reply_all: Annotated[bool, Field(
-                                  description="Also to everybody the original went to.")] = False,
-                              include_original: Annotated[bool, Field(
-                                  description="Quote the original below.")] = True,
-                              context_type: Context_ = None, context_id: Context_ = None,
-                              planned_send_at: Planned = None, account: Account = None,
-                              idempotency_key: IdempotencyKey = None,
-                              ) -> Annotated[CallToolResult, ExanteDraft]:
-            """A draft answering a received message (found with list_emails): addressed to its
-            sender (and its other recipients with reply_all), `Re:` subject, threaded. It is
-            a draft like any other: review, update_draft, send_draft."""
-            principal = _caller(ctx, "write")
-            given = _given(message_uid=_uid(message_uid, "message_uid"), folder=folder,
-                           body_text=body_text, body_html=body_html, reply_all=reply_all,
-                           include_original=include_original, context_type=context_type,
-                           context_id=context_id, planned_send_at=planned_send_at)
-            body = validate_body(ExanteReplyDraft, given)
-            held = account_of(principal, account)
-            draft = await answer_draft(app[MESSAGES], held, body, limits(), _key(
-                principal, idempotency_key, {**given, "account": str(held.id)}))
-            return _result(render_draft(draft))
-
-        @server.tool(annotations=reading)
-        @_answers_errors
-        async def list_emails(ctx: Context, folder: Folder = "INBOX", limit: Limit = 20,
-                              account: Account = None
-                              ) -> Annotated[CallToolResult, McpEmailList]:
-            """The newest messages of a folder (INBOX by default), newest first: sender,
-            subject, date, whether read, and a snippet. get_email reads one whole."""
-            principal = _caller(ctx, "read")
-            held = account_of(principal, account)
-            messages = app[MESSAGES]
-            name = await messages.folder_named(held, folder)
-            page = await messages.list_folder(held, name, check_limit(limit))
-            return _result(McpEmailList(
-                account=held.email, folder=name, total=page.total,
-                emails=[McpEmailSummary.model_validate(_email_summary(m)) for m in page.items]))
-
-        @server.tool(annotations=reading)
-        @_answers_errors
-        async def get_email(ctx: Context, uid: MessageUid, folder: Folder = "INBOX",
-                            account: Account = None) -> Annotated[CallToolResult, McpEmail]:
-            """One message, whole: its text and html, recipients (Bcc only in Drafts and
-            Sent) and attachments (names, types, sizes)."""
-            principal = _caller(ctx, "read")
-            held = account_of(principal, account)
-            messages = app[MESSAGES]
-            name = await messages.folder_named(held, folder)
-            m = await messages.get(held, name, _uid(uid, "uid"))
-            c = m.content
-            with_bcc = await messages.holds_own_mail(held, name)
-            return _result(McpEmail.model_validate({
-                **_email_summary(m), "folder": name, "cc": [format_address(a) for a in c.cc],
-                "bcc": [format_address(a) for a in c.bcc] if with_bcc else None,
-                "body_text": c.text, "body_html": c.html, "in_reply_to": message_id(c.in_reply_to),
-                "attachments": [ExanteAttachmentOut(filename=a.filename,
-                                                    content_type=a.content_type, size=a.size)
-                                for a in m.attachments]}))
+@functools.cache
+def mcp_server() -> MCPServer:
+    """The MCP server and its tools, built once per process (making the tools' schemas takes
+    about 20 ms) and shared by every app, each with its own session manager."""
+    server: MCPServer = MCPServer("mailbridge", version=__version__, instructions=INSTRUCTIONS)
+    _add_tools(server)
+    return server
 
 
 ENDPOINT = web.AppKey("mcp", McpEndpoint)
