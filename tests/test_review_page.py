@@ -196,6 +196,13 @@ async def test_an_agents_draft_is_found_edited_and_approved_on_the_page(
     await expect(page.get_by_label("Bcc", exact=True)).to_have_value(CATCHALL)
     await expect(view.locator("#envelope")).to_have_text(f"{BOB}, {CATCHALL}")
     await expect(view.locator("#attachments")).to_contain_text("terms.txt (text/plain, 5 Bytes)")
+    async with page.expect_download() as downloading:
+        await press(page, "Download terms.txt")
+    downloaded = await downloading.value
+    assert downloaded.suggested_filename == "terms.txt"
+    with open(await downloaded.path(), "rb") as saved:  # noqa: ASYNC230 (a 5-byte file)
+        assert saved.read() == b"Terms"
+    await expect(page.locator("#status")).to_have_text("Downloaded terms.txt.")
     await expect(view).to_contain_text("asked for by agent")
     await expect(page.get_by_label("Text", exact=True)).to_have_value("v1 by the agent")
     os.makedirs(OUTPUT, exist_ok=True)

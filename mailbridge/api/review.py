@@ -10,8 +10,9 @@ with it, rendered here from the same draft records as dialect 2's:
   account, status, age and context (a link where ``[review] context_links`` has one); an
   account that cannot be read is named with the reason, the others are shown;
 - ``GET /review/drafts/{uid}``: one draft with its ETag, its text in a form, its HTML version
-  in a sandboxed frame that loads nothing remote, its attachments and the exact envelope
-  recipients (Bcc included).
+  in a sandboxed frame that loads nothing remote, its attachments (each downloaded through
+  dialect 1's attachment call, with the token) and the exact envelope recipients (Bcc
+  included).
 
 The reviewer's actions go to the API itself (update, approve, reject of dialect 2), each with
 the draft's ETag in If-Match: a page that is no longer current (someone else saved the draft,
@@ -172,7 +173,7 @@ async def draft_fragment(request: web.Request) -> web.Response:
                 f'Policy" content="{HTML_CSP}">{d.body_html}'
                 if d.body_html else "")
     response = _html(
-        "review_draft.html", d=d, etag=m.etag, envelope=envelope,
+        "review_draft.html", d=d, etag=m.etag, imap_uid=m.uid, envelope=envelope,
         envelope_problem=envelope_problem, context=context, context_url=context_url,
         html_doc=html_doc, editable=principal.may("write") and m.status in REVIEWABLE,
         approvable=principal.may("approve") and m.status in REVIEWABLE,

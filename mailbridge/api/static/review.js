@@ -25,6 +25,7 @@
     options = options || {};
     var headers = { "Authorization": "Bearer " + token() };
     if (options.etag) { headers["If-Match"] = options.etag; }
+    if (options.accept) { headers["Accept"] = options.accept; }
     if (options.body !== undefined) { headers["Content-Type"] = "application/json"; }
     return fetch(path, {
       method: method, headers: headers, cache: "no-store", credentials: "omit",
@@ -200,6 +201,34 @@
       });
   }
 
+  // An attachment, fetched with the token (a plain link could not carry it) and handed to the
+  // browser as a download: from the draft's current message, by its place in the message.
+  function download(button) {
+    var article = view();
+    var path = "api/v1/emails/" + article.dataset.imapUid + "/attachments/" +
+      button.dataset.attachment + "?folder=Drafts&account=" + encodeURIComponent(article.dataset.account);
+    return call("GET", path, { accept: "application/octet-stream" }).then(function (response) {
+      if (!response.ok) {
+        return refused(response).then(function (done) {
+          if (done) { return; }
+          if (response.status === 404) { stale("downloaded"); return; }
+          return problem(response).then(function (m) { say("Not downloaded: " + m, "error"); });
+        });
+      }
+      return response.blob().then(function (blob) {
+        var url = URL.createObjectURL(blob);
+        var link = document.createElement("a");
+        link.href = url;
+        link.download = button.dataset.filename;
+        document.body.appendChild(link);
+        link.click();
+        link.remove();
+        setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+        say("Downloaded " + button.dataset.filename + ".", "done");
+      });
+    });
+  }
+
   pane.addEventListener("submit", function (event) {
     event.preventDefault();
     var form = event.target, article = view();
@@ -223,6 +252,7 @@
   document.addEventListener("click", function (event) {
     var target = event.target;
     if (target.closest("[data-close]")) { event.preventDefault(); closeDraft(); }
+    else if (target.closest("[data-attachment]")) { download(target.closest("[data-attachment]")); }
     else if (target.closest("[data-reload]")) {
       openDraft(view().dataset.uid, true).then(function () { say("This is the current version."); });
     }
