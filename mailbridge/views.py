@@ -122,6 +122,12 @@ class StoredMessage:
         return snippet(self.parsed.content)
 
     @property
+    def date(self) -> datetime:
+        """The message's date as lists show it: its Date header, else the server's arrival
+        time (INTERNALDATE) when the header is missing or unreadable."""
+        return self.parsed.date or self.internaldate or self.created_at
+
+    @property
     def created_at(self) -> datetime:
         if self.parsed.state is not None:
             return self.parsed.state.created_at

@@ -342,6 +342,30 @@ async def test_two_reviewers_a_reload_a_rejection_and_an_agent(dev: Dev, browser
     await expect(reviewer.get_by_label("Reason for rejecting", exact=True)).to_have_count(1)
 
 
+async def test_an_attachment_of_a_version_that_is_gone_is_not_downloaded(
+        dev: Dev, browser: Browser) -> None:
+    subject = f"Attached {uuid.uuid4().hex[:8]}"
+    draft = await dev.agent_asks(subject, attachments=[{
+        "filename": "old.txt", "content_type": "text/plain",
+        "data_base64": base64.b64encode(b"Old").decode()}])
+    page = await signed_in(browser, dev, DEV_TOKEN)
+    await open_by_keyboard(page, subject)
+    # the agent replaces the draft (and its attachment) while the page shows the old version
+    status, _ = await dev.call("POST", "/api/email/drafts", AGENT_TOKEN, {
+        "uid": draft, "attachments": [{"filename": "new.txt", "content_type": "text/plain",
+                                       "data_base64": base64.b64encode(b"New").decode()}]})
+    assert status == 200
+    downloads: list[Any] = []
+    page.on("download", lambda d: downloads.append(d))
+    await press(page, "Download old.txt")
+    await expect(page.locator("#status")).to_have_text(
+        "Not downloaded: the draft changed since you opened it.")
+    await expect(page.get_by_role("alert")).to_contain_text("Nothing was downloaded")
+    assert downloads == []
+    await page.get_by_role("alert").get_by_role("button").press("Enter")
+    await expect(page.locator("#attachments")).to_contain_text("new.txt")
+
+
 async def test_an_approved_draft_edited_on_the_page_goes_back_to_review(
         dev: Dev, browser: Browser) -> None:
     subject = f"Later {uuid.uuid4().hex[:8]}"

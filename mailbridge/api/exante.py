@@ -62,6 +62,12 @@ from mailbridge.views import DraftQuery, StoredMessage
 PREFIX = "/api/email"
 
 
+def attachments_out(m: StoredMessage) -> list[ExanteAttachmentOut]:
+    """The message's attachments as dialect 2 (and the MCP tools) show them."""
+    return [ExanteAttachmentOut(filename=a.filename, content_type=a.content_type, size=a.size)
+            for a in m.attachments]
+
+
 # wire name -> DraftContent field
 def render_draft(m: StoredMessage) -> ExanteDraft:
     c = m.content
@@ -70,8 +76,7 @@ def render_draft(m: StoredMessage) -> ExanteDraft:
         to=[format_address(a) for a in c.to], cc=[format_address(a) for a in c.cc],
         bcc=[format_address(a) for a in c.bcc],
         subject=c.subject, body_text=c.text, body_html=c.html,
-        attachments=[ExanteAttachmentOut(filename=a.filename, content_type=a.content_type,
-                                         size=a.size) for a in m.attachments],
+        attachments=attachments_out(m),
         context_type=c.context_type, context_id=c.context_id,
         planned_send_at=c.planned_send_at, status=m.status, last_error=m.last_error,
         message_id=message_id(m.parsed.message_id), created_at=m.created_at,

@@ -43,7 +43,7 @@ from mailbridge.api.conversion import (
     format_address,
     message_id,
 )
-from mailbridge.api.exante import answer_draft, find_draft, render_draft
+from mailbridge.api.exante import answer_draft, attachments_out, find_draft, render_draft
 from mailbridge.api.keys import APPROVALS, CONFIG, DRAFTS, MESSAGES
 from mailbridge.api.params import (
     MAX_LIMIT,
@@ -57,7 +57,6 @@ from mailbridge.api.params import (
     scoped_key,
 )
 from mailbridge.api.schemas import (
-    ExanteAttachmentOut,
     ExanteDraft,
     ExanteDraftList,
     ExanteDraftUpsert,
@@ -213,7 +212,7 @@ def _email_summary(m: StoredMessage) -> dict[str, Any]:
     return {"uid": m.uid, "message_id": message_id(m.parsed.message_id),
             "from": format_address(m.parsed.sender) if m.parsed.sender is not None else "",
             "to": [format_address(a) for a in c.to], "subject": c.subject,
-            "date": m.parsed.date or m.internaldate or m.created_at, "seen": m.seen,
+            "date": m.date, "seen": m.seen,
             "has_attachments": m.has_attachments, "snippet": m.snippet}
 
 
@@ -457,9 +456,7 @@ def _add_tools(server: MCPServer) -> None:
             **_email_summary(m), "folder": name, "cc": [format_address(a) for a in c.cc],
             "bcc": [format_address(a) for a in c.bcc] if with_bcc else None,
             "body_text": c.text, "body_html": c.html, "in_reply_to": message_id(c.in_reply_to),
-            "attachments": [ExanteAttachmentOut(filename=a.filename,
-                                                content_type=a.content_type, size=a.size)
-                            for a in m.attachments]}))
+            "attachments": attachments_out(m)}))
 
 
 @functools.cache

@@ -54,8 +54,7 @@ def summary(m: StoredMessage) -> dict[str, Any]:
         "uid": m.uid, "message_id": message_id(m.parsed.message_id) or "",
         "from_": address(m.parsed.sender) if m.parsed.sender is not None else "",
         "to": [address(a) for a in c.to], "subject": c.subject,
-        # the server's arrival time when the Date header is missing or unreadable
-        "date": m.parsed.date or m.internaldate or m.created_at, "seen": m.seen,
+        "date": m.date, "seen": m.seen,
         "has_attachments": m.has_attachments, "snippet": m.snippet, "flags": list(m.flags),
     }
 
